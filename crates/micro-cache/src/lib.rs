@@ -1,0 +1,34 @@
+//! The embedding cache: preference pairs and their frozen-backbone vectors, in the ArmoRM/MiCRo
+//! key layout, so embeddings made elsewhere can be brought as they are.
+//!
+//! A cache is a folder with `embeddings.safetensors` (`chosen_embeddings`, `rejected_embeddings`,
+//! `prompt_embeddings`, each `[n, d]`, f32/f16/bf16; optionally `chosen_scores`/`rejected_scores`),
+//! `pairs.jsonl` (row `i` is pair `i`) and `meta.json` ([`CacheMeta`]). The principal type is
+//! [`EmbeddingCache`].
+//!
+//! ```
+//! use micro_cache::{EmbeddingCache, CacheMeta, Dtype, Matrix};
+//! use micro_data::PrefPair;
+//! let dir = tempfile::tempdir().unwrap();
+//! let pairs = vec![PrefPair::new("q", "good", "bad")];
+//! let m = |v: f32| Matrix::new(1, 2, vec![v, v]);
+//! let cache = EmbeddingCache::new(CacheMeta::default(), pairs, m(1.0), m(0.5), m(0.0)).unwrap();
+//! cache.save(dir.path(), Dtype::F16).unwrap();
+//! let back = EmbeddingCache::load(dir.path()).unwrap();
+//! assert_eq!(back.diff().data, vec![0.5, 0.5]);
+//! assert_eq!(back.meta.dtype, Dtype::F16);
+//! ```
+
+mod cache;
+mod error;
+mod matrix;
+mod meta;
+pub mod tensors;
+
+pub use cache::{
+    pairs_hash, EmbeddingCache, TrainingArrays, CHOSEN, CHOSEN_SCORES, EMBEDDINGS_FILE, META_FILE, PAIRS_FILE, PROMPT,
+    REJECTED, REJECTED_SCORES,
+};
+pub use error::{CacheError, Result};
+pub use matrix::Matrix;
+pub use meta::{Backbone, CacheMeta, Dtype};

@@ -1,0 +1,13 @@
+//! One module per subcommand (or family of subcommands).
+
+pub mod adapt;
+pub mod bench;
+pub mod data;
+pub mod demo;
+pub mod embed;
+pub mod eval;
+pub mod heads;
+pub mod report;
+pub mod serve;
+pub mod synth;
+pub mod train;

@@ -1,0 +1,53 @@
+//! Errors that name the file, the line and the field, so a user can fix their data.
+
+use std::path::{Path, PathBuf};
+
+/// Where in the input something went wrong.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    /// 1-based line (JSONL) or row (Parquet) number.
+    pub line: Option<usize>,
+    pub field: Option<String>,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " field `{field}`")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{at}: {message}")]
+    Invalid { at: Location, message: String },
+    #[error("{path}: no preference pairs found ({hint})")]
+    Empty { path: PathBuf, hint: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DataError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io { path: path.to_path_buf(), source }
+    }
+
+    /// An invalid value at `path:line`, optionally in `field`.
+    pub fn invalid(path: &Path, line: Option<usize>, field: Option<&str>, message: impl Into<String>) -> Self {
+        DataError::Invalid {
+            at: Location { path: path.to_path_buf(), line, field: field.map(str::to_string) },
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, DataError>;
