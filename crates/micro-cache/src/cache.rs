@@ -131,6 +131,11 @@ impl EmbeddingCache {
         (0..self.pairs.len()).filter(|&i| keep(&self.pairs[i])).collect()
     }
 
+    /// The training view of an in-memory cache (copies the prompt array).
+    pub fn training_arrays(&self) -> TrainingArrays {
+        TrainingArrays { meta: self.meta.clone(), pairs: self.pairs.clone(), diff: self.diff(), prompt: self.prompt.clone() }
+    }
+
     /// h_w - h_l for every pair: all the heads ever need.
     pub fn diff(&self) -> Matrix {
         let data = self.chosen.data.iter().zip(&self.rejected.data).map(|(c, r)| c - r).collect();

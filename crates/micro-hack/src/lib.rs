@@ -1,0 +1,1 @@
+//! Build-time only: see Cargo.toml. Unifies dependency features across the workspace.
