@@ -26,8 +26,13 @@ impl std::fmt::Display for Location {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The I/O error is part of the message rather than a `source`, so that printing the
+    /// whole cause chain (as the CLI does) does not repeat it.
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{at}: {message}")]
     Invalid { at: Location, message: String },
     #[error("{path}: no preference pairs found ({hint})")]
@@ -37,14 +42,26 @@ pub enum DataError {
 }
 
 impl DataError {
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
-        DataError::Io { path: path.to_path_buf(), source }
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
     }
 
     /// An invalid value at `path:line`, optionally in `field`.
-    pub fn invalid(path: &Path, line: Option<usize>, field: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        path: &Path,
+        line: Option<usize>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         DataError::Invalid {
-            at: Location { path: path.to_path_buf(), line, field: field.map(str::to_string) },
+            at: Location {
+                path: path.to_path_buf(),
+                line,
+                field: field.map(str::to_string),
+            },
             message: message.into(),
         }
     }

@@ -22,21 +22,13 @@ pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     }
 }
 
-/// Reads every non-blank line of a JSONL(.gz) file as a JSON value, calling `f(line_no, value)`.
-/// A truncated gzip stream or invalid JSON is an error naming the file and line.
+/// Reads every record of a JSONL(.gz) file (or a Parquet/Arrow file, see [`crate::record`])
+/// as a JSON value, calling `f(line_no, value)`. Blank lines are skipped; a truncated gzip
+/// stream or invalid JSON is an error naming the file and line.
 pub fn for_each_value(path: &Path, mut f: impl FnMut(usize, Value) -> Result<()>) -> Result<()> {
-    let reader = open_text(path)?;
-    for (i, line) in reader.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(|e| {
-            DataError::invalid(path, Some(line_no), None, format!("cannot read: {e} (truncated or corrupt file?)"))
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value = serde_json::from_str(&line)
-            .map_err(|e| DataError::invalid(path, Some(line_no), None, format!("invalid JSON: {e}")))?;
-        f(line_no, value)?;
+    for record in crate::record::records(path)? {
+        let record = record?;
+        f(record.line, record.value)?;
     }
     Ok(())
 }
@@ -49,7 +41,10 @@ pub fn read_pairs(path: &Path) -> Result<Vec<PrefPair>> {
         Ok(())
     })?;
     if pairs.is_empty() {
-        return Err(DataError::Empty { path: path.to_path_buf(), hint: "the file has no JSON lines".into() });
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+            hint: "the file has no JSON lines".into(),
+        });
     }
     Ok(pairs)
 }

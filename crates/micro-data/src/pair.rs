@@ -11,7 +11,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Message { role: role.into(), content: content.into() }
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -108,7 +111,11 @@ pub struct PrefPair {
 
 impl PrefPair {
     /// A pair with only the three required fields set.
-    pub fn new(prompt: impl Into<String>, chosen: impl Into<String>, rejected: impl Into<String>) -> Self {
+    pub fn new(
+        prompt: impl Into<String>,
+        chosen: impl Into<String>,
+        rejected: impl Into<String>,
+    ) -> Self {
         PrefPair {
             prompt: Prompt::Text(prompt.into()),
             chosen: chosen.into(),

@@ -1,0 +1,150 @@
+//! The built-in multi-user preference set: real questions and answers, simulated users.
+//!
+//! No multi-user preference set can be downloaded here, so this module simulates users over
+//! real text, in the open. The text is chatterbot-corpus 1.3.3 (PyPI `chatterbot-corpus`, BSD
+//! licence): 21 topic files of English question/answer exchanges, fetched by
+//! `scripts/fetch-assets.sh corpus` into `$MICRO_HOME/corpus/chatterbot/english`
+//! (`MICRO_HOME` defaults to `~/.cache/micro`).
+//!
+//! # Text
+//! Each conversation contributes its first exchange (first turn = question, second = answer);
+//! later turns are ignored because the corpus uses them inconsistently (alternative answers in
+//! `emotion.yml`, a continuing dialogue in `conversations.yml`), and entries without two text
+//! turns (one bare string in `trivia.yml`) are skipped. Whitespace is normalised and exact
+//! duplicates dropped (`tech_support.yml` repeats ten exchanges ~100 times each), leaving
+//! about 900 exchanges, 750 distinct questions and 870 distinct answers. A topic is the first
+//! `categories:` entry of its file. Questions equal up to case and a trailing `?`, `.` or `!`
+//! are one prompt.
+//!
+//! Every prompt is a real question. For each, [`BuiltinOptions::candidates_per_prompt`] (6)
+//! real answers are drawn: one of the question's own answers, one other answer of the same
+//! topic, one answer from each of the two domains below that the question is not in, and random
+//! answers of other topics for the rest. Each user's pairs come from these candidates, so a
+//! prompt's responses are shared by all users and embedded once.
+//!
+//! # Users
+//! Seven user types. `user_id` and `attribute` are the name, `context` the sentence. Three
+//! pairs of users reverse each other on exactly the same (prompt, response, response) triples,
+//! as in RPR: for any one reward model that does not read the context, the accuracies on two
+//! opposite users sum to at most 1 (50% on average), while a head per direction and a router
+//! reading the context can serve both.
+//!
+//! | user | context | rater: prefers | indifferent (pair dropped) when |
+//! |---|---|---|---|
+//! | `concise` | "I am in a hurry: I prefer the shortest reply that does the job, with no extra words." | fewer words | the longer reply has fewer than 2x the words or fewer than 5 more words, or the two differ in informal markers |
+//! | `detailed` | "I like thorough replies: the longer and more elaborate the answer, with extra explanation, the better." | more words (reverse of `concise`) | as `concise` |
+//! | `formal` | "I expect a formal, professional register: no contractions, no exclamation marks, no emoticons or slang." | fewer informal markers | same number of markers, or the pair is one `concise` judges (so register pairs have comparable lengths) |
+//! | `playful` | "I enjoy a casual, chatty tone: contractions, exclamation marks and a bit of slang make a reply feel friendly." | more informal markers (reverse of `formal`) | as `formal` |
+//! | `tech_fan` | "I am a technology enthusiast: I prefer replies about computers, programming, artificial intelligence and science." | the reply from a tech topic (AI, computers, coding, science, tech support) over one from a culture topic | not one tech and one culture reply |
+//! | `culture_fan` | "I love culture and society: I prefer replies about history, literature, movies, politics, sports, food, money and psychology." | the culture reply (reverse of `tech_fan`) | as `tech_fan` |
+//! | `relevant` | "Stay on point: the reply must directly answer the question I asked rather than change the subject." | the question's own answer over an answer from another topic | anything else (a same-topic answer is neither relevant nor unrelated) |
+//!
+//! Words are whitespace-separated tokens. Informal markers are counted as: each contraction
+//! (a word ending in `n't`, `'m`, `'re`, `'ve`, `'ll`, `'d`, or one of `it's that's what's
+//! there's here's he's she's let's who's where's how's`; curly apostrophes count), each `!`,
+//! each emoticon token (`:) :-) ;) ;-) :( :-( :D :P :p xD <3`) and each slang word
+//! ([`raters::SLANG`]: yeah, yep, gonna, lol, okay, ...). Capitalisation is deliberately not a
+//! formality cue: all-MiniLM-L6-v2 lower-cases its input, so no reward head on its embeddings
+//! could see it. The length and register raters never judge the same pair, so their heads must
+//! learn different directions.
+//!
+//! # Learnability
+//! Length, register and domain are properties of the response text that sentence embeddings of
+//! prompt + response carry, so a linear head can learn each. Relevance depends on the prompt
+//! and the response together, which a linear head on one joint embedding captures only in
+//! part; expect `relevant` to be the hardest user for every method. Measured on seed 0 with
+//! all-MiniLM-L6-v2 embeddings of prompt + response and one logistic-regression head per user
+//! (test split): concise/detailed 0.96, formal/playful 0.93, tech_fan/culture_fan 0.96,
+//! relevant 0.80; one head for all users: 0.66/0.34, 0.63/0.37, 0.50/0.50 and 0.80.
+//!
+//! # Sizes and split
+//! Each criterion's decisive pairs are shuffled and taken round-robin over prompts (each
+//! prompt's first pair before any prompt's second) up to [`BuiltinOptions::pairs_per_user`]
+//! (600), so users are balanced: 7 x 600 = 4,200 pairs over 2,400 distinct triples, 746
+//! prompts, about 3,200 distinct prompt + response texts (the reward features of an encoder) and
+//! about 4,000 distinct context + prompt texts (the router inputs): some 7,200 texts to embed.
+//! Prompts are split train/test 80/20 by a seeded
+//! shuffle, so no prompt is in both splits; every pair carries its `split`.
+//! `chosen_rating`/`rejected_rating` are the rater's score for each reply, higher preferred by
+//! that user (`concise`: minus the word count; `detailed`: the word count; `formal`: minus the
+//! marker count; `playful`: the marker count; fans: 1 for their domain, 0 for the other;
+//! `relevant`: 2 own answer, 0 other topic). The same seed gives the same pairs.
+//!
+//! ```no_run
+//! use micro_data::builtin::{build, BuiltinOptions};
+//! let pairs = build(&BuiltinOptions { seed: 7, ..Default::default() })?;
+//! assert!(pairs.iter().all(|p| p.context.is_some() && p.split.is_some()));
+//! # Ok::<(), micro_data::DataError>(())
+//! ```
+
+pub mod candidates;
+pub mod corpus;
+pub mod raters;
+mod select;
+
+use std::path::PathBuf;
+
+pub use corpus::{default_corpus_dir, load_corpus, Corpus, Exchange, FETCH_HINT};
+pub use raters::{Criterion, UserType, USER_TYPES};
+
+use crate::{DataError, PrefPair, Result};
+
+/// How to build the built-in set.
+#[derive(Clone, Debug)]
+pub struct BuiltinOptions {
+    /// Folder holding the chatterbot-corpus `*.yml` files; `None` means
+    /// `$MICRO_HOME/corpus/chatterbot/english` (default `MICRO_HOME` = `~/.cache/micro`).
+    pub corpus_dir: Option<PathBuf>,
+    /// Seed for candidate sampling, pair selection and the train/test split.
+    pub seed: u64,
+    /// Pairs per user type (fewer only if the corpus has fewer decisive pairs).
+    pub pairs_per_user: usize,
+    /// Fraction of prompts in the test split.
+    pub test_fraction: f64,
+    /// Candidate responses drawn per prompt (at least 3).
+    pub candidates_per_prompt: usize,
+}
+
+impl Default for BuiltinOptions {
+    fn default() -> Self {
+        BuiltinOptions {
+            corpus_dir: None,
+            seed: 0,
+            pairs_per_user: 600,
+            test_fraction: 0.2,
+            candidates_per_prompt: 6,
+        }
+    }
+}
+
+/// Builds the built-in preference pairs (see the module docs for what they are).
+pub fn build(opts: &BuiltinOptions) -> Result<Vec<PrefPair>> {
+    check(opts)?;
+    let dir = match &opts.corpus_dir {
+        Some(d) => d.clone(),
+        None => default_corpus_dir()?,
+    };
+    let corpus = load_corpus(&dir)?;
+    Ok(select::pairs_from_corpus(&corpus, opts))
+}
+
+fn check(opts: &BuiltinOptions) -> Result<()> {
+    if !(opts.test_fraction > 0.0 && opts.test_fraction < 1.0) {
+        return Err(DataError::Other(format!(
+            "builtin test fraction must be strictly between 0 and 1, got {}",
+            opts.test_fraction
+        )));
+    }
+    if opts.candidates_per_prompt < 3 {
+        return Err(DataError::Other(format!(
+            "builtin needs at least 3 candidates per prompt, got {}",
+            opts.candidates_per_prompt
+        )));
+    }
+    if opts.pairs_per_user == 0 {
+        return Err(DataError::Other(
+            "builtin pairs per user must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}

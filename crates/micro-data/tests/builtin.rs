@@ -1,0 +1,271 @@
+//! The built-in multi-user set, built from the real chatterbot corpus at its default location
+//! (CI runs `scripts/fetch-assets.sh corpus` first).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use micro_data::builtin::candidates::question_key;
+use micro_data::builtin::corpus::parse_topic_file;
+use micro_data::builtin::raters::{informal_markers, word_count};
+use micro_data::builtin::{build, default_corpus_dir, load_corpus, BuiltinOptions, USER_TYPES};
+use micro_data::{PrefPair, Split};
+
+fn corpus_dir() -> std::path::PathBuf {
+    let dir = default_corpus_dir().expect("MICRO_HOME or HOME must be set to find the corpus");
+    assert!(
+        dir.join("trivia.yml").is_file(),
+        "chatterbot corpus missing at {}: run `scripts/fetch-assets.sh corpus` first",
+        dir.display()
+    );
+    dir
+}
+
+fn default_pairs() -> &'static [PrefPair] {
+    static PAIRS: OnceLock<Vec<PrefPair>> = OnceLock::new();
+    PAIRS.get_or_init(|| {
+        let opts = BuiltinOptions {
+            corpus_dir: Some(corpus_dir()),
+            ..Default::default()
+        };
+        build(&opts).unwrap_or_else(|e| panic!("building the built-in set failed: {e}"))
+    })
+}
+
+fn by_user(pairs: &[PrefPair]) -> BTreeMap<&str, Vec<&PrefPair>> {
+    let mut m: BTreeMap<&str, Vec<&PrefPair>> = BTreeMap::new();
+    for p in pairs {
+        m.entry(p.user_id.as_deref().expect("user_id set"))
+            .or_default()
+            .push(p);
+    }
+    m
+}
+
+fn triple(p: &PrefPair) -> (String, String, String) {
+    (p.prompt.to_text(), p.chosen.clone(), p.rejected.clone())
+}
+
+#[test]
+fn same_seed_same_pairs_other_seed_other_pairs() {
+    let a = default_pairs();
+    let opts = BuiltinOptions {
+        corpus_dir: Some(corpus_dir()),
+        ..Default::default()
+    };
+    assert_eq!(a, build(&opts).expect("build").as_slice());
+    let other = build(&BuiltinOptions { seed: 1, ..opts }).expect("build");
+    assert_ne!(a, other.as_slice());
+}
+
+#[test]
+fn users_are_balanced_and_in_both_splits() {
+    let users = by_user(default_pairs());
+    assert_eq!(users.len(), USER_TYPES.len());
+    for (name, pairs) in &users {
+        assert_eq!(pairs.len(), 600, "user {name}");
+        let test = pairs
+            .iter()
+            .filter(|p| p.split == Some(Split::Test))
+            .count();
+        let train = pairs
+            .iter()
+            .filter(|p| p.split == Some(Split::Train))
+            .count();
+        assert_eq!(
+            test + train,
+            pairs.len(),
+            "user {name}: every pair has a split"
+        );
+        assert!(
+            (60..=180).contains(&test),
+            "user {name}: {test} test pairs of {}",
+            pairs.len()
+        );
+    }
+}
+
+#[test]
+fn no_prompt_is_in_both_splits() {
+    let mut split_of: BTreeMap<String, Split> = BTreeMap::new();
+    for p in default_pairs() {
+        let key = question_key(&p.prompt.to_text());
+        let s = p.split.expect("split set");
+        assert_eq!(
+            *split_of.entry(key.clone()).or_insert(s),
+            s,
+            "prompt {key:?} in both splits"
+        );
+    }
+    let test = split_of.values().filter(|s| **s == Split::Test).count() as f64;
+    let frac = test / split_of.len() as f64;
+    assert!(
+        (0.15..0.25).contains(&frac),
+        "test fraction of prompts {frac}"
+    );
+}
+
+#[test]
+fn opposite_users_reverse_each_other_on_the_same_pairs() {
+    let users = by_user(default_pairs());
+    for (a, b) in [
+        ("concise", "detailed"),
+        ("formal", "playful"),
+        ("tech_fan", "culture_fan"),
+    ] {
+        let fwd: BTreeSet<_> = users[a].iter().map(|p| triple(p)).collect();
+        let rev: BTreeSet<_> = users[b]
+            .iter()
+            .map(|p| (p.prompt.to_text(), p.rejected.clone(), p.chosen.clone()))
+            .collect();
+        assert_eq!(fwd.len(), users[a].len(), "{a} has no duplicate pairs");
+        assert_eq!(fwd, rev, "{b} must reverse every {a} pair");
+    }
+}
+
+#[test]
+fn contexts_name_each_user_and_ratings_agree_with_labels() {
+    let mut contexts = HashSet::new();
+    for p in default_pairs() {
+        let user = p.user_id.as_deref().expect("user");
+        assert_eq!(p.attribute.as_deref(), Some(user));
+        let ctx = p.context.as_deref().expect("context set");
+        let expected = USER_TYPES
+            .iter()
+            .find(|u| u.name == user)
+            .expect("known user")
+            .context;
+        assert_eq!(ctx, expected);
+        contexts.insert(ctx);
+        assert_ne!(p.chosen, p.rejected);
+        let (c, r) = (
+            p.chosen_rating.expect("rating"),
+            p.rejected_rating.expect("rating"),
+        );
+        assert!(c > r, "{user}: chosen rating {c} <= rejected {r}");
+    }
+    assert_eq!(contexts.len(), USER_TYPES.len());
+}
+
+#[test]
+fn raters_hold_on_the_texts() {
+    for p in default_pairs() {
+        let (cw, rw) = (word_count(&p.chosen), word_count(&p.rejected));
+        let (cm, rm) = (informal_markers(&p.chosen), informal_markers(&p.rejected));
+        match p.user_id.as_deref() {
+            Some("concise") => assert!(2 * cw <= rw && cw + 5 <= rw && cm == rm, "{p:?}"),
+            Some("detailed") => assert!(cw >= 2 * rw && cw >= rw + 5 && cm == rm, "{p:?}"),
+            Some("formal") => assert!(cm < rm, "{p:?}"),
+            Some("playful") => assert!(cm > rm, "{p:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn relevant_user_prefers_the_questions_own_answer() {
+    let corpus = load_corpus(&corpus_dir()).expect("corpus");
+    let answers: HashSet<(String, &str)> = corpus
+        .exchanges
+        .iter()
+        .map(|e| (question_key(&e.question), e.answer.as_str()))
+        .collect();
+    let relevant: Vec<_> = default_pairs()
+        .iter()
+        .filter(|p| p.user_id.as_deref() == Some("relevant"))
+        .collect();
+    for p in relevant {
+        let key = question_key(&p.prompt.to_text());
+        assert!(answers.contains(&(key.clone(), p.chosen.as_str())), "{p:?}");
+        assert!(!answers.contains(&(key, p.rejected.as_str())), "{p:?}");
+    }
+}
+
+#[test]
+fn the_real_corpus_loads_with_its_odd_entries() {
+    let corpus = load_corpus(&corpus_dir()).expect("corpus");
+    assert_eq!(corpus.files.len(), 21);
+    // The bare string in trivia.yml is the only entry without a question and an answer.
+    assert_eq!(corpus.skipped, 1);
+    let topics: BTreeSet<&str> = corpus.exchanges.iter().map(|e| e.topic.as_str()).collect();
+    assert!(
+        topics.contains("AI") && topics.contains("tech support"),
+        "{topics:?}"
+    );
+    assert!(
+        corpus.exchanges.len() > 850,
+        "{} exchanges",
+        corpus.exchanges.len()
+    );
+    assert!(
+        corpus.exchanges.iter().all(|e| !e.answer.contains("  ")),
+        "whitespace normalised"
+    );
+}
+
+#[test]
+fn odd_yaml_entries_are_kept_or_skipped_sensibly() {
+    let yaml = "categories:\n- oddities\nconversations:\n\
+        - - How many?\n  - 42\n\
+        - - Is it?\n  - true\n\
+        - - Multi\n  - first answer\n  - second turn\n  - third\n\
+        - just a string\n\
+        - - only a question\n\
+        - - ''\n  - empty question\n\
+        - - nested\n  - [a, b]\n\
+        - - 'folded    spaces'\n  - 'a\n    b'\n";
+    let (ex, skipped) = parse_topic_file(Path::new("odd.yml"), yaml).expect("parses");
+    let got: Vec<(&str, &str)> = ex
+        .iter()
+        .map(|e| (e.question.as_str(), e.answer.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("How many?", "42"),
+            ("Is it?", "true"),
+            ("Multi", "first answer"),
+            ("folded spaces", "a b")
+        ]
+    );
+    assert!(ex.iter().all(|e| e.topic == "oddities"));
+    assert_eq!(skipped, 4);
+}
+
+#[test]
+fn bad_files_give_clear_errors() {
+    let err = parse_topic_file(
+        Path::new("bad.yml"),
+        "categories: [x]\nconversations: [[a, b]\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("bad.yml"), "{err}");
+    let err = parse_topic_file(Path::new("nolist.yml"), "categories: [x]\n").unwrap_err();
+    assert!(err.to_string().contains("conversations"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope");
+    let err = build(&BuiltinOptions {
+        corpus_dir: Some(missing),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("scripts/fetch-assets.sh corpus"),
+        "{err}"
+    );
+    let err = build(&BuiltinOptions {
+        corpus_dir: Some(dir.path().into()),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("scripts/fetch-assets.sh corpus"),
+        "{err}"
+    );
+    let err = build(&BuiltinOptions {
+        test_fraction: 1.0,
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("test fraction"), "{err}");
+}
