@@ -1,0 +1,167 @@
+//! The decoder as a crate-wide [`Backbone`]: the `load` hook `load_backbone` dispatches to,
+//! and the mapping of decoder errors onto [`EmbedError`].
+
+use micro_cache::Matrix;
+use rayon::prelude::*;
+
+use super::backbone::{DecoderBackbone, DecoderFeatures, DecoderOptions};
+use super::error::DecoderError;
+use crate::{
+    Backbone, BackboneOptions, ContextMode, Description, EmbedError, Item, ModelFolder,
+    PromptFeatures, PromptItem, ResponseFeatures, Result,
+};
+
+/// Which hidden state of a response's pass becomes its router input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RouterPosition {
+    /// Position `prompt_length`, the first response token, as MiCRo's code does.
+    #[default]
+    FirstResponseToken,
+    /// Position `prompt_length - 1`, the last prompt token: independent of the response and
+    /// equal to what [`Backbone::embed_prompts`] gives for a new prompt.
+    LastPromptToken,
+}
+
+/// A loaded decoder with the identity `meta.json` records.
+pub struct Decoder {
+    model: DecoderBackbone,
+    info: micro_cache::Backbone,
+    context: ContextMode,
+    router: RouterPosition,
+}
+
+/// Loads the Llama / Qwen2 checkpoint of `folder` as a [`Backbone`].
+pub fn load(folder: &ModelFolder, opts: &BackboneOptions) -> Result<Box<dyn Backbone>> {
+    Ok(Box::new(Decoder::load(
+        folder,
+        opts,
+        RouterPosition::default(),
+    )?))
+}
+
+impl Decoder {
+    /// Loads `folder` with the crate-wide options; `router` picks the router-input position.
+    pub fn load(
+        folder: &ModelFolder,
+        opts: &BackboneOptions,
+        router: RouterPosition,
+    ) -> Result<Self> {
+        let options = DecoderOptions {
+            max_length: opts.max_len,
+            context: opts.context,
+            chat_template: None,
+            device: opts.device,
+        };
+        let model = DecoderBackbone::load(&folder.dir, &options)?;
+        let info = micro_cache::Backbone {
+            name: folder.name(),
+            kind: "decoder".into(),
+            architecture: Some(model.config().architecture_name.clone()),
+            weights_sha256: Some(folder.weights_sha256()?),
+        };
+        Ok(Decoder {
+            model,
+            info,
+            context: opts.context,
+            router,
+        })
+    }
+
+    /// The decoder itself, for the richer per-response API.
+    pub fn model(&self) -> &DecoderBackbone {
+        &self.model
+    }
+
+    fn router_input(&self, f: &DecoderFeatures) -> Vec<f32> {
+        match self.router {
+            RouterPosition::FirstResponseToken => f.boundary.clone(),
+            RouterPosition::LastPromptToken => f.prompt_last.clone(),
+        }
+    }
+}
+
+impl Backbone for Decoder {
+    fn info(&self) -> micro_cache::Backbone {
+        self.info.clone()
+    }
+
+    fn describe(&self) -> Description {
+        Description {
+            pooling: "last_token".into(),
+            normalized: false,
+            max_len: self.model.input().max_length(),
+            context: self.context,
+        }
+    }
+
+    fn dim(&self) -> usize {
+        self.model.hidden_size()
+    }
+
+    /// One sequence per pass (no padding to get wrong), items in parallel.
+    fn embed_responses(&self, items: &[Item<'_>]) -> Result<ResponseFeatures> {
+        let features: Vec<DecoderFeatures> = items
+            .par_iter()
+            .map(|it| {
+                self.model
+                    .embed_response(&it.prompt.to_messages(), it.context, it.response)
+            })
+            .collect::<std::result::Result<_, DecoderError>>()?;
+        let scores = self.model.has_score().then(|| {
+            features
+                .iter()
+                .map(|f| f.score.unwrap_or(f32::NAN))
+                .collect()
+        });
+        let rewards: Vec<Vec<f32>> = features.iter().map(|f| f.reward.clone()).collect();
+        let routers: Vec<Vec<f32>> = features.iter().map(|f| self.router_input(f)).collect();
+        Ok(ResponseFeatures {
+            features: matrix(&rewards, self.dim()),
+            router_inputs: Some(matrix(&routers, self.dim())),
+            scores,
+            truncated: features.iter().filter(|f| f.truncated).count(),
+        })
+    }
+
+    fn embed_prompts(&self, prompts: &[PromptItem<'_>]) -> Result<PromptFeatures> {
+        let rows: Vec<(Vec<f32>, bool)> = prompts
+            .par_iter()
+            .map(|p| self.model.embed_prompt(&p.prompt.to_messages(), p.context))
+            .collect::<std::result::Result<_, DecoderError>>()?;
+        let truncated = rows.iter().filter(|r| r.1).count();
+        let states: Vec<Vec<f32>> = rows.into_iter().map(|r| r.0).collect();
+        Ok(PromptFeatures {
+            features: matrix(&states, self.dim()),
+            truncated,
+        })
+    }
+}
+
+/// Rows as a matrix that keeps the model's width even with no rows.
+fn matrix(rows: &[Vec<f32>], dim: usize) -> Matrix {
+    if rows.is_empty() {
+        Matrix::zeros(0, dim)
+    } else {
+        Matrix::from_rows(rows)
+    }
+}
+
+impl From<DecoderError> for EmbedError {
+    fn from(e: DecoderError) -> Self {
+        match e {
+            DecoderError::Io { path, source } => EmbedError::Io { path, source },
+            DecoderError::Config {
+                path,
+                field,
+                message,
+            } => EmbedError::Invalid {
+                path,
+                message: format!("field `{field}`: {message}"),
+            },
+            DecoderError::Weights { path, message } | DecoderError::Tokenizer { path, message } => {
+                EmbedError::Invalid { path, message }
+            }
+            other => EmbedError::Other(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Decoder reward-model backbones (Llama and Qwen2, `*ForSequenceClassification` and
+//! `*ForCausalLM` layouts) as frozen feature extractors for MiCRo.
+//!
+//! The principal type is [`DecoderBackbone`]: it renders the checkpoint's chat template,
+//! tokenizes, runs a thin f32 transformer on the CPU, and returns per response the final-norm
+//! hidden state at the last token (reward feature), at the prompt boundary (router input) and
+//! the checkpoint's own score. [`load`] wraps it as the crate's [`crate::Backbone`].
+//!
+//! ```
+//! use micro_embed::decoder::{DecoderBackbone, DecoderOptions};
+//! use micro_data::Message;
+//!
+//! let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/golden/tiny-llama-rm"));
+//! let model = DecoderBackbone::load(dir, &DecoderOptions::default()).unwrap();
+//! let prompt = [Message::new("user", "Tell me a joke.")];
+//! let f = model.embed_response(&prompt, None, "Why did the fox jump? It saw the lazy dog.").unwrap();
+//! assert_eq!(f.reward.len(), model.hidden_size());
+//! assert_eq!(f.prompt_length, 26);
+//! assert!(f.score.is_some());
+//! ```
+
+mod adapter;
+mod backbone;
+pub mod config;
+mod context;
+mod error;
+mod input;
+mod model;
+pub mod rope;
+mod template;
+mod weights;
+
+pub use adapter::{load, Decoder, RouterPosition};
+pub use backbone::{
+    DecoderBackbone, DecoderFeatures, DecoderOptions, PairFeatures, DEFAULT_MAX_LENGTH,
+};
+pub use config::{Architecture, DecoderConfig, Head, RopeScaling};
+pub use context::insert_context;
+pub use error::{DecoderError, Result};
+pub use input::{Encoded, InputBuilder};
+pub use template::{ChatTemplate, SpecialTokens};
+pub use weights::safetensors_files;
