@@ -1,0 +1,341 @@
+//! `micro embed`: preference pairs in, an embedding cache out. Distinct texts are embedded once,
+//! in length-sorted chunks; each finished chunk is kept under `CACHE/.partial/` so an
+//! interrupted run resumes, and the cache is written (and the chunks removed) at the end.
+
+use crate::backbone::{Backbone, Item, PromptItem};
+use crate::error::{EmbedError, Result};
+use crate::partial::{Chunk, Manifest, Partial};
+use crate::plan::{Plan, Shard};
+use micro_cache::{CacheMeta, Dtype, EmbeddingCache, Matrix};
+use micro_data::PrefPair;
+use serde::Serialize;
+use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
+
+/// How to run `micro embed`.
+#[derive(Clone, Debug)]
+pub struct EmbedOptions {
+    pub shard: Option<Shard>,
+    /// Storage precision of the cache's tensors.
+    pub dtype: Dtype,
+    /// Distinct texts per chunk: the unit of progress and of resuming.
+    pub chunk_size: usize,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        EmbedOptions {
+            shard: None,
+            dtype: Dtype::F32,
+            chunk_size: 512,
+        }
+    }
+}
+
+/// Progress of a run, reported after every chunk.
+#[derive(Clone, Copy, Debug)]
+pub struct Tick {
+    /// Texts done (including those resumed from an earlier run) and in total.
+    pub done: usize,
+    pub total: usize,
+    /// Texts recovered from an earlier run (done without work).
+    pub resumed: usize,
+}
+
+/// What a run did, also recorded in `meta.json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EmbedSummary {
+    pub pairs: usize,
+    pub distinct_responses: usize,
+    pub distinct_prompts: usize,
+    pub truncated_responses: usize,
+    pub truncated_prompts: usize,
+    /// Texts taken from an interrupted earlier run.
+    pub resumed_texts: usize,
+    pub discarded_stale_partial: bool,
+    pub seconds: f64,
+    /// Texts embedded per second in this run (resumed ones excluded).
+    pub texts_per_second: f64,
+}
+
+/// Embeds `pairs` (or the shard's slice of them) with `backbone` into the cache folder `out`.
+pub fn embed_to_cache(
+    backbone: &dyn Backbone,
+    pairs: Vec<PrefPair>,
+    out: &Path,
+    opts: &EmbedOptions,
+    on_tick: &mut dyn FnMut(Tick),
+) -> Result<EmbedSummary> {
+    let start = Instant::now();
+    let source_hash = micro_cache::pairs_hash(&pairs);
+    let source_n = pairs.len();
+    let pairs = match opts.shard {
+        Some(s) => pairs[s.range(pairs.len())].to_vec(),
+        None => pairs,
+    };
+    if pairs.is_empty() {
+        return Err(EmbedError::other(
+            "no pairs to embed (an empty input, or a shard with no rows: use fewer shards)",
+        ));
+    }
+    let plan = Plan::new(&pairs, backbone.response_uses_context(), opts.chunk_size);
+    let manifest = Manifest {
+        version: 1,
+        pairs_hash: micro_cache::pairs_hash(&pairs),
+        backbone: backbone.info(),
+        description: backbone.describe(),
+        chunk_size: opts.chunk_size,
+        response_chunks: plan.response_chunks.len(),
+        prompt_chunks: plan.prompt_chunks.len(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| EmbedError::io(out, e))?;
+    let (partial, discarded) = Partial::open(out, &manifest)?;
+    let mut runner = Runner {
+        backbone,
+        partial: &partial,
+        plan: &plan,
+        done: 0,
+        resumed: 0,
+        total: 0,
+        on_tick,
+    };
+    runner.total = plan.responses.len()
+        + if backbone.router_inputs_from_responses() {
+            0
+        } else {
+            plan.prompts.len()
+        };
+
+    let responses = runner.run_responses()?;
+    let prompts = match &responses.router_inputs {
+        Some(_) => None,
+        None => Some(runner.run_prompts()?),
+    };
+    let resumed = runner.resumed;
+    let summary = EmbedSummary {
+        pairs: pairs.len(),
+        distinct_responses: plan.responses.len(),
+        distinct_prompts: plan.prompts.len(),
+        truncated_responses: responses.truncated,
+        truncated_prompts: prompts.as_ref().map_or(0, |p| p.truncated),
+        resumed_texts: resumed,
+        discarded_stale_partial: discarded,
+        seconds: start.elapsed().as_secs_f64(),
+        texts_per_second: (runner.total - resumed) as f64 / start.elapsed().as_secs_f64().max(1e-9),
+    };
+    let cache = assemble(
+        backbone,
+        &plan,
+        pairs.clone(),
+        responses,
+        prompts,
+        &summary,
+        opts,
+        &source_hash,
+        source_n,
+    )?;
+    cache.save(out, opts.dtype)?;
+    partial.finish()?;
+    Ok(summary)
+}
+
+struct Runner<'r, 'a> {
+    backbone: &'r dyn Backbone,
+    partial: &'r Partial,
+    plan: &'r Plan<'a>,
+    done: usize,
+    resumed: usize,
+    total: usize,
+    on_tick: &'r mut dyn FnMut(Tick),
+}
+
+impl Runner<'_, '_> {
+    fn tick(&mut self, rows: usize, resumed: bool) {
+        self.done += rows;
+        if resumed {
+            self.resumed += rows;
+        }
+        (self.on_tick)(Tick {
+            done: self.done,
+            total: self.total,
+            resumed: self.resumed,
+        });
+    }
+
+    /// All distinct responses, in plan order.
+    fn run_responses(&mut self) -> Result<Chunk> {
+        let n = self.plan.responses.len();
+        let mut all = Gathered::new(n, self.backbone.dim());
+        for (i, rows) in self.plan.response_chunks.iter().enumerate() {
+            let chunk = match self.partial.load("responses", i, rows.len()) {
+                Some(c) => {
+                    self.tick(rows.len(), true);
+                    c
+                }
+                None => {
+                    let items: Vec<Item> = rows.iter().map(|&r| self.plan.responses[r]).collect();
+                    let f = self.backbone.embed_responses(&items)?;
+                    check_width(&f.features, self.backbone.dim(), "reward features")?;
+                    let c = Chunk {
+                        features: f.features,
+                        router_inputs: f.router_inputs,
+                        scores: f.scores,
+                        truncated: f.truncated,
+                    };
+                    self.partial.save("responses", i, &c)?;
+                    self.tick(rows.len(), false);
+                    c
+                }
+            };
+            all.put(rows, chunk)?;
+        }
+        Ok(all.finish())
+    }
+
+    /// All distinct router inputs, in plan order (encoders).
+    fn run_prompts(&mut self) -> Result<Chunk> {
+        let n = self.plan.prompts.len();
+        let mut all = Gathered::new(n, self.backbone.prompt_dim());
+        for (i, rows) in self.plan.prompt_chunks.iter().enumerate() {
+            let chunk = match self.partial.load("prompts", i, rows.len()) {
+                Some(c) => {
+                    self.tick(rows.len(), true);
+                    c
+                }
+                None => {
+                    let items: Vec<PromptItem> =
+                        rows.iter().map(|&r| self.plan.prompts[r]).collect();
+                    let f = self.backbone.embed_prompts(&items)?;
+                    check_width(&f.features, self.backbone.prompt_dim(), "router inputs")?;
+                    let c = Chunk {
+                        features: f.features,
+                        router_inputs: None,
+                        scores: None,
+                        truncated: f.truncated,
+                    };
+                    self.partial.save("prompts", i, &c)?;
+                    self.tick(rows.len(), false);
+                    c
+                }
+            };
+            all.put(rows, chunk)?;
+        }
+        Ok(all.finish())
+    }
+}
+
+fn check_width(m: &Matrix, want: usize, what: &str) -> Result<()> {
+    if m.cols != want {
+        return Err(EmbedError::other(format!(
+            "the backbone returned {what} of width {} but declares {want}",
+            m.cols
+        )));
+    }
+    Ok(())
+}
+
+/// Chunks scattered back into plan order.
+struct Gathered {
+    out: Chunk,
+    n: usize,
+}
+
+impl Gathered {
+    fn new(n: usize, dim: usize) -> Self {
+        Gathered {
+            out: Chunk {
+                features: Matrix::zeros(n, dim),
+                router_inputs: None,
+                scores: None,
+                truncated: 0,
+            },
+            n,
+        }
+    }
+
+    fn put(&mut self, rows: &[usize], c: Chunk) -> Result<()> {
+        if c.features.rows != rows.len() {
+            return Err(EmbedError::other(format!(
+                "the backbone returned {} rows for {} texts",
+                c.features.rows,
+                rows.len()
+            )));
+        }
+        for (k, &r) in rows.iter().enumerate() {
+            self.out
+                .features
+                .row_mut(r)
+                .copy_from_slice(c.features.row(k));
+        }
+        if let Some(ri) = &c.router_inputs {
+            let n = self.n;
+            let dst = self
+                .out
+                .router_inputs
+                .get_or_insert_with(|| Matrix::zeros(n, ri.cols));
+            for (k, &r) in rows.iter().enumerate() {
+                dst.row_mut(r).copy_from_slice(ri.row(k));
+            }
+        }
+        if let Some(s) = &c.scores {
+            let n = self.n;
+            let dst = self.out.scores.get_or_insert_with(|| vec![0.0; n]);
+            for (k, &r) in rows.iter().enumerate() {
+                dst[r] = s[k];
+            }
+        }
+        self.out.truncated += c.truncated;
+        Ok(())
+    }
+
+    fn finish(self) -> Chunk {
+        self.out
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    backbone: &dyn Backbone,
+    plan: &Plan<'_>,
+    pairs: Vec<PrefPair>,
+    responses: Chunk,
+    prompts: Option<Chunk>,
+    summary: &EmbedSummary,
+    opts: &EmbedOptions,
+    source_hash: &str,
+    source_n: usize,
+) -> Result<EmbeddingCache> {
+    let chosen = responses.features.select_rows(&plan.chosen);
+    let rejected = responses.features.select_rows(&plan.rejected);
+    let prompt = match (&responses.router_inputs, &prompts) {
+        (Some(ri), _) => ri.select_rows(&plan.chosen),
+        (None, Some(p)) => p.features.select_rows(&plan.prompt),
+        (None, None) => return Err(EmbedError::other("no router inputs were computed")),
+    };
+    let d = backbone.describe();
+    let mut meta = CacheMeta {
+        backbone: backbone.info(),
+        pooling: Some(d.pooling.clone()),
+        context_insertion: Some(d.context.as_str().to_string()),
+        ..Default::default()
+    };
+    let extra = &mut meta.extra;
+    extra.insert("normalized".into(), json!(d.normalized));
+    extra.insert("max_len".into(), json!(d.max_len));
+    extra.insert(
+        "embed".into(),
+        serde_json::to_value(summary).unwrap_or_default(),
+    );
+    extra.insert("source_pairs_hash".into(), json!(source_hash));
+    extra.insert("source_pairs".into(), json!(source_n));
+    if let Some(s) = opts.shard {
+        extra.insert("shard".into(), json!(s.to_string()));
+    }
+    let mut cache = EmbeddingCache::new(meta, pairs, chosen, rejected, prompt)?;
+    if let Some(scores) = &responses.scores {
+        let pick = |idx: &[usize]| idx.iter().map(|&i| scores[i]).collect::<Vec<f32>>();
+        cache.scores = Some((pick(&plan.chosen), pick(&plan.rejected)));
+    }
+    Ok(cache)
+}
