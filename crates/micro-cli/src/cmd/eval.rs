@@ -1,0 +1,219 @@
+//! `micro eval`: accuracy per attribute and per head of one or more models on a cache, and the
+//! Stage 2 budget study (`--budget-sweep`).
+
+use anyhow::{bail, Context};
+use micro_cache::EmbeddingCache;
+use micro_eval::{
+    budget_sweep, evaluate, render_comparison, render_sweep, render_table, write_json, EvalOptions,
+    NamedModel, Results, RouteStage2, SplitSel, SweepOptions,
+};
+use micro_model::MixtureModel;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// A model folder, or LABEL=FOLDER to name its row; repeat to compare several models.
+    #[arg(long = "model", value_name = "[LABEL=]DIR")]
+    pub models: Vec<String>,
+    /// A folder of model folders (each sub-folder with a config.json), labelled by their names.
+    #[arg(long = "models", value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// The embedding cache to evaluate on.
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Which pairs to evaluate: test, train or all (the budget sweep always samples train and
+    /// evaluates test).
+    #[arg(long, default_value = "test")]
+    pub split: SplitSel,
+    /// Write the results as JSON (one model: its report; several or a sweep: a results file
+    /// that `micro report` reads).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Budget study: labelled train pairs per attribute, comma-separated (e.g. 0,10,25,50,100).
+    #[arg(long, value_delimiter = ',', value_name = "B,B,...")]
+    pub budget_sweep: Option<Vec<usize>>,
+    /// Runs per budget, each with its own sample.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Labelled test pairs per attribute for the HyRe rows of the sweep (0: none).
+    #[arg(long, default_value_t = micro_route::HYRE_PAIRS)]
+    pub hyre_shots: usize,
+    /// Stage 2 Hedge temperature tau (default: micro adapt's).
+    #[arg(long)]
+    pub tau: Option<f64>,
+    /// Stage 2 epochs (default: micro adapt's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Stage 2 peak learning rate (default: micro adapt's).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Stage 2 trains only the router's output layer.
+    #[arg(long)]
+    pub output_layer_only: bool,
+    /// No per-run progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let specs = model_specs(&a.models, a.models_dir.as_deref())?;
+    let cache = EmbeddingCache::load(&a.cache)
+        .with_context(|| format!("loading the cache {}", a.cache.display()))?;
+    let mut models = Vec::new();
+    for (label, dir) in &specs {
+        let model = MixtureModel::load(dir).with_context(|| format!("loading model `{label}`"))?;
+        model.check_cache(&cache.meta).map_err(|e| {
+            anyhow::anyhow!(
+                "model `{label}` ({}) does not fit the cache {}: {e}",
+                dir.display(),
+                a.cache.display()
+            )
+        })?;
+        models.push(NamedModel {
+            label: label.clone(),
+            model,
+        });
+    }
+    let mut reports = Vec::new();
+    for m in &models {
+        let opts = EvalOptions {
+            split: a.split,
+            label: Some(m.label.clone()),
+        };
+        let r = evaluate(&m.model, &cache, &opts)
+            .with_context(|| format!("evaluating `{}`", m.label))?;
+        println!("{}", render_table(&r));
+        reports.push(r);
+    }
+    if reports.len() > 1 {
+        println!("{}", render_comparison(&reports));
+    }
+    let sweep = match &a.budget_sweep {
+        Some(budgets) => Some(run_sweep(&a, budgets, &models, &cache)?),
+        None => None,
+    };
+    if let Some(path) = &a.json {
+        if reports.len() == 1 && sweep.is_none() {
+            write_json(path, &reports[0])?;
+        } else {
+            let source = Some(a.cache.display().to_string());
+            write_json(
+                path,
+                &Results {
+                    source,
+                    methods: reports,
+                    sweep,
+                    ..Default::default()
+                },
+            )?;
+        }
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_sweep(
+    a: &EvalArgs,
+    budgets: &[usize],
+    models: &[NamedModel],
+    cache: &EmbeddingCache,
+) -> anyhow::Result<micro_eval::SweepReport> {
+    let mut stage2 = RouteStage2::default();
+    let cfg = &mut stage2.adapt;
+    cfg.tau = a.tau.unwrap_or(cfg.tau);
+    cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
+    cfg.lr = a.lr.unwrap_or(cfg.lr);
+    cfg.train_hidden = !a.output_layer_only;
+    stage2.adapt.check().context("Stage 2 settings")?;
+    let opts = SweepOptions {
+        budgets: budgets.to_vec(),
+        runs: a.runs,
+        seed: a.seed,
+        hyre_shots: a.hyre_shots,
+    };
+    let quiet = a.quiet;
+    let sw = budget_sweep(models, cache, &opts, &stage2, &|line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    println!("{}", render_sweep(&sw));
+    for n in &sw.notes {
+        println!("note: {n}");
+    }
+    Ok(sw)
+}
+
+/// (label, folder) for every model given, in order; labels must be unique.
+fn model_specs(specs: &[String], dir: Option<&Path>) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut out: Vec<(String, PathBuf)> = specs.iter().map(|s| parse_spec(s)).collect();
+    if let Some(dir) = dir {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading --models {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join(micro_model::CONFIG_FILE).is_file())
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            bail!(
+                "--models {}: no sub-folder holds a model (config.json + model.safetensors)",
+                dir.display()
+            );
+        }
+        out.extend(found.into_iter().map(|p| (folder_name(&p), p)));
+    }
+    if out.is_empty() {
+        bail!("no model given: pass --model DIR (or LABEL=DIR, repeatable) or --models DIR");
+    }
+    for (i, (label, _)) in out.iter().enumerate() {
+        if out[..i].iter().any(|(l, _)| l == label) {
+            bail!("two models are labelled `{label}`: name them with --model LABEL=DIR");
+        }
+    }
+    Ok(out)
+}
+
+/// `LABEL=DIR` or `DIR` (labelled by its folder name). A path that exists as given is a path,
+/// even with an `=` in it.
+fn parse_spec(s: &str) -> (String, PathBuf) {
+    match s.split_once('=') {
+        Some((label, dir)) if !label.is_empty() && !Path::new(s).exists() => {
+            (label.to_string(), PathBuf::from(dir))
+        }
+        _ => (folder_name(Path::new(s)), PathBuf::from(s)),
+    }
+}
+
+fn folder_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_specs_take_labels_and_folder_names() {
+        assert_eq!(
+            parse_spec("micro=/m/a"),
+            ("micro".to_string(), PathBuf::from("/m/a"))
+        );
+        assert_eq!(
+            parse_spec("/m/single"),
+            ("single".to_string(), PathBuf::from("/m/single"))
+        );
+        let dup = model_specs(&["x=/a".into(), "x=/b".into()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(dup.contains("labelled `x`"), "{dup}");
+        assert!(model_specs(&[], None)
+            .unwrap_err()
+            .to_string()
+            .contains("--model"));
+    }
+}

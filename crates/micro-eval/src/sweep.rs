@@ -1,0 +1,431 @@
+//! The budget study (the paper's Fig. 4 / Table 9): for each budget B and run, sample B labelled
+//! pairs per attribute from the train split, adapt the router (Stage 2), evaluate on the test
+//! split; report accuracy per attribute as mean ± std over runs. Models without a router (single
+//! head, static mixture) keep their Stage 1 weights, as in the paper. HyRe rows reweight a
+//! model's heads per attribute from a few labelled test pairs and are evaluated on the rest.
+//!
+//! Stage 2 itself is supplied through [`Stage2`] (micro-route's implementation is
+//! [`crate::RouteStage2`]), so the protocol here is testable on its own.
+
+use crate::error::{EvalError, Result};
+use crate::evaluate::{evaluate_indices, EvalReport, Gating, SplitSel};
+use crate::metrics::Stat;
+use micro_cache::EmbeddingCache;
+use micro_model::{Gate, MixtureModel};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Stage 2 as the sweep needs it.
+pub trait Stage2: Sync {
+    /// The model with its router adapted on the rows `idx` of `cache` (the sampled labelled
+    /// train pairs); `seed` is the run's.
+    fn adapt(
+        &self,
+        model: &MixtureModel,
+        cache: &EmbeddingCache,
+        idx: &[usize],
+        seed: u64,
+    ) -> std::result::Result<MixtureModel, String>;
+    /// Test-time weights over the heads (on the simplex) from the labelled rows `idx` of one
+    /// attribute.
+    fn hyre_weights(
+        &self,
+        model: &MixtureModel,
+        cache: &EmbeddingCache,
+        idx: &[usize],
+    ) -> std::result::Result<Vec<f32>, String>;
+}
+
+/// A model and its row name.
+#[derive(Clone, Debug)]
+pub struct NamedModel {
+    pub label: String,
+    pub model: MixtureModel,
+}
+
+/// Options of [`budget_sweep`].
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    /// Labelled pairs per attribute; 0 evaluates the Stage 1 router as it is.
+    pub budgets: Vec<usize>,
+    pub runs: usize,
+    pub seed: u64,
+    /// Labelled test pairs per attribute for HyRe rows (the paper: 16); 0 disables them.
+    pub hyre_shots: usize,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            budgets: vec![0, 10, 25, 50, 100],
+            runs: 5,
+            seed: 0,
+            hyre_shots: 16,
+        }
+    }
+}
+
+/// How a row's numbers were obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowKind {
+    /// Router adapted on B sampled pairs per attribute.
+    Adapted,
+    /// Stage 1 weights kept (no router, or a static mixture): the same at every budget.
+    Fixed,
+    /// Per-attribute HyRe weights from `budget` labelled test pairs per attribute.
+    Hyre,
+}
+
+/// Accuracy at one budget, over runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    pub budget: usize,
+    /// Over runs of the per-run unweighted mean over attributes.
+    pub average: Stat,
+    pub per_attribute: BTreeMap<String, Stat>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepRow {
+    pub method: String,
+    pub kind: RowKind,
+    pub points: Vec<SweepPoint>,
+}
+
+/// The whole study; `rows` in the order the models were given, HyRe rows last.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub budgets: Vec<usize>,
+    pub runs: usize,
+    pub seed: u64,
+    pub hyre_shots: usize,
+    /// The test attributes, sorted.
+    pub attributes: Vec<String>,
+    pub rows: Vec<SweepRow>,
+    /// Caveats met on the way (short attributes, attributes with no train pairs).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// Row indices per attribute (sorted by name).
+fn by_attribute(cache: &EmbeddingCache, idx: &[usize]) -> BTreeMap<String, Vec<usize>> {
+    let mut m: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for &i in idx {
+        m.entry(cache.pairs[i].group().to_string())
+            .or_default()
+            .push(i);
+    }
+    m
+}
+
+/// Stage 2 learns to route by context, so where an attribute's train pairs carry one, only
+/// those are sampled (as `micro adapt` does); an attribute without any keeps all its pairs.
+fn with_context_first(
+    cache: &EmbeddingCache,
+    groups: BTreeMap<String, Vec<usize>>,
+) -> BTreeMap<String, Vec<usize>> {
+    groups
+        .into_iter()
+        .map(|(a, rows)| {
+            let with: Vec<usize> = rows
+                .iter()
+                .copied()
+                .filter(|&i| micro_route::budget::has_context(&cache.pairs[i]))
+                .collect();
+            (a, if with.is_empty() { rows } else { with })
+        })
+        .collect()
+}
+
+/// A seed for one (run, purpose): runs never share a random stream.
+fn run_seed(seed: u64, run: usize, purpose: u64) -> u64 {
+    let mut z = seed
+        ^ (run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ purpose.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Each attribute's train rows in a run's random order. Budget B takes the first B of each, so
+/// within a run the samples are nested across budgets (less noise along the curve).
+pub fn shuffled_train(
+    train: &BTreeMap<String, Vec<usize>>,
+    seed: u64,
+    run: usize,
+) -> BTreeMap<String, Vec<usize>> {
+    shuffled(train, run_seed(seed, run, 1))
+}
+
+fn shuffled(groups: &BTreeMap<String, Vec<usize>>, seed: u64) -> BTreeMap<String, Vec<usize>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    groups
+        .iter()
+        .map(|(a, rows)| {
+            let mut v = rows.clone();
+            v.shuffle(&mut rng);
+            (a.clone(), v)
+        })
+        .collect()
+}
+
+/// The first `budget` rows of each attribute.
+pub fn take_budget(order: &BTreeMap<String, Vec<usize>>, budget: usize) -> Vec<usize> {
+    order
+        .values()
+        .flat_map(|v| v.iter().take(budget).copied())
+        .collect()
+}
+
+fn adaptable(m: &MixtureModel) -> bool {
+    matches!(m.gate, Gate::Router(_)) && m.k() > 1
+}
+
+/// Runs the study on `cache` (train split for sampling, test split for evaluation).
+/// `progress` receives one line per finished step.
+pub fn budget_sweep(
+    models: &[NamedModel],
+    cache: &EmbeddingCache,
+    opts: &SweepOptions,
+    stage2: &dyn Stage2,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<SweepReport> {
+    if opts.runs == 0 || opts.budgets.is_empty() {
+        return Err(EvalError::Options(
+            "a budget sweep needs at least one budget and one run".into(),
+        ));
+    }
+    for m in models {
+        m.model
+            .check_cache(&cache.meta)
+            .map_err(|e| EvalError::Mismatch(format!("model `{}`: {e}", m.label)))?;
+    }
+    let test_idx = SplitSel::Test.nonempty_indices(cache)?;
+    let test = by_attribute(cache, &test_idx);
+    let train = with_context_first(cache, by_attribute(cache, &SplitSel::Train.indices(cache)));
+    let mut budgets = opts.budgets.clone();
+    budgets.sort_unstable();
+    budgets.dedup();
+    let mut report = SweepReport {
+        budgets: budgets.clone(),
+        runs: opts.runs,
+        seed: opts.seed,
+        hyre_shots: opts.hyre_shots,
+        attributes: test.keys().cloned().collect(),
+        rows: vec![],
+        notes: budget_notes(&test, &train, &budgets),
+    };
+    for m in models {
+        let row = if adaptable(&m.model) {
+            adapted_row(
+                m, cache, &test_idx, &train, &budgets, opts, stage2, progress,
+            )?
+        } else {
+            fixed_row(m, cache, &test_idx, &budgets, opts.runs)?
+        };
+        progress(&format!("{}: done", m.label));
+        report.rows.push(row);
+    }
+    if opts.hyre_shots > 0 {
+        for m in models.iter().filter(|m| m.model.k() > 1) {
+            let (row, notes) = hyre_row(m, cache, &test, opts, stage2)?;
+            progress(&format!("{}+hyre: done", m.label));
+            report.rows.push(row);
+            report.notes.extend(notes);
+        }
+    }
+    Ok(report)
+}
+
+fn budget_notes(
+    test: &BTreeMap<String, Vec<usize>>,
+    train: &BTreeMap<String, Vec<usize>>,
+    budgets: &[usize],
+) -> Vec<String> {
+    let max_b = budgets.iter().copied().max().unwrap_or(0);
+    let mut notes = Vec::new();
+    for a in test.keys() {
+        match train.get(a).map_or(0, Vec::len) {
+            0 if max_b > 0 => notes.push(format!(
+                "attribute `{a}` has no train pairs: Stage 2 never sees it (an unseen user)"
+            )),
+            n if n < max_b => notes.push(format!(
+                "attribute `{a}` has {n} train pairs: budgets above {n} use all of them"
+            )),
+            _ => {}
+        }
+    }
+    notes
+}
+
+fn point(budget: usize, reports: &[EvalReport]) -> SweepPoint {
+    let mut per: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in reports {
+        for (a, v) in &r.per_attribute {
+            per.entry(a.clone()).or_default().push(*v);
+        }
+    }
+    SweepPoint {
+        budget,
+        average: Stat::of(reports.iter().map(|r| r.average).collect()),
+        per_attribute: per.into_iter().map(|(a, v)| (a, Stat::of(v))).collect(),
+    }
+}
+
+fn fixed_row(
+    m: &NamedModel,
+    cache: &EmbeddingCache,
+    test_idx: &[usize],
+    budgets: &[usize],
+    runs: usize,
+) -> Result<SweepRow> {
+    // Nothing is sampled for these models, so every run gives the same figure.
+    let r = evaluate_indices(&m.model, cache, test_idx, &Gating::Model, &m.label)?;
+    let reports = vec![r; runs];
+    Ok(SweepRow {
+        method: m.label.clone(),
+        kind: RowKind::Fixed,
+        points: budgets.iter().map(|&b| point(b, &reports)).collect(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn adapted_row(
+    m: &NamedModel,
+    cache: &EmbeddingCache,
+    test_idx: &[usize],
+    train: &BTreeMap<String, Vec<usize>>,
+    budgets: &[usize],
+    opts: &SweepOptions,
+    stage2: &dyn Stage2,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<SweepRow> {
+    let orders: Vec<_> = (0..opts.runs)
+        .map(|run| shuffled_train(train, opts.seed, run))
+        .collect();
+    let jobs: Vec<(usize, usize)> = budgets
+        .iter()
+        .flat_map(|&b| (0..opts.runs).map(move |r| (b, r)))
+        .collect();
+    let results: Vec<Result<EvalReport>> = jobs
+        .par_iter()
+        .map(|&(budget, run)| {
+            let model = if budget == 0 {
+                m.model.clone()
+            } else {
+                let sample = take_budget(&orders[run], budget);
+                stage2
+                    .adapt(&m.model, cache, &sample, run_seed(opts.seed, run, 2))
+                    .map_err(|message| EvalError::Stage2 {
+                        model: m.label.clone(),
+                        budget,
+                        run,
+                        message,
+                    })?
+            };
+            let r = evaluate_indices(&model, cache, test_idx, &Gating::Model, &m.label)?;
+            progress(&format!(
+                "{}: B={budget} run {run}: average {:.4}",
+                m.label, r.average
+            ));
+            Ok(r)
+        })
+        .collect();
+    let results = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let points = budgets
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| point(b, &results[i * opts.runs..(i + 1) * opts.runs]))
+        .collect();
+    Ok(SweepRow {
+        method: m.label.clone(),
+        kind: RowKind::Adapted,
+        points,
+    })
+}
+
+fn hyre_row(
+    m: &NamedModel,
+    cache: &EmbeddingCache,
+    test: &BTreeMap<String, Vec<usize>>,
+    opts: &SweepOptions,
+    stage2: &dyn Stage2,
+) -> Result<(SweepRow, Vec<String>)> {
+    let shots = opts.hyre_shots;
+    let usable: BTreeMap<String, Vec<usize>> = test
+        .iter()
+        .filter(|(_, v)| v.len() > shots)
+        .map(|(a, v)| (a.clone(), v.clone()))
+        .collect();
+    let notes = test
+        .iter()
+        .filter(|(_, v)| v.len() <= shots)
+        .map(|(a, v)| format!("{}+hyre: attribute `{a}` has {} test pairs, not more than the {shots} labelled ones: left out", m.label, v.len()))
+        .collect();
+    if usable.is_empty() {
+        return Err(EvalError::Options(format!("HyRe needs more than {shots} test pairs in some attribute; lower --hyre-shots or pass 0")));
+    }
+    let runs: Vec<Result<EvalReport>> = (0..opts.runs)
+        .into_par_iter()
+        .map(|run| {
+            let order = shuffled(&usable, run_seed(opts.seed, run, 3));
+            let mut weights = BTreeMap::new();
+            let mut rest = Vec::new();
+            for (a, rows) in &order {
+                let w = stage2
+                    .hyre_weights(&m.model, cache, &rows[..shots])
+                    .map_err(|message| EvalError::Stage2 {
+                        model: format!("{}+hyre", m.label),
+                        budget: shots,
+                        run,
+                        message,
+                    })?;
+                weights.insert(a.clone(), w);
+                rest.extend_from_slice(&rows[shots..]);
+            }
+            evaluate_indices(
+                &m.model,
+                cache,
+                &rest,
+                &Gating::PerAttribute(weights),
+                &format!("{}+hyre", m.label),
+            )
+        })
+        .collect();
+    let runs = runs.into_iter().collect::<Result<Vec<_>>>()?;
+    let row = SweepRow {
+        method: format!("{}+hyre", m.label),
+        kind: RowKind::Hyre,
+        points: vec![point(shots, &runs)],
+    };
+    Ok((row, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_nested_across_budgets_and_differ_across_runs() {
+        let train: BTreeMap<String, Vec<usize>> = [
+            ("a".to_string(), (0..50).collect()),
+            ("b".to_string(), (50..60).collect()),
+        ]
+        .into();
+        let o0 = shuffled_train(&train, 7, 0);
+        let o1 = shuffled_train(&train, 7, 1);
+        assert_ne!(o0, o1);
+        assert_eq!(o0, shuffled_train(&train, 7, 0));
+        let b5 = take_budget(&o0, 5);
+        let b20 = take_budget(&o0, 20);
+        assert_eq!(b5.len(), 10);
+        // attribute b has only 10 rows: B = 20 takes them all.
+        assert_eq!(b20.len(), 30);
+        assert!(b5.iter().all(|i| b20.contains(i)));
+    }
+}
