@@ -24,7 +24,10 @@ pub enum ModelError {
 
 impl ModelError {
     pub fn invalid(path: &Path, message: impl Into<String>) -> Self {
-        ModelError::Invalid { path: path.display().to_string(), message: message.into() }
+        ModelError::Invalid {
+            path: path.display().to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -34,8 +37,13 @@ impl MixtureModel {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::invalid(dir, e.to_string()))?;
         // Router matrices are stored 2-D so Python sees their shapes.
         let matrices = self.router_matrices();
-        let mut list: Vec<(&str, TensorData<'_>)> = vec![("heads", TensorData::Matrix(&self.heads))];
-        list.extend(matrices.iter().map(|(name, m)| (*name, TensorData::Matrix(m))));
+        let mut list: Vec<(&str, TensorData<'_>)> =
+            vec![("heads", TensorData::Matrix(&self.heads))];
+        list.extend(
+            matrices
+                .iter()
+                .map(|(name, m)| (*name, TensorData::Matrix(m))),
+        );
         match &self.gate {
             Gate::Router(r) => {
                 if r.hidden.is_some() {
@@ -46,14 +54,19 @@ impl MixtureModel {
             Gate::Static(logits) => list.push(("gate.logits", TensorData::Vector(logits))),
         }
         tensors::write(&dir.join(MODEL_FILE), &list, Dtype::F32, None)?;
-        let json = serde_json::to_string_pretty(&self.config).map_err(|e| ModelError::invalid(dir, e.to_string()))?;
-        std::fs::write(dir.join(CONFIG_FILE), json).map_err(|e| ModelError::invalid(&dir.join(CONFIG_FILE), e.to_string()))
+        let json = serde_json::to_string_pretty(&self.config)
+            .map_err(|e| ModelError::invalid(dir, e.to_string()))?;
+        std::fs::write(dir.join(CONFIG_FILE), json)
+            .map_err(|e| ModelError::invalid(&dir.join(CONFIG_FILE), e.to_string()))
     }
 
     fn router_matrices(&self) -> Vec<(&'static str, Matrix)> {
         match &self.gate {
             Gate::Router(r) => {
-                let mut v = vec![("router.w2", Matrix::new(r.k, r.w2.len() / r.k.max(1), r.w2.clone()))];
+                let mut v = vec![(
+                    "router.w2",
+                    Matrix::new(r.k, r.w2.len() / r.k.max(1), r.w2.clone()),
+                )];
                 if let Some(h) = r.hidden {
                     v.push(("router.w1", Matrix::new(h, r.input_dim, r.w1.clone())));
                 }
@@ -66,16 +79,26 @@ impl MixtureModel {
     /// Reads a model folder, checking every tensor's shape against config.json.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let cfg_path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&cfg_path)
-            .map_err(|e| ModelError::invalid(&cfg_path, format!("cannot read ({e}); is {} a model folder?", dir.display())))?;
-        let config: ModelConfig =
-            serde_json::from_str(&text).map_err(|e| ModelError::invalid(&cfg_path, format!("invalid config.json: {e}")))?;
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
+            ModelError::invalid(
+                &cfg_path,
+                format!("cannot read ({e}); is {} a model folder?", dir.display()),
+            )
+        })?;
+        let config: ModelConfig = serde_json::from_str(&text)
+            .map_err(|e| ModelError::invalid(&cfg_path, format!("invalid config.json: {e}")))?;
         let path = dir.join(MODEL_FILE);
         let mut file = TensorFile::open(&path)?;
         let heads = file.read_matrix("heads")?;
         let (k, dim, dp) = (config.k, config.dim, config.prompt_dim);
         if heads.rows != k || heads.cols != dim {
-            return Err(ModelError::invalid(&path, format!("heads is [{}, {}], config.json says [{k}, {dim}]", heads.rows, heads.cols)));
+            return Err(ModelError::invalid(
+                &path,
+                format!(
+                    "heads is [{}, {}], config.json says [{k}, {dim}]",
+                    heads.rows, heads.cols
+                ),
+            ));
         }
         let mut read = |name: &str, len: usize| -> Result<Vec<f32>, ModelError> {
             let v = if file.tensors.get(name).is_some_and(|t| t.shape.len() == 2) {
@@ -84,7 +107,10 @@ impl MixtureModel {
                 file.read_vector(name)?
             };
             if v.len() != len {
-                return Err(ModelError::invalid(&path, format!("`{name}` has {} values, expected {len}", v.len())));
+                return Err(ModelError::invalid(
+                    &path,
+                    format!("`{name}` has {} values, expected {len}", v.len()),
+                ));
             }
             Ok(v)
         };
@@ -101,6 +127,10 @@ impl MixtureModel {
             r.b2 = read("router.b2", k)?;
             Gate::Router(r)
         };
-        Ok(MixtureModel { config, heads, gate })
+        Ok(MixtureModel {
+            config,
+            heads,
+            gate,
+        })
     }
 }

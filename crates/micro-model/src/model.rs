@@ -27,7 +27,9 @@ impl std::str::FromStr for Method {
             "single" => Ok(Method::Single),
             "static" => Ok(Method::Static),
             "shared-base" | "shared_base" | "shared" => Ok(Method::SharedBase),
-            _ => Err(format!("unknown method {s:?}: use micro, single, static or shared-base")),
+            _ => Err(format!(
+                "unknown method {s:?}: use micro, single, static or shared-base"
+            )),
         }
     }
 }
@@ -121,7 +123,11 @@ impl MixtureModel {
     /// P(a_w > a_l | x) = sum_k f_k(x) sigma(delta_k), given the log weights.
     pub fn pair_prob_with(&self, log_w: &[f32], diff: &[f32]) -> f32 {
         let m = self.margins(diff);
-        log_w.iter().zip(&m).map(|(lw, d)| lw.exp() * sigmoid(*d)).sum()
+        log_w
+            .iter()
+            .zip(&m)
+            .map(|(lw, d)| lw.exp() * sigmoid(*d))
+            .sum()
     }
 
     /// P(a_w > a_l | x) with the model's own gate.
@@ -143,7 +149,10 @@ impl MixtureModel {
                 c.dim, c.prompt_dim, meta.dim, meta.prompt_dim, c.backbone.name
             ));
         }
-        if !c.backbone.name.is_empty() && !meta.backbone.name.is_empty() && c.backbone.name != meta.backbone.name {
+        if !c.backbone.name.is_empty()
+            && !meta.backbone.name.is_empty()
+            && c.backbone.name != meta.backbone.name
+        {
             return Err(format!(
                 "the model was trained on embeddings from backbone `{}`, the cache is from `{}`",
                 c.backbone.name, meta.backbone.name

@@ -4,9 +4,10 @@
 //! - K true heads `u_k` (norm `head_scale`). With `reversed_pairs`, heads come in opposite pairs
 //!   (`u_2 = -u_1`, ...): groups that disagree outright, which no single BT model can serve.
 //! - A prompt `x ~ N(0, I_d)`; its group `z ~ softmax(G x)`, so group weights depend on the prompt.
-//! - Two responses: `h_b ~ N(0, I)`, `h_a ~ N(style, I)`. The fixed `style` offset makes the
-//!   groups' mean preference for the first response differ, which is what Theorem 3.2 needs for a
-//!   non-zero single-model penalty.
+//! - Two responses: `h_b ~ N(0, I)`, `h_a ~ N(style, I)`. The fixed `style` offset (leaning toward
+//!   the first head of each opposite pair, like a length bias some users like and others dislike)
+//!   makes the groups' mean preference for the first response differ, which is what Theorem 3.2
+//!   needs for a non-zero single-model penalty.
 //! - The label: `a` is chosen with probability `sigma(u_z . (h_a - h_b))`.
 //! - The context of group z is a sentence and a vector `c_z`; the router input of a pair that
 //!   carries its context is `x + context_shift * c_z` (the context-augmented prompt).
@@ -65,10 +66,10 @@ impl Default for SynthConfig {
             seed: 0,
             test_fraction: 0.2,
             head_scale: 2.5,
-            gate_scale: 1.0,
+            gate_scale: 0.5,
             context_shift: 3.0,
             context_fraction: 1.0,
-            style_scale: 0.5,
+            style_scale: 1.0,
             reversed_pairs: true,
         }
     }
@@ -112,7 +113,11 @@ pub fn group_name(k: usize) -> String {
 
 /// The context sentence of group `k`.
 pub fn context_sentence(k: usize) -> String {
-    format!("I am user group {}: judge responses by preference direction {}.", k + 1, k + 1)
+    format!(
+        "I am user group {}: judge responses by preference direction {}.",
+        k + 1,
+        k + 1
+    )
 }
 
 struct Params {
@@ -138,7 +143,9 @@ pub fn generate(cfg: &SynthConfig) -> Result<(EmbeddingCache, Truth), String> {
     validate(cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let params = draw_params(cfg, &mut rng);
-    let draws: Vec<Draw> = (0..cfg.pairs).map(|_| draw_pair(cfg, &params, &mut rng)).collect();
+    let draws: Vec<Draw> = (0..cfg.pairs)
+        .map(|_| draw_pair(cfg, &params, &mut rng))
+        .collect();
     let truth = truth(cfg, &params, &draws);
     let cache = assemble(cfg, &params, draws)?;
     Ok((cache, truth))
@@ -155,20 +162,33 @@ fn validate(cfg: &SynthConfig) -> Result<(), String> {
         return Err("--pairs must be at least 2".into());
     }
     if !(0.0..1.0).contains(&cfg.test_fraction) {
-        return Err(format!("test fraction {} must be in [0, 1)", cfg.test_fraction));
+        return Err(format!(
+            "test fraction {} must be in [0, 1)",
+            cfg.test_fraction
+        ));
     }
     if !(0.0..=1.0).contains(&cfg.context_fraction) {
-        return Err(format!("context fraction {} must be in [0, 1]", cfg.context_fraction));
+        return Err(format!(
+            "context fraction {} must be in [0, 1]",
+            cfg.context_fraction
+        ));
     }
     Ok(())
 }
 
 fn gaussian(rng: &mut ChaCha8Rng, d: usize) -> Vec<f32> {
-    (0..d).map(|_| rng.sample::<f64, _>(StandardNormal) as f32).collect()
+    (0..d)
+        .map(|_| rng.sample::<f64, _>(StandardNormal) as f32)
+        .collect()
 }
 
 fn with_norm(mut v: Vec<f32>, norm: f64) -> Vec<f32> {
-    let n = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt().max(1e-12);
+    let n = v
+        .iter()
+        .map(|x| (*x as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+        .max(1e-12);
     for x in &mut v {
         *x = (*x as f64 * norm / n) as f32;
     }
@@ -186,10 +206,27 @@ fn draw_params(cfg: &SynthConfig, rng: &mut ChaCha8Rng) -> Params {
             heads.push(with_norm(gaussian(rng, d), cfg.head_scale));
         }
     }
-    let gate = (0..cfg.groups).map(|_| with_norm(gaussian(rng, d), cfg.gate_scale)).collect();
-    let contexts = (0..cfg.groups).map(|_| with_norm(gaussian(rng, d), 1.0)).collect();
-    let style = with_norm(gaussian(rng, d), cfg.style_scale);
-    Params { heads, gate, contexts, style }
+    let gate = (0..cfg.groups)
+        .map(|_| with_norm(gaussian(rng, d), cfg.gate_scale))
+        .collect();
+    let contexts = (0..cfg.groups)
+        .map(|_| with_norm(gaussian(rng, d), 1.0))
+        .collect();
+    // The style leans toward the first head of each opposite pair, so those groups like the
+    // first response on average and their partners dislike it: E_pi sigma(s*_k) differs by group.
+    let mut lean = vec![0.0f32; d];
+    for u in heads.iter().step_by(2) {
+        for (l, v) in lean.iter_mut().zip(u) {
+            *l += v;
+        }
+    }
+    let style = with_norm(lean, cfg.style_scale);
+    Params {
+        heads,
+        gate,
+        contexts,
+        style,
+    }
 }
 
 /// P(z | x) = softmax(G x).
@@ -219,28 +256,68 @@ fn draw_pair(cfg: &SynthConfig, params: &Params, rng: &mut ChaCha8Rng) -> Draw {
         }
     }
     let h_b = gaussian(rng, cfg.dim);
-    let h_a: Vec<f32> = gaussian(rng, cfg.dim).iter().zip(&params.style).map(|(n, s)| n + s).collect();
+    let h_a: Vec<f32> = gaussian(rng, cfg.dim)
+        .iter()
+        .zip(&params.style)
+        .map(|(n, s)| n + s)
+        .collect();
     let delta: Vec<f32> = h_a.iter().zip(&h_b).map(|(a, b)| a - b).collect();
     let p = sigmoid(dot(&params.heads[group], &delta) as f32) as f64;
     let a_chosen = rng.random::<f64>() < p;
     let with_context = rng.random::<f64>() < cfg.context_fraction;
     let test = rng.random::<f64>() < cfg.test_fraction;
-    Draw { x, h_a, h_b, group, a_chosen, with_context, test }
+    Draw {
+        x,
+        h_a,
+        h_b,
+        group,
+        a_chosen,
+        with_context,
+        test,
+    }
 }
 
-fn assemble(cfg: &SynthConfig, params: &Params, draws: Vec<Draw>) -> Result<EmbeddingCache, String> {
+fn assemble(
+    cfg: &SynthConfig,
+    params: &Params,
+    draws: Vec<Draw>,
+) -> Result<EmbeddingCache, String> {
     let n = draws.len();
     let d = cfg.dim;
-    let (mut chosen, mut rejected, mut prompt) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d), Vec::with_capacity(n * d));
+    let (mut chosen, mut rejected, mut prompt) = (
+        Vec::with_capacity(n * d),
+        Vec::with_capacity(n * d),
+        Vec::with_capacity(n * d),
+    );
     let mut pairs = Vec::with_capacity(n);
     for (i, dr) in draws.into_iter().enumerate() {
-        let (c, r) = if dr.a_chosen { (&dr.h_a, &dr.h_b) } else { (&dr.h_b, &dr.h_a) };
+        let (c, r) = if dr.a_chosen {
+            (&dr.h_a, &dr.h_b)
+        } else {
+            (&dr.h_b, &dr.h_a)
+        };
         chosen.extend_from_slice(c);
         rejected.extend_from_slice(r);
-        let shift = if dr.with_context { cfg.context_shift as f32 } else { 0.0 };
-        prompt.extend(dr.x.iter().zip(&params.contexts[dr.group]).map(|(x, c)| x + shift * c));
-        let (chosen_text, rejected_text) = if dr.a_chosen { ("response A", "response B") } else { ("response B", "response A") };
-        let mut pair = PrefPair::new(format!("synthetic prompt {i}"), format!("{chosen_text} to prompt {i}"), format!("{rejected_text} to prompt {i}"));
+        let shift = if dr.with_context {
+            cfg.context_shift as f32
+        } else {
+            0.0
+        };
+        prompt.extend(
+            dr.x.iter()
+                .zip(&params.contexts[dr.group])
+                .map(|(x, c)| x + shift * c),
+        );
+        let (chosen_text, rejected_text) = if dr.a_chosen {
+            ("response A", "response B")
+        } else {
+            ("response B", "response A")
+        };
+        let mut pair = PrefPair::new(
+            format!("synthetic prompt {i}"),
+            format!("{chosen_text} to prompt {i}"),
+            format!("{rejected_text} to prompt {i}"),
+        );
         pair.id = Some(format!("synth-{i}"));
         pair.attribute = Some(group_name(dr.group));
         pair.user_id = Some(group_name(dr.group));
@@ -250,13 +327,23 @@ fn assemble(cfg: &SynthConfig, params: &Params, draws: Vec<Draw>) -> Result<Embe
         pairs.push(pair);
     }
     let meta = CacheMeta {
-        backbone: Backbone { name: "synthetic".into(), kind: "synthetic".into(), ..Default::default() },
+        backbone: Backbone {
+            name: "synthetic".into(),
+            kind: "synthetic".into(),
+            ..Default::default()
+        },
         pooling: Some("none".into()),
         context_insertion: Some("vector-shift".into()),
         ..Default::default()
     };
-    EmbeddingCache::new(meta, pairs, Matrix::new(n, d, chosen), Matrix::new(n, d, rejected), Matrix::new(n, d, prompt))
-        .map_err(|e| e.to_string())
+    EmbeddingCache::new(
+        meta,
+        pairs,
+        Matrix::new(n, d, chosen),
+        Matrix::new(n, d, rejected),
+        Matrix::new(n, d, prompt),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn entropy(p: f64) -> f64 {
@@ -279,7 +366,11 @@ fn truth(cfg: &SynthConfig, params: &Params, draws: &[Draw]) -> Truth {
         .iter()
         .map(|d| {
             let delta: Vec<f32> = d.h_a.iter().zip(&d.h_b).map(|(a, b)| a - b).collect();
-            params.heads.iter().map(|u| sigmoid(dot(u, &delta) as f32) as f64).collect()
+            params
+                .heads
+                .iter()
+                .map(|u| sigmoid(dot(u, &delta) as f32) as f64)
+                .collect()
         })
         .collect();
     let mut correct = vec![0.0; k];
@@ -288,20 +379,37 @@ fn truth(cfg: &SynthConfig, params: &Params, draws: &[Draw]) -> Truth {
         correct[d.group] += p[d.group].max(1.0 - p[d.group]);
         count[d.group] += 1;
     }
-    let bayes_accuracy: BTreeMap<String, f64> =
-        (0..k).filter(|&g| count[g] > 0).map(|g| (group_name(g), correct[g] / count[g] as f64)).collect();
+    let bayes_accuracy: BTreeMap<String, f64> = (0..k)
+        .filter(|&g| count[g] > 0)
+        .map(|g| (group_name(g), correct[g] / count[g] as f64))
+        .collect();
     let bayes_average = bayes_accuracy.values().sum::<f64>() / bayes_accuracy.len().max(1) as f64;
 
     // Theorem 3.2 on the empirical test distribution. The responses do not depend on x, so
     // E_pi sigma(s*_k) is the same for every prompt: estimate it once over the test pairs.
     let n = probs.len() as f64;
-    let mean_pref: Vec<f64> = (0..k).map(|g| probs.iter().map(|p| p[g]).sum::<f64>() / n).collect();
+    let mean_pref: Vec<f64> = (0..k)
+        .map(|g| probs.iter().map(|p| p[g]).sum::<f64>() / n)
+        .collect();
     let mu = mean_pref.iter().sum::<f64>() / k as f64;
     let variance = mean_pref.iter().map(|m| (m - mu).powi(2)).sum::<f64>() / k as f64;
     let gammas: Vec<Vec<f64>> = test.iter().map(|d| group_weights(params, &d.x)).collect();
-    let rho = gammas.iter().flatten().copied().fold(f64::INFINITY, f64::min);
-    let entropy_term =
-        gammas.iter().zip(&probs).map(|(g, p)| g.iter().zip(p).map(|(gk, pk)| gk * entropy(*pk)).sum::<f64>()).sum::<f64>() / n;
+    let rho = gammas
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let entropy_term = gammas
+        .iter()
+        .zip(&probs)
+        .map(|(g, p)| {
+            g.iter()
+                .zip(p)
+                .map(|(gk, pk)| gk * entropy(*pk))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / n;
     let bound = 2.0 * rho * k as f64 * variance + entropy_term;
     Truth {
         config: cfg.clone(),
@@ -311,13 +419,24 @@ fn truth(cfg: &SynthConfig, params: &Params, draws: &[Draw]) -> Truth {
         style: params.style.clone(),
         bayes_accuracy,
         bayes_average,
-        theorem_3_2: TheoremBound { rho, variance, entropy: entropy_term, bound },
+        theorem_3_2: TheoremBound {
+            rho,
+            variance,
+            entropy: entropy_term,
+            bound,
+        },
     }
 }
 
 /// Writes the cache folder and `truth.json` beside its files.
-pub fn write(dir: &std::path::Path, cache: &EmbeddingCache, truth: &Truth, dtype: micro_cache::Dtype) -> Result<(), String> {
+pub fn write(
+    dir: &std::path::Path,
+    cache: &EmbeddingCache,
+    truth: &Truth,
+    dtype: micro_cache::Dtype,
+) -> Result<(), String> {
     cache.save(dir, dtype).map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(truth).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("truth.json"), json).map_err(|e| format!("{}: {e}", dir.join("truth.json").display()))
+    std::fs::write(dir.join("truth.json"), json)
+        .map_err(|e| format!("{}: {e}", dir.join("truth.json").display()))
 }

@@ -25,7 +25,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 2.5)]
     pub head_scale: f64,
     /// How strongly group weights depend on the prompt.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.5)]
     pub gate_scale: f64,
     /// How far a context moves the router input toward its group.
     #[arg(long, default_value_t = 3.0)]
@@ -33,6 +33,9 @@ pub struct SynthArgs {
     /// Fraction of pairs that carry their group's context.
     #[arg(long, default_value_t = 1.0)]
     pub context_fraction: f64,
+    /// Norm of the first response's style offset (drives the Theorem 3.2 variance term).
+    #[arg(long, default_value_t = 1.0)]
+    pub style_scale: f64,
     /// Draw heads independently instead of in opposite pairs.
     #[arg(long)]
     pub no_reversed_pairs: bool,
@@ -53,8 +56,8 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         gate_scale: a.gate_scale,
         context_shift: a.context_shift,
         context_fraction: a.context_fraction,
+        style_scale: a.style_scale,
         reversed_pairs: !a.no_reversed_pairs,
-        ..SynthConfig::default()
     };
     let (cache, truth) = synth::generate(&cfg).map_err(|e| anyhow!(e))?;
     synth::write(&a.output, &cache, &truth, dtype)
