@@ -1,0 +1,146 @@
+//! `micro heads audit|merge`: the heads as a tool: audit them on a safety preference set (and
+//! mask the flagged ones), or merge redundant ones.
+
+use anyhow::Context;
+use micro_cache::EmbeddingCache;
+use micro_model::MixtureModel;
+use micro_route::{audit_heads, mask_flagged, merge_correlated, DEFAULT_MERGE_THRESHOLD};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand)]
+pub enum HeadsCommand {
+    /// Per-head accuracy on a safety preference set (chosen = harmless); flag heads below a threshold.
+    Audit(AuditArgs),
+    /// Merge heads whose margins on held-out pairs correlate above a threshold.
+    Merge(MergeArgs),
+}
+
+/// Which pairs of the cache to use.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Pairs {
+    All,
+    Train,
+    Test,
+}
+
+impl Pairs {
+    fn select(self, cache: &EmbeddingCache) -> Vec<usize> {
+        match self {
+            Pairs::All => (0..cache.len()).collect(),
+            Pairs::Train => cache.indices(|p| p.is_train()),
+            Pairs::Test => cache.indices(|p| !p.is_train()),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Cache of a safety preference set (e.g. PKU-SafeRLHF, HH harmless), embedded like the training data.
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// A head with accuracy below this prefers harmful responses too often and is flagged.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+    #[arg(long, value_enum, default_value = "all")]
+    pub pairs: Pairs,
+    /// Write the model without the flagged heads to this folder.
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Cache with held-out pairs to compare the heads on.
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Correlation of two heads' margins above which they are merged.
+    #[arg(long, default_value_t = DEFAULT_MERGE_THRESHOLD)]
+    pub threshold: f64,
+    #[arg(long, value_enum, default_value = "test")]
+    pub pairs: Pairs,
+    /// Output model folder.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+pub fn run(c: HeadsCommand) -> anyhow::Result<()> {
+    match c {
+        HeadsCommand::Audit(a) => audit(a),
+        HeadsCommand::Merge(a) => merge(a),
+    }
+}
+
+fn load(model: &Path, cache: &Path) -> anyhow::Result<(MixtureModel, EmbeddingCache)> {
+    let m =
+        MixtureModel::load(model).with_context(|| format!("loading model {}", model.display()))?;
+    let c = EmbeddingCache::load(cache)
+        .with_context(|| format!("loading cache {}", cache.display()))?;
+    Ok((m, c))
+}
+
+fn audit(a: AuditArgs) -> anyhow::Result<()> {
+    let (model, cache) = load(&a.model, &a.cache)?;
+    let idx = a.pairs.select(&cache);
+    let report = audit_heads(&model, &cache, &idx, a.threshold)?;
+    println!(
+        "safety audit on {} pairs of {} (flag below {:.2})",
+        report.pairs,
+        a.cache.display(),
+        a.threshold
+    );
+    println!("  head  accuracy  mean margin");
+    for h in &report.heads {
+        println!(
+            "  {:>4}  {:>8.4}  {:>11.4}{}",
+            h.head,
+            h.accuracy,
+            h.mean_margin,
+            if h.flagged { "  FLAGGED" } else { "" }
+        );
+    }
+    let flagged = report.flagged();
+    println!("{} head(s) flagged: {flagged:?}", flagged.len());
+    if let Some(out) = &a.mask {
+        let masked = mask_flagged(&model, &report, &a.cache.display().to_string())?;
+        masked
+            .save(out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "wrote {} with {} of {} heads",
+            out.display(),
+            masked.k(),
+            model.k()
+        );
+    }
+    Ok(())
+}
+
+fn merge(a: MergeArgs) -> anyhow::Result<()> {
+    let (model, cache) = load(&a.model, &a.cache)?;
+    let idx = a.pairs.select(&cache);
+    let (merged, report) = merge_correlated(&model, &cache, &idx, a.threshold)?;
+    println!(
+        "{} heads -> {} on {} held-out pairs (threshold {:.2})",
+        model.k(),
+        merged.k(),
+        report.pairs,
+        a.threshold
+    );
+    for (j, c) in report.clusters.iter().enumerate() {
+        let mass: f64 = c.iter().map(|&h| report.mass[h]).sum();
+        println!("  head {j}: from {c:?}  router mass {mass:.3}");
+    }
+    println!(
+        "held-out average accuracy: {:.4} before, {:.4} after",
+        report.accuracy_before, report.accuracy_after
+    );
+    merged
+        .save(&a.output)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    println!("wrote {}", a.output.display());
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The Stage 2 labelling budget: B context-labelled training pairs per attribute, drawn at
+//! random with a seed.
+//!
+//! Each attribute is drawn from its own generator (seeded by the seed and the attribute's
+//! name), as a prefix of one seeded shuffle: the sample of one attribute does not depend on which
+//! others exist, and for a fixed seed the B = 10 sample is contained in the B = 25 one, so a
+//! budget sweep adds labels rather than redrawing them.
+
+use crate::error::{data, Result};
+use micro_cache::EmbeddingCache;
+use micro_data::PrefPair;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+/// Whether a pair carries a (non-blank) context.
+pub fn has_context(p: &PrefPair) -> bool {
+    p.context.as_deref().is_some_and(|c| !c.trim().is_empty())
+}
+
+/// `budget` training pairs with a context per attribute, all attributes together (sorted by
+/// attribute, then in drawing order).
+pub fn sample_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<Vec<usize>> {
+    Ok(sample_budget_groups(cache, budget, seed)?
+        .into_values()
+        .flatten()
+        .collect())
+}
+
+/// [`sample_budget`], by attribute.
+///
+/// Errors: no training pairs; an attribute whose training pairs carry no context; an
+/// attribute with fewer than `budget` context-labelled training pairs.
+pub fn sample_budget_groups(
+    cache: &EmbeddingCache,
+    budget: usize,
+    seed: u64,
+) -> Result<BTreeMap<String, Vec<usize>>> {
+    let train = cache.indices(PrefPair::is_train);
+    if train.is_empty() {
+        return Err(data("the cache has no training pairs (every pair has split = test): Stage 2 samples its budget from the train split"));
+    }
+    let mut out = BTreeMap::new();
+    for (attr, idx) in group_by_attribute(cache, &train) {
+        let with_context: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| has_context(&cache.pairs[i]))
+            .collect();
+        if with_context.is_empty() {
+            return Err(data(format!(
+                "attribute `{attr}` has {} training pairs but none carries a `context`: Stage 2 routes by context, so add the attribute's criterion as each pair's `context` (or drop the attribute)",
+                idx.len()
+            )));
+        }
+        if with_context.len() < budget {
+            return Err(data(format!(
+                "attribute `{attr}` has {} context-labelled training pairs, fewer than the budget {budget}: lower --budget to at most {}",
+                with_context.len(),
+                with_context.len()
+            )));
+        }
+        out.insert(attr.clone(), draw(&with_context, budget, seed, &attr));
+    }
+    Ok(out)
+}
+
+/// (drawn, rest) pair indices of one attribute.
+pub type HeldOut = (Vec<usize>, Vec<usize>);
+
+/// The pairs `candidates` split per attribute into `n` drawn at random and the rest, e.g. HyRe's
+/// labelled pairs and the pairs it is evaluated on. Errors when an attribute has no pair left.
+pub fn hold_out_per_attribute(
+    cache: &EmbeddingCache,
+    candidates: &[usize],
+    n: usize,
+    seed: u64,
+) -> Result<BTreeMap<String, HeldOut>> {
+    let mut out = BTreeMap::new();
+    for (attr, idx) in group_by_attribute(cache, candidates) {
+        if idx.len() <= n {
+            return Err(data(format!(
+                "attribute `{attr}` has {} pairs: holding out {n} labelled ones would leave none to evaluate; lower the number held out",
+                idx.len()
+            )));
+        }
+        let taken = draw(&idx, n, seed, &attr);
+        let mut rest: Vec<usize> = idx.iter().copied().filter(|i| !taken.contains(i)).collect();
+        rest.sort_unstable();
+        out.insert(attr, (taken, rest));
+    }
+    Ok(out)
+}
+
+/// Indices grouped by attribute (`"all"` for pairs without one), each in cache order.
+pub fn group_by_attribute(cache: &EmbeddingCache, idx: &[usize]) -> BTreeMap<String, Vec<usize>> {
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for &i in idx {
+        groups
+            .entry(cache.pairs[i].group().to_string())
+            .or_default()
+            .push(i);
+    }
+    groups
+}
+
+fn draw(idx: &[usize], n: usize, seed: u64, attr: &str) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(attr.as_bytes()));
+    let mut v = idx.to_vec();
+    v.shuffle(&mut rng);
+    v.truncate(n);
+    v
+}
+
+/// A hash that is the same on every platform and Rust version (unlike `DefaultHasher`), so a
+/// seed names the same sample forever.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use micro_cache::{CacheMeta, Matrix};
+    use micro_data::Split;
+
+    fn cache(groups: &[(&str, usize, bool)]) -> EmbeddingCache {
+        let mut pairs = Vec::new();
+        for (attr, n, ctx) in groups {
+            for i in 0..*n {
+                let mut p = PrefPair::new(format!("{attr}{i}"), "a", "b");
+                p.attribute = Some(attr.to_string());
+                p.context = ctx.then(|| format!("criterion {attr}"));
+                pairs.push(p);
+            }
+        }
+        let n = pairs.len();
+        let m = || Matrix::zeros(n, 2);
+        EmbeddingCache::new(CacheMeta::default(), pairs, m(), m(), m()).unwrap()
+    }
+
+    #[test]
+    fn draws_the_budget_per_attribute_reproducibly() {
+        let c = cache(&[("a", 30, true), ("b", 12, true)]);
+        let g = sample_budget_groups(&c, 10, 7).unwrap();
+        assert_eq!(g["a"].len(), 10);
+        assert_eq!(g["b"].len(), 10);
+        assert!(g["a"].iter().all(|&i| c.pairs[i].group() == "a"));
+        assert_eq!(g, sample_budget_groups(&c, 10, 7).unwrap());
+        assert_ne!(g["a"], sample_budget_groups(&c, 10, 8).unwrap()["a"]);
+        let mut distinct = g["a"].clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 10);
+    }
+
+    #[test]
+    fn larger_budgets_extend_smaller_ones() {
+        let c = cache(&[("a", 40, true)]);
+        let small = sample_budget(&c, 10, 3).unwrap();
+        let large = sample_budget(&c, 25, 3).unwrap();
+        assert_eq!(&large[..10], &small[..]);
+    }
+
+    #[test]
+    fn only_training_pairs_with_context_are_drawn() {
+        let mut c = cache(&[("a", 20, true)]);
+        for p in &mut c.pairs[..10] {
+            p.split = Some(Split::Test);
+        }
+        c.pairs[10].context = None;
+        let all = sample_budget(&c, 9, 0).unwrap();
+        assert!(all.iter().all(|&i| i > 10));
+        let e = sample_budget(&c, 10, 0).unwrap_err().to_string();
+        assert!(
+            e.contains("attribute `a` has 9 context-labelled training pairs")
+                && e.contains("at most 9"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_attribute_without_context_is_an_error() {
+        let c = cache(&[("a", 20, true), ("b", 20, false)]);
+        let e = sample_budget(&c, 5, 0).unwrap_err().to_string();
+        assert!(
+            e.contains("attribute `b` has 20 training pairs but none carries a `context`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hold_out_splits_every_attribute() {
+        let c = cache(&[("a", 20, false), ("b", 17, false)]);
+        let all: Vec<usize> = (0..c.len()).collect();
+        let h = hold_out_per_attribute(&c, &all, 16, 1).unwrap();
+        assert_eq!(h["a"].0.len(), 16);
+        assert_eq!(h["a"].1.len(), 4);
+        assert_eq!(h["b"].1.len(), 1);
+        assert!(h["a"].1.iter().all(|i| !h["a"].0.contains(i)));
+        assert!(hold_out_per_attribute(&c, &all, 17, 1).is_err());
+    }
+}
