@@ -84,6 +84,9 @@ pub struct TrainArgs {
     /// Epochs without held-out improvement before stopping.
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
+    /// Epochs always run before early stopping may end training (heads need time to split).
+    #[arg(long, default_value_t = 30)]
+    pub min_epochs: usize,
     /// Fraction of the steps spent warming up.
     #[arg(long, default_value_t = 0.05)]
     pub warmup: f32,
@@ -113,6 +116,7 @@ impl TrainArgs {
             seed: self.seed,
             holdout: self.holdout,
             patience: self.patience,
+            min_epochs: self.min_epochs,
             threads: 0,
         }
     }
