@@ -1,0 +1,303 @@
+//! `micro serve` (the reward server and its API keys) and `micro bench serve` (a load test on
+//! loopback).
+
+use anyhow::Context;
+use micro_embed::{BackboneOptions, ContextMode, DeviceKind};
+use micro_model::MixtureModel;
+use micro_route::Rate;
+use micro_serve::store::{self, SqliteSync, StateStore};
+use micro_serve::{auth, bench, AppState, Engine, Limits};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where users' state and API keys live.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DbArgs {
+    /// State store: a SQLite file (`PATH` or `sqlite:PATH`) or a PostgreSQL URL
+    /// (`postgres://user@host/db`, shared by several replicas).
+    #[arg(long, env = "MICRO_DB", default_value = "micro-state.sqlite")]
+    db: String,
+    /// SQLite commit durability: `normal` (WAL; survives a killed process, a power loss may
+    /// drop the last commits) or `full` (fsync every commit).
+    #[arg(long, default_value = "normal")]
+    sqlite_sync: SqliteSync,
+}
+
+impl DbArgs {
+    async fn open(&self) -> anyhow::Result<Arc<dyn StateStore>> {
+        store::open(&self.db, self.sqlite_sync)
+            .await
+            .with_context(|| format!("cannot open the state store {}", redact(&self.db)))
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    command: Option<ServeCommand>,
+    /// Model folder (model.safetensors + config.json) from `micro train`.
+    #[arg(long, required = true)]
+    model: Option<PathBuf>,
+    /// Backbone folder (the one the model was trained on) to accept text requests.
+    #[arg(long)]
+    backbone: Option<PathBuf>,
+    /// Where the context goes in the router input text: prefix, system or none.
+    #[arg(long, default_value = "prefix")]
+    context_mode: ContextMode,
+    /// Device for the backbone: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceKind,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to listen on; port 0 lets the OS choose (the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Hedge learning rate of new users: a number eta (1/tau in the paper) or `anytime`
+    /// (eta_t = sqrt(8 ln K / t) / C, no horizon needed).
+    #[arg(long, default_value = "anytime", value_parser = parse_rate)]
+    rate: Rate,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Most responses (texts or embeddings) per request.
+    #[arg(long, default_value_t = Limits::default().max_texts)]
+    max_texts: usize,
+    /// Longest text, characters.
+    #[arg(long, default_value_t = Limits::default().max_text_chars)]
+    max_text_chars: usize,
+    /// Requests running longer are answered 408.
+    #[arg(long, default_value_t = 30_000)]
+    request_timeout_ms: u64,
+}
+
+#[derive(clap::Subcommand)]
+enum ServeCommand {
+    /// Manage API keys (one or more per tenant; stored hashed).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum KeysCommand {
+    /// Create a key for a tenant and print it (it is shown only once).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// A note to recognise the key by in `keys list`.
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List keys (hash prefix, tenant, label, creation time).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke the keys whose hash starts with PREFIX (as `keys list` shows; 8+ hex digits).
+    Remove {
+        prefix: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_rate(s: &str) -> Result<Rate, String> {
+    if s.eq_ignore_ascii_case("anytime") {
+        return Ok(Rate::Anytime);
+    }
+    match s.parse::<f64>() {
+        Ok(eta) if eta > 0.0 && eta.is_finite() => Ok(Rate::Fixed(eta)),
+        _ => Err(format!(
+            "--rate {s:?}: give a positive number (eta) or `anytime`"
+        )),
+    }
+}
+
+pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match a.command {
+        Some(ServeCommand::Keys(k)) => rt.block_on(keys(k)),
+        None => rt.block_on(serve(a)),
+    }
+}
+
+async fn keys(c: KeysCommand) -> anyhow::Result<()> {
+    match c {
+        KeysCommand::Add { tenant, label, db } => {
+            let store = db.open().await?;
+            let (key, rec) = auth::add_key(store.as_ref(), &tenant, &label)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            eprintln!(
+                "key {} for tenant {:?} stored in {}; it is not shown again",
+                &rec.hash[..12],
+                rec.tenant,
+                redact(&db.db)
+            );
+            println!("{key}");
+        }
+        KeysCommand::List { db } => {
+            for k in db.open().await?.list_keys().await? {
+                println!(
+                    "{}  {:<24} {:<24} {}",
+                    &k.hash[..12],
+                    k.tenant,
+                    k.label,
+                    k.created_at
+                );
+            }
+        }
+        KeysCommand::Remove { prefix, db } => {
+            if prefix.len() < 8 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+                anyhow::bail!("key prefix {prefix:?}: give at least 8 hex digits of the hash `keys list` shows");
+            }
+            let n = db
+                .open()
+                .await?
+                .remove_keys(&prefix.to_ascii_lowercase())
+                .await?;
+            if n == 0 {
+                anyhow::bail!("no key hash starts with {prefix}");
+            }
+            println!(
+                "removed {n} key(s); servers stop accepting them within {} s",
+                auth::KeyCache::TTL.as_secs()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let dir = a.model.context("--model is required")?;
+    let model = MixtureModel::load(&dir)
+        .with_context(|| format!("cannot load the model folder {}", dir.display()))?;
+    let backbone = match &a.backbone {
+        Some(b) => {
+            let opts = BackboneOptions {
+                context: a.context_mode,
+                device: a.device,
+                ..Default::default()
+            };
+            let loaded = micro_embed::load_backbone(b, &opts)
+                .with_context(|| format!("cannot load the backbone {}", b.display()))?;
+            let (want, got) = (&model.config.backbone.name, loaded.info().name);
+            if !want.is_empty() && *want != got {
+                eprintln!(
+                    "warning: the model was trained on backbone `{want}`, serving with `{got}`"
+                );
+            }
+            Some(loaded)
+        }
+        None => None,
+    };
+    let engine = Engine::new(model, backbone).map_err(anyhow::Error::msg)?;
+    let store = a.db.open().await?;
+    let limits = Limits {
+        max_body_bytes: a.max_body_bytes,
+        max_texts: a.max_texts,
+        max_text_chars: a.max_text_chars,
+        timeout: Duration::from_millis(a.request_timeout_ms),
+    };
+    let summary = format!(
+        "model K={} d={}, store {} ({}), text {}",
+        engine.k(),
+        engine.dim(),
+        store.kind(),
+        redact(&a.db.db),
+        engine.has_backbone()
+    );
+    let state = Arc::new(AppState::new(engine, store, limits, a.rate));
+    let (listener, addr) = micro_serve::server::bind(&a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    // Tests and scripts read the bound address from this line (port 0 picks a free port).
+    println!("micro serve: listening on http://{addr}");
+    std::io::stdout().flush().ok();
+    eprintln!("micro serve: {summary}; Ctrl-C or SIGTERM stops after in-flight requests");
+    micro_serve::serve(listener, state, micro_serve::shutdown_signal())
+        .await
+        .context("server failed")?;
+    eprintln!("micro serve: stopped");
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct BenchServeArgs {
+    /// Requests per phase (scoring, then feedback).
+    #[arg(long, default_value_t = 5000)]
+    requests: usize,
+    /// Concurrent keep-alive clients.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Embedding width of the synthetic model.
+    #[arg(long, default_value_t = 768)]
+    dim: usize,
+    /// Heads of the synthetic model.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Responses per scoring request.
+    #[arg(long, default_value_t = 4)]
+    responses: usize,
+    /// Users the feedback is spread over.
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// State store URL (default: a fresh SQLite file in a temporary folder).
+    #[arg(long)]
+    db: Option<String>,
+    #[arg(long, default_value = "normal")]
+    sqlite_sync: SqliteSync,
+}
+
+pub fn bench(a: BenchServeArgs) -> anyhow::Result<()> {
+    let opts = bench::BenchOptions {
+        requests: a.requests,
+        concurrency: a.concurrency,
+        dim: a.dim,
+        k: a.k,
+        responses: a.responses,
+        users: a.users,
+        db: a.db,
+        sync: a.sqlite_sync,
+    };
+    let tmp = tempfile_dir()?;
+    println!(
+        "micro bench serve: loopback, {} clients, {} requests per phase, synthetic model d={} K={}, {} core(s)",
+        opts.concurrency,
+        opts.requests,
+        opts.dim,
+        opts.k,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let results = bench::run(&opts, &tmp).map_err(anyhow::Error::msg)?;
+    for r in &results {
+        println!("{r}");
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+/// A private folder for the bench's SQLite file (tempfile is only a dev-dependency here).
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("micro-bench-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,210 @@
+//! The JSON bodies of the `/v1` API (documented in `docs/openapi.json`).
+//!
+//! Every request that needs vectors takes either text (embedded in process by the server's
+//! backbone) or precomputed embeddings from the backbone the model was trained on.
+
+use crate::store::{LogEntry, UserRecord};
+use micro_data::Prompt;
+use micro_route::Rate;
+use serde::{Deserialize, Serialize};
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/score`: rewards for several responses to one prompt.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRequest {
+    /// Use this user's adapted weights.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Without a user: the router weights for this context (text, prepended to the prompt).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Without a user: the router weights for this router-input embedding.
+    #[serde(default)]
+    pub context_embedding: Option<Vec<f32>>,
+    #[serde(default)]
+    pub prompt: Option<Prompt>,
+    /// Router input for the prompt (used when there is no user and no context embedding).
+    #[serde(default)]
+    pub prompt_embedding: Option<Vec<f32>>,
+    #[serde(default)]
+    pub responses: Option<Vec<String>>,
+    /// h(x, a) for each response, as the backbone makes them.
+    #[serde(default)]
+    pub response_embeddings: Option<Vec<Vec<f32>>>,
+    /// Also return P(i preferred to j) for every pair i < j.
+    #[serde(default = "yes")]
+    pub pairs: bool,
+    /// Also return each head's reward per response.
+    #[serde(default)]
+    pub head_rewards: bool,
+}
+
+/// Where the mixture weights of a response came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightsFrom {
+    /// The user's Hedge state.
+    User,
+    /// The router on the context (and prompt).
+    Router,
+    /// The model's input-independent gate.
+    Static,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairProb {
+    pub i: usize,
+    pub j: usize,
+    /// P(response i is preferred to response j) = sum_k w_k sigma(r_k(i) - r_k(j)).
+    pub p: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResponse {
+    pub weights: Vec<f32>,
+    pub weights_from: WeightsFrom,
+    /// The personalised reward sum_k w_k r_k per response, in request order.
+    pub rewards: Vec<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_rewards: Option<Vec<Vec<f32>>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<PairProb>,
+}
+
+/// `POST /v1/compare`: one pair.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareRequest {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub context_embedding: Option<Vec<f32>>,
+    #[serde(default)]
+    pub prompt: Option<Prompt>,
+    #[serde(default)]
+    pub prompt_embedding: Option<Vec<f32>>,
+    #[serde(default)]
+    pub a: Option<String>,
+    #[serde(default)]
+    pub b: Option<String>,
+    #[serde(default)]
+    pub a_embedding: Option<Vec<f32>>,
+    #[serde(default)]
+    pub b_embedding: Option<Vec<f32>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareResponse {
+    /// P(a preferred to b).
+    pub p_a: f32,
+    pub reward_a: f32,
+    pub reward_b: f32,
+    /// r_k(a) - r_k(b) per head.
+    pub margins: Vec<f32>,
+    pub weights: Vec<f32>,
+    pub weights_from: WeightsFrom,
+}
+
+/// `POST /v1/users/{user_id}/feedback`: the user preferred `chosen` to `rejected`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    #[serde(default)]
+    pub prompt: Option<Prompt>,
+    #[serde(default)]
+    pub chosen: Option<String>,
+    #[serde(default)]
+    pub rejected: Option<String>,
+    #[serde(default)]
+    pub chosen_embedding: Option<Vec<f32>>,
+    #[serde(default)]
+    pub rejected_embedding: Option<Vec<f32>>,
+    /// Sets the prior of a user this event creates (ignored for an existing user).
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub context_embedding: Option<Vec<f32>>,
+}
+
+/// `PUT /v1/users/{user_id}`: create a user with a prior.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub context_embedding: Option<Vec<f32>>,
+    /// Explicit prior weights over the heads (non-negative, normalised by the server).
+    #[serde(default)]
+    pub prior: Option<Vec<f32>>,
+}
+
+/// A user's state as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserView {
+    pub user_id: String,
+    pub weights: Vec<f32>,
+    pub log_weights: Vec<f64>,
+    pub prior: Vec<f32>,
+    /// The user's context (criterion), when it was created with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Hedge learning rate: `{"fixed": eta}` or `"anytime"` (eta_t = sqrt(8 ln K / t) / C).
+    pub rate: Rate,
+    /// The rate the next update uses.
+    pub eta: f64,
+    /// Each head's cumulative clipped log-loss on this user's feedback.
+    pub head_loss: Vec<f64>,
+    /// Feedback events folded in.
+    pub updates: u64,
+    /// Sequence number of the last logged event.
+    pub seq: i64,
+    /// Sum over events of -log P(chosen preferred) under the weights before each event.
+    pub cumulative_loss: f64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(r: &UserRecord) -> Self {
+        UserView {
+            user_id: r.key.user_id.clone(),
+            weights: r.state.weights(),
+            log_weights: r.state.log_weights.clone(),
+            prior: r.prior.clone(),
+            context: r.state.context.clone(),
+            rate: r.state.rate,
+            eta: r.state.eta(),
+            head_loss: r.state.head_loss.clone(),
+            updates: r.state.updates,
+            seq: r.seq,
+            cumulative_loss: r.state.cumulative_loss,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// `GET /v1/users/{user_id}/feedback`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogView {
+    pub user_id: String,
+    pub entries: Vec<LogEntry>,
+    /// Pass as `after` to read on; absent at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogQuery {
+    #[serde(default)]
+    pub after: i64,
+    #[serde(default)]
+    pub limit: Option<i64>,
+}

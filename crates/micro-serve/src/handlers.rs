@@ -1,0 +1,491 @@
+//! The `/v1` handlers: each checks its input against the limits and the model, resolves the
+//! mixture weights (user state, router or static gate) and answers JSON.
+
+use crate::api::{
+    CompareRequest, CompareResponse, CreateUserRequest, FeedbackRequest, LogQuery, LogView,
+    PairProb, ScoreRequest, ScoreResponse, UserView, WeightsFrom,
+};
+use crate::auth::Tenant;
+use crate::engine::{mixed_reward, pair_prob};
+use crate::error::ApiError;
+use crate::server::{ApiJson, AppState};
+use crate::store::{Feedback, NewUser, UserKey, UserRecord};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use micro_cache::Matrix;
+use micro_data::Prompt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+type St = State<Arc<AppState>>;
+
+/// The OpenAPI document, kept in the repository at `docs/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub async fn health(State(st): St) -> Json<serde_json::Value> {
+    let c = &st.engine.model.config;
+    Json(serde_json::json!({
+        "status": "ok",
+        "model": {"method": c.method.to_string(), "k": st.engine.k(), "dim": c.dim, "prompt_dim": c.prompt_dim, "backbone": c.backbone.name},
+        "text": st.engine.has_backbone(),
+        "store": st.store.kind(),
+    }))
+}
+
+pub async fn metrics(State(st): St) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+}
+
+fn user_key(tenant: &Tenant, user_id: &str) -> Result<UserKey, ApiError> {
+    if user_id.is_empty() || user_id.len() > 256 || user_id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "user_id must be 1-256 characters without control characters",
+        ));
+    }
+    Ok(UserKey::new(&tenant.0, user_id))
+}
+
+fn not_found(user_id: &str) -> ApiError {
+    ApiError::not_found(format!("no user {user_id:?} for this API key's tenant"))
+}
+
+fn check_text(st: &AppState, field: &str, text: &str) -> Result<(), ApiError> {
+    let n = text.chars().count();
+    if n > st.limits.max_text_chars {
+        return Err(ApiError::too_large(format!(
+            "`{field}` has {n} characters, the limit is {} (--max-text-chars)",
+            st.limits.max_text_chars
+        )));
+    }
+    Ok(())
+}
+
+fn check_prompt(st: &AppState, prompt: Option<&Prompt>) -> Result<(), ApiError> {
+    prompt.map_or(Ok(()), |p| check_text(st, "prompt", &p.to_text()))
+}
+
+/// Where a request's weights come from: a user, a context or prompt, or the static gate.
+struct WeightSource<'a> {
+    user_id: Option<&'a str>,
+    context: Option<&'a str>,
+    context_embedding: Option<&'a [f32]>,
+    prompt: Option<&'a Prompt>,
+    prompt_embedding: Option<&'a [f32]>,
+}
+
+async fn resolve_weights(
+    st: &AppState,
+    tenant: &Tenant,
+    src: WeightSource<'_>,
+) -> Result<(Vec<f32>, WeightsFrom), ApiError> {
+    if let Some(id) = src.user_id {
+        let key = user_key(tenant, id)?;
+        let rec = st
+            .store
+            .get_user(&key)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        check_user_k(st, &rec)?;
+        return Ok((rec.state.weights(), WeightsFrom::User));
+    }
+    if let Some(w) = st.engine.static_weights() {
+        return Ok((w, WeightsFrom::Static));
+    }
+    let x = router_input(st, src.context, src.context_embedding, src.prompt, src.prompt_embedding).await?.ok_or_else(|| {
+        ApiError::bad_request("give a user_id, a context, a context_embedding, a prompt or a prompt_embedding to weight the heads")
+    })?;
+    Ok((st.engine.router_weights(&x), WeightsFrom::Router))
+}
+
+/// The router input from an embedding, or from text through the backbone; `None` if neither.
+async fn router_input(
+    st: &AppState,
+    context: Option<&str>,
+    context_embedding: Option<&[f32]>,
+    prompt: Option<&Prompt>,
+    prompt_embedding: Option<&[f32]>,
+) -> Result<Option<Vec<f32>>, ApiError> {
+    let pd = st.engine.prompt_dim();
+    if let Some(x) = context_embedding {
+        st.engine.check("context_embedding", x, pd)?;
+        return Ok(Some(x.to_vec()));
+    }
+    if let Some(x) = prompt_embedding {
+        st.engine.check("prompt_embedding", x, pd)?;
+        return Ok(Some(x.to_vec()));
+    }
+    if context.is_some() || prompt.is_some() {
+        if let Some(c) = context {
+            check_text(st, "context", c)?;
+        }
+        check_prompt(st, prompt)?;
+        return Ok(Some(st.engine.embed_router_input(prompt, context).await?));
+    }
+    Ok(None)
+}
+
+fn check_user_k(st: &AppState, rec: &UserRecord) -> Result<(), ApiError> {
+    let k = rec.state.log_weights.len();
+    if k != st.engine.k() {
+        return Err(ApiError::conflict(format!(
+            "user {:?} has state over {k} heads but the model has {}: delete the user or serve the model it was built with",
+            rec.key.user_id,
+            st.engine.k()
+        )));
+    }
+    Ok(())
+}
+
+/// Response features from embeddings or texts (exactly one of the two).
+async fn features(
+    st: &AppState,
+    prompt: Option<&Prompt>,
+    context: Option<&str>,
+    texts: Option<Vec<String>>,
+    embeddings: Option<Vec<Vec<f32>>>,
+    names: (&str, &str),
+) -> Result<Matrix, ApiError> {
+    let n = texts.as_ref().map_or(0, Vec::len) + embeddings.as_ref().map_or(0, Vec::len);
+    if n > st.limits.max_texts {
+        return Err(ApiError::too_large(format!(
+            "{n} responses in one request, the limit is {} (--max-texts): split the request",
+            st.limits.max_texts
+        )));
+    }
+    match (texts, embeddings) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            "give `{}` or `{}`, not both",
+            names.0, names.1
+        ))),
+        (None, Some(rows)) => {
+            for (i, r) in rows.iter().enumerate() {
+                st.engine
+                    .check(&format!("{}[{i}]", names.1), r, st.engine.dim())?;
+            }
+            if rows.is_empty() {
+                return Err(ApiError::bad_request(format!("`{}` is empty", names.1)));
+            }
+            Ok(Matrix::from_rows(&rows))
+        }
+        (Some(texts), None) => {
+            if texts.is_empty() {
+                return Err(ApiError::bad_request(format!("`{}` is empty", names.0)));
+            }
+            for (i, t) in texts.iter().enumerate() {
+                check_text(st, &format!("{}[{i}]", names.0), t)?;
+            }
+            check_prompt(st, prompt)?;
+            st.engine.embed_responses(prompt, context, texts).await
+        }
+        (None, None) => Err(ApiError::bad_request(format!(
+            "give the responses as `{}` (text) or `{}`",
+            names.0, names.1
+        ))),
+    }
+}
+
+pub async fn score(
+    State(st): St,
+    tenant: Tenant,
+    ApiJson(req): ApiJson<ScoreRequest>,
+) -> Result<Json<ScoreResponse>, ApiError> {
+    let src = WeightSource {
+        user_id: req.user_id.as_deref(),
+        context: req.context.as_deref(),
+        context_embedding: req.context_embedding.as_deref(),
+        prompt: req.prompt.as_ref(),
+        prompt_embedding: req.prompt_embedding.as_deref(),
+    };
+    let (weights, from) = resolve_weights(&st, &tenant, src).await?;
+    let h = features(
+        &st,
+        req.prompt.as_ref(),
+        req.context.as_deref(),
+        req.responses,
+        req.response_embeddings,
+        ("responses", "response_embeddings"),
+    )
+    .await?;
+    let heads = st.engine.head_rewards(&h);
+    let rewards = heads.iter().map(|r| mixed_reward(&weights, r)).collect();
+    let mut pairs = Vec::new();
+    if req.pairs {
+        for i in 0..heads.len() {
+            for j in i + 1..heads.len() {
+                pairs.push(PairProb {
+                    i,
+                    j,
+                    p: pair_prob(&weights, &heads[i], &heads[j]),
+                });
+            }
+        }
+    }
+    let head_rewards = req.head_rewards.then_some(heads);
+    Ok(Json(ScoreResponse {
+        weights,
+        weights_from: from,
+        rewards,
+        head_rewards,
+        pairs,
+    }))
+}
+
+/// Two responses as one two-row feature matrix (texts or embeddings, not mixed).
+async fn pair_features(
+    st: &AppState,
+    prompt: Option<&Prompt>,
+    context: Option<&str>,
+    texts: (Option<String>, Option<String>),
+    embeddings: (Option<Vec<f32>>, Option<Vec<f32>>),
+    names: [&str; 4],
+) -> Result<Matrix, ApiError> {
+    let texts = match texts {
+        (Some(a), Some(b)) => Some(vec![a, b]),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "give both `{}` and `{}`",
+                names[0], names[1]
+            )))
+        }
+    };
+    let embeddings = match embeddings {
+        (Some(a), Some(b)) => Some(vec![a, b]),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "give both `{}` and `{}`",
+                names[2], names[3]
+            )))
+        }
+    };
+    let both = format!("{} and {}", names[0], names[1]);
+    let both_emb = format!("{} and {}", names[2], names[3]);
+    let h = features(st, prompt, context, texts, embeddings, (&both, &both_emb)).await?;
+    Ok(h)
+}
+
+pub async fn compare(
+    State(st): St,
+    tenant: Tenant,
+    ApiJson(req): ApiJson<CompareRequest>,
+) -> Result<Json<CompareResponse>, ApiError> {
+    let src = WeightSource {
+        user_id: req.user_id.as_deref(),
+        context: req.context.as_deref(),
+        context_embedding: req.context_embedding.as_deref(),
+        prompt: req.prompt.as_ref(),
+        prompt_embedding: req.prompt_embedding.as_deref(),
+    };
+    let (weights, from) = resolve_weights(&st, &tenant, src).await?;
+    let h = pair_features(
+        &st,
+        req.prompt.as_ref(),
+        req.context.as_deref(),
+        (req.a, req.b),
+        (req.a_embedding, req.b_embedding),
+        ["a", "b", "a_embedding", "b_embedding"],
+    )
+    .await?;
+    let heads = st.engine.head_rewards(&h);
+    let margins = heads[0].iter().zip(&heads[1]).map(|(a, b)| a - b).collect();
+    Ok(Json(CompareResponse {
+        p_a: pair_prob(&weights, &heads[0], &heads[1]),
+        reward_a: mixed_reward(&weights, &heads[0]),
+        reward_b: mixed_reward(&weights, &heads[1]),
+        margins,
+        weights,
+        weights_from: from,
+    }))
+}
+
+/// The prior of a user being created: an explicit vector, the router on the context, the
+/// static gate, or uniform.
+async fn prior_for(
+    st: &AppState,
+    explicit: Option<&[f32]>,
+    context: Option<&str>,
+    context_embedding: Option<&[f32]>,
+) -> Result<Vec<f32>, ApiError> {
+    let k = st.engine.k();
+    if let Some(p) = explicit {
+        if p.len() != k
+            || p.iter().any(|w| !w.is_finite() || *w < 0.0)
+            || p.iter().sum::<f32>() <= 0.0
+        {
+            return Err(ApiError::unprocessable(format!(
+                "`prior` must be {k} non-negative weights with a positive sum"
+            )));
+        }
+        let s: f32 = p.iter().sum();
+        return Ok(p.iter().map(|w| w / s).collect());
+    }
+    if let Some(w) = st.engine.static_weights() {
+        return Ok(w);
+    }
+    match router_input(st, context, context_embedding, None, None).await? {
+        Some(x) => Ok(st.engine.router_weights(&x)),
+        None => Ok(vec![1.0 / k as f32; k]),
+    }
+}
+
+pub async fn create_user(
+    State(st): St,
+    tenant: Tenant,
+    Path(user_id): Path<String>,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let key = user_key(&tenant, &user_id)?;
+    let prior = prior_for(
+        &st,
+        req.prior.as_deref(),
+        req.context.as_deref(),
+        req.context_embedding.as_deref(),
+    )
+    .await?;
+    let new = NewUser {
+        prior,
+        rate: st.rate,
+        context: req.context.clone(),
+    };
+    match st.store.create_user(&key, &new).await? {
+        Some(rec) => Ok((StatusCode::CREATED, Json(UserView::from(&rec)))),
+        None => Err(ApiError::conflict(format!(
+            "user {user_id:?} exists: DELETE it first to start over"
+        ))),
+    }
+}
+
+pub async fn get_user(
+    State(st): St,
+    tenant: Tenant,
+    Path(user_id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    let key = user_key(&tenant, &user_id)?;
+    let rec = st
+        .store
+        .get_user(&key)
+        .await?
+        .ok_or_else(|| not_found(&user_id))?;
+    Ok(Json(UserView::from(&rec)))
+}
+
+pub async fn delete_user(
+    State(st): St,
+    tenant: Tenant,
+    Path(user_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let key = user_key(&tenant, &user_id)?;
+    let _guard = st.locks.stripe(&key).lock().await;
+    if st.store.delete_user(&key).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&user_id))
+    }
+}
+
+pub async fn feedback(
+    State(st): St,
+    tenant: Tenant,
+    Path(user_id): Path<String>,
+    ApiJson(req): ApiJson<FeedbackRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    let key = user_key(&tenant, &user_id)?;
+    let h = pair_features(
+        &st,
+        req.prompt.as_ref(),
+        req.context.as_deref(),
+        (req.chosen.clone(), req.rejected.clone()),
+        (req.chosen_embedding, req.rejected_embedding),
+        [
+            "chosen",
+            "rejected",
+            "chosen_embedding",
+            "rejected_embedding",
+        ],
+    )
+    .await?;
+    let diff: Vec<f32> = h.row(0).iter().zip(h.row(1)).map(|(w, l)| w - l).collect();
+    let margins = st.engine.model.margins(&diff);
+    // The prior matters only for a new user; skip embedding a context for an existing one.
+    let needs_prior = (req.context.is_some() || req.context_embedding.is_some())
+        && st.store.get_user(&key).await?.is_none();
+    let prior = if needs_prior {
+        prior_for(
+            &st,
+            None,
+            req.context.as_deref(),
+            req.context_embedding.as_deref(),
+        )
+        .await?
+    } else {
+        prior_for(&st, None, None, None).await?
+    };
+    let new = NewUser {
+        prior,
+        rate: st.rate,
+        context: req.context.clone(),
+    };
+    let event = Feedback {
+        margins,
+        prompt: req.prompt.map(|p| p.to_text()),
+        chosen: req.chosen,
+        rejected: req.rejected,
+    };
+    // A spawned task commits even if the client goes away or the timeout fires: an event is
+    // either logged and folded in, or not at all.
+    let task_state = st.clone();
+    let rec = tokio::spawn(async move {
+        let _guard = task_state.locks.stripe(&key).lock().await;
+        task_state.store.append_feedback(&key, &new, &event).await
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("feedback task failed: {e}")))??;
+    st.metrics.feedback_stored.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(UserView::from(&rec)))
+}
+
+pub async fn feedback_log(
+    State(st): St,
+    tenant: Tenant,
+    Path(user_id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<LogView>, ApiError> {
+    let key = user_key(&tenant, &user_id)?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let entries = st.store.feedback_log(&key, q.after, limit).await?;
+    if entries.is_empty() && q.after == 0 && st.store.get_user(&key).await?.is_none() {
+        return Err(not_found(&user_id));
+    }
+    let next_after =
+        (entries.len() as i64 == limit).then(|| entries.last().map_or(q.after, |e| e.seq));
+    Ok(Json(LogView {
+        user_id,
+        entries,
+        next_after,
+    }))
+}
+
+pub async fn rebuild(
+    State(st): St,
+    tenant: Tenant,
+    Path(user_id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    let key = user_key(&tenant, &user_id)?;
+    let _guard = st.locks.stripe(&key).lock().await;
+    let rec = st
+        .store
+        .rebuild(&key)
+        .await?
+        .ok_or_else(|| not_found(&user_id))?;
+    Ok(Json(UserView::from(&rec)))
+}

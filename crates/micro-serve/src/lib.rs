@@ -1,0 +1,78 @@
+//! The MiCRo reward server: personalised rewards over HTTP, with per-user online adaptation
+//! (Hedge) persisted in SQLite or PostgreSQL.
+//!
+//! The principal type is [`AppState`] (the model [`Engine`], a [`StateStore`], limits and
+//! metrics), served by [`start`] or [`serve`]. The API is documented in `docs/openapi.json`.
+//!
+//! ```
+//! use micro_serve::{auth, bench::synthetic_model, client::Client, store, AppState, Engine, Limits};
+//! use std::sync::Arc;
+//! let dir = tempfile::tempdir().unwrap();
+//! let rt = tokio::runtime::Runtime::new().unwrap();
+//! let (server, key) = rt.block_on(async {
+//!     let store = store::open(dir.path().join("state.sqlite").to_str().unwrap(), Default::default()).await.unwrap();
+//!     let (key, _) = auth::add_key(store.as_ref(), "acme", "docs").await.unwrap();
+//!     let engine = Engine::new(synthetic_model(4, 2, 1), None).unwrap();
+//!     let state = Arc::new(AppState::new(engine, store, Limits::default(), micro_route::Rate::Anytime));
+//!     (micro_serve::start(state, "127.0.0.1:0").await.unwrap(), key)
+//! });
+//! let mut client = Client::new(server.addr, Some(&key));
+//! let body = r#"{"chosen_embedding": [1, 0, 0, 0], "rejected_embedding": [0, 1, 0, 0]}"#;
+//! let reply = client.post("/v1/users/alice/feedback", body).unwrap();
+//! assert_eq!(reply.status, 200, "{}", reply.body);
+//! assert_eq!(reply.json()["updates"], 1);
+//! let reply = client.post("/v1/score", r#"{"user_id": "alice", "response_embeddings": [[1, 0, 0, 0], [0, 1, 0, 0]]}"#).unwrap();
+//! let p = reply.json()["pairs"][0]["p"].as_f64().unwrap();
+//! assert!(p > 0.0 && p < 1.0);
+//! rt.block_on(server.stop()).unwrap();
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod bench;
+pub mod client;
+pub mod engine;
+pub mod error;
+pub mod handlers;
+pub mod metrics;
+pub mod server;
+pub mod store;
+
+pub use engine::Engine;
+pub use error::ApiError;
+pub use server::{router, serve, shutdown_signal, AppState, Limits};
+pub use store::{StateStore, UserKey};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server running on a tokio task, stopped gracefully by [`Running::stop`].
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Binds `addr` (`127.0.0.1:0` lets the OS choose the port) and serves `state` in the background.
+pub async fn start(state: Arc<AppState>, addr: &str) -> std::io::Result<Running> {
+    let (listener, addr) = server::bind(addr).await?;
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    Ok(Running {
+        addr,
+        stop: tx,
+        task,
+    })
+}
