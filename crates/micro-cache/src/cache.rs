@@ -44,21 +44,43 @@ pub struct TrainingArrays {
 
 impl EmbeddingCache {
     /// Assembles a cache, checking that every array has one row per pair.
-    pub fn new(mut meta: CacheMeta, pairs: Vec<PrefPair>, chosen: Matrix, rejected: Matrix, prompt: Matrix) -> Result<Self> {
+    pub fn new(
+        mut meta: CacheMeta,
+        pairs: Vec<PrefPair>,
+        chosen: Matrix,
+        rejected: Matrix,
+        prompt: Matrix,
+    ) -> Result<Self> {
         let n = pairs.len();
         for (name, m) in [(CHOSEN, &chosen), (REJECTED, &rejected), (PROMPT, &prompt)] {
             if m.rows != n {
-                return Err(CacheError::invalid(name, format!("{} rows for {n} pairs", m.rows)));
+                return Err(CacheError::invalid(
+                    name,
+                    format!("{} rows for {n} pairs", m.rows),
+                ));
             }
         }
         if chosen.cols != rejected.cols {
-            return Err(CacheError::invalid(REJECTED, format!("width {} differs from chosen's {}", rejected.cols, chosen.cols)));
+            return Err(CacheError::invalid(
+                REJECTED,
+                format!(
+                    "width {} differs from chosen's {}",
+                    rejected.cols, chosen.cols
+                ),
+            ));
         }
         meta.n = n;
         meta.dim = chosen.cols;
         meta.prompt_dim = prompt.cols;
         meta.pairs_hash = pairs_hash(&pairs);
-        Ok(EmbeddingCache { meta, pairs, chosen, rejected, prompt, scores: None })
+        Ok(EmbeddingCache {
+            meta,
+            pairs,
+            chosen,
+            rejected,
+            prompt,
+            scores: None,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -75,18 +97,43 @@ impl EmbeddingCache {
         let chosen = file.read_matrix(CHOSEN)?;
         let rejected = file.read_matrix(REJECTED)?;
         let prompt = file.read_matrix(PROMPT)?;
-        let scores = match (file.tensors.contains_key(CHOSEN_SCORES), file.tensors.contains_key(REJECTED_SCORES)) {
-            (true, true) => Some((file.read_vector(CHOSEN_SCORES)?, file.read_vector(REJECTED_SCORES)?)),
+        let scores = match (
+            file.tensors.contains_key(CHOSEN_SCORES),
+            file.tensors.contains_key(REJECTED_SCORES),
+        ) {
+            (true, true) => Some((
+                file.read_vector(CHOSEN_SCORES)?,
+                file.read_vector(REJECTED_SCORES)?,
+            )),
             _ => None,
         };
         let path = file.path().to_path_buf();
-        check_rows(&path, &pairs, &[(CHOSEN, chosen.rows), (REJECTED, rejected.rows), (PROMPT, prompt.rows)])?;
+        check_rows(
+            &path,
+            &pairs,
+            &[
+                (CHOSEN, chosen.rows),
+                (REJECTED, rejected.rows),
+                (PROMPT, prompt.rows),
+            ],
+        )?;
         if let Some((c, r)) = &scores {
-            check_rows(&path, &pairs, &[(CHOSEN_SCORES, c.len()), (REJECTED_SCORES, r.len())])?;
+            check_rows(
+                &path,
+                &pairs,
+                &[(CHOSEN_SCORES, c.len()), (REJECTED_SCORES, r.len())],
+            )?;
         }
         check_dims(&path, &meta, chosen.cols, rejected.cols, prompt.cols)?;
         let meta = complete_meta(meta, &pairs, chosen.cols, prompt.cols);
-        Ok(EmbeddingCache { meta, pairs, chosen, rejected, prompt, scores })
+        Ok(EmbeddingCache {
+            meta,
+            pairs,
+            chosen,
+            rejected,
+            prompt,
+            scores,
+        })
     }
 
     /// Writes the folder (creating it), tensors stored as `dtype`.
@@ -106,8 +153,10 @@ impl EmbeddingCache {
         let mut meta = self.meta.clone();
         meta.dtype = dtype;
         meta.pairs_hash = pairs_hash(&self.pairs);
-        let json = serde_json::to_string_pretty(&meta).map_err(|e| CacheError::invalid(META_FILE, e.to_string()))?;
-        std::fs::write(dir.join(META_FILE), json).map_err(|e| CacheError::io(dir.join(META_FILE), e))
+        let json = serde_json::to_string_pretty(&meta)
+            .map_err(|e| CacheError::invalid(META_FILE, e.to_string()))?;
+        std::fs::write(dir.join(META_FILE), json)
+            .map_err(|e| CacheError::io(dir.join(META_FILE), e))
     }
 
     /// The rows `idx`, in that order, as a new cache.
@@ -122,23 +171,41 @@ impl EmbeddingCache {
             chosen: self.chosen.select_rows(idx),
             rejected: self.rejected.select_rows(idx),
             prompt: self.prompt.select_rows(idx),
-            scores: self.scores.as_ref().map(|(c, r)| (idx.iter().map(|&i| c[i]).collect(), idx.iter().map(|&i| r[i]).collect())),
+            scores: self.scores.as_ref().map(|(c, r)| {
+                (
+                    idx.iter().map(|&i| c[i]).collect(),
+                    idx.iter().map(|&i| r[i]).collect(),
+                )
+            }),
         }
     }
 
     /// Indices of the pairs for which `keep` holds.
     pub fn indices(&self, keep: impl Fn(&PrefPair) -> bool) -> Vec<usize> {
-        (0..self.pairs.len()).filter(|&i| keep(&self.pairs[i])).collect()
+        (0..self.pairs.len())
+            .filter(|&i| keep(&self.pairs[i]))
+            .collect()
     }
 
     /// The training view of an in-memory cache (copies the prompt array).
     pub fn training_arrays(&self) -> TrainingArrays {
-        TrainingArrays { meta: self.meta.clone(), pairs: self.pairs.clone(), diff: self.diff(), prompt: self.prompt.clone() }
+        TrainingArrays {
+            meta: self.meta.clone(),
+            pairs: self.pairs.clone(),
+            diff: self.diff(),
+            prompt: self.prompt.clone(),
+        }
     }
 
     /// h_w - h_l for every pair: all the heads ever need.
     pub fn diff(&self) -> Matrix {
-        let data = self.chosen.data.iter().zip(&self.rejected.data).map(|(c, r)| c - r).collect();
+        let data = self
+            .chosen
+            .data
+            .iter()
+            .zip(&self.rejected.data)
+            .map(|(c, r)| c - r)
+            .collect();
         Matrix::new(self.chosen.rows, self.chosen.cols, data)
     }
 }
@@ -150,7 +217,11 @@ impl TrainingArrays {
         let (meta, pairs, mut file) = open(dir)?;
         let mut diff = file.read_matrix(CHOSEN)?;
         let cols = diff.cols;
-        let rejected_shape = file.tensors.get(REJECTED).map(|t| t.shape.clone()).unwrap_or_default();
+        let rejected_shape = file
+            .tensors
+            .get(REJECTED)
+            .map(|t| t.shape.clone())
+            .unwrap_or_default();
         if rejected_shape.len() == 2 && rejected_shape != [diff.rows, cols] {
             return Err(CacheError::invalid(
                 file.path(),
@@ -159,7 +230,10 @@ impl TrainingArrays {
         }
         let (rows, rcols) = file.stream_rows(REJECTED, |first, values| {
             let start = first * cols;
-            for (d, r) in diff.data[start..start + values.len()].iter_mut().zip(values) {
+            for (d, r) in diff.data[start..start + values.len()]
+                .iter_mut()
+                .zip(values)
+            {
                 *d -= r;
             }
             Ok(())
@@ -170,30 +244,48 @@ impl TrainingArrays {
         check_rows(&path, &pairs, &[(PROMPT, prompt.rows)])?;
         check_dims(&path, &meta, cols, rcols, prompt.cols)?;
         let meta = complete_meta(meta, &pairs, cols, prompt.cols);
-        Ok(TrainingArrays { meta, pairs, diff, prompt })
+        Ok(TrainingArrays {
+            meta,
+            pairs,
+            diff,
+            prompt,
+        })
     }
 }
 
 /// Reads meta.json (optional) and pairs.jsonl, and opens the tensors.
 fn open(dir: &Path) -> Result<(Option<CacheMeta>, Vec<PrefPair>, TensorFile)> {
     if !dir.is_dir() {
-        return Err(CacheError::invalid(dir, "not a cache folder (expected a directory with embeddings.safetensors and pairs.jsonl)"));
+        return Err(CacheError::invalid(
+            dir,
+            "not a cache folder (expected a directory with embeddings.safetensors and pairs.jsonl)",
+        ));
     }
     let meta_path = dir.join(META_FILE);
     let meta = if meta_path.exists() {
-        let text = std::fs::read_to_string(&meta_path).map_err(|e| CacheError::io(&meta_path, e))?;
-        Some(serde_json::from_str::<CacheMeta>(&text).map_err(|e| CacheError::invalid(&meta_path, format!("invalid meta.json: {e}")))?)
+        let text =
+            std::fs::read_to_string(&meta_path).map_err(|e| CacheError::io(&meta_path, e))?;
+        Some(
+            serde_json::from_str::<CacheMeta>(&text)
+                .map_err(|e| CacheError::invalid(&meta_path, format!("invalid meta.json: {e}")))?,
+        )
     } else {
         None
     };
     let pairs_path = dir.join(PAIRS_FILE);
     if !pairs_path.exists() {
-        return Err(CacheError::invalid(&pairs_path, "missing: a cache needs the pairs' metadata, one JSON object per row"));
+        return Err(CacheError::invalid(
+            &pairs_path,
+            "missing: a cache needs the pairs' metadata, one JSON object per row",
+        ));
     }
     let pairs = micro_data::jsonl::read_pairs(&pairs_path)?;
     let tensors_path = dir.join(EMBEDDINGS_FILE);
     if !tensors_path.exists() {
-        return Err(CacheError::invalid(&tensors_path, "missing: expected chosen_embeddings, rejected_embeddings, prompt_embeddings"));
+        return Err(CacheError::invalid(
+            &tensors_path,
+            "missing: expected chosen_embeddings, rejected_embeddings, prompt_embeddings",
+        ));
     }
     let file = TensorFile::open(&tensors_path)?;
     Ok((meta, pairs, file))
@@ -211,28 +303,58 @@ fn check_rows(path: &Path, pairs: &[PrefPair], arrays: &[(&str, usize)]) -> Resu
     Ok(())
 }
 
-fn check_dims(path: &Path, meta: &Option<CacheMeta>, chosen: usize, rejected: usize, prompt: usize) -> Result<()> {
+fn check_dims(
+    path: &Path,
+    meta: &Option<CacheMeta>,
+    chosen: usize,
+    rejected: usize,
+    prompt: usize,
+) -> Result<()> {
     if chosen != rejected {
-        return Err(CacheError::invalid(path, format!("chosen_embeddings has width {chosen} but rejected_embeddings {rejected}")));
+        return Err(CacheError::invalid(
+            path,
+            format!("chosen_embeddings has width {chosen} but rejected_embeddings {rejected}"),
+        ));
     }
     if chosen == 0 || prompt == 0 {
         return Err(CacheError::invalid(path, "embeddings have width 0"));
     }
     if let Some(m) = meta {
         if m.dim != 0 && m.dim != chosen {
-            return Err(CacheError::invalid(path, format!("meta.json says dim {} but the tensors have width {chosen}", m.dim)));
+            return Err(CacheError::invalid(
+                path,
+                format!(
+                    "meta.json says dim {} but the tensors have width {chosen}",
+                    m.dim
+                ),
+            ));
         }
         if m.prompt_dim != 0 && m.prompt_dim != prompt {
-            return Err(CacheError::invalid(path, format!("meta.json says prompt_dim {} but prompt_embeddings has width {prompt}", m.prompt_dim)));
+            return Err(CacheError::invalid(
+                path,
+                format!(
+                    "meta.json says prompt_dim {} but prompt_embeddings has width {prompt}",
+                    m.prompt_dim
+                ),
+            ));
         }
     }
     Ok(())
 }
 
 /// Fills what a minimal (or absent) meta.json leaves out.
-fn complete_meta(meta: Option<CacheMeta>, pairs: &[PrefPair], dim: usize, prompt_dim: usize) -> CacheMeta {
+fn complete_meta(
+    meta: Option<CacheMeta>,
+    pairs: &[PrefPair],
+    dim: usize,
+    prompt_dim: usize,
+) -> CacheMeta {
     let mut meta = meta.unwrap_or_else(|| CacheMeta {
-        backbone: crate::meta::Backbone { name: "external".into(), kind: "external".into(), ..Default::default() },
+        backbone: crate::meta::Backbone {
+            name: "external".into(),
+            kind: "external".into(),
+            ..Default::default()
+        },
         ..Default::default()
     });
     meta.dim = dim;

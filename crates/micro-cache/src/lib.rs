@@ -26,8 +26,8 @@ mod meta;
 pub mod tensors;
 
 pub use cache::{
-    pairs_hash, EmbeddingCache, TrainingArrays, CHOSEN, CHOSEN_SCORES, EMBEDDINGS_FILE, META_FILE, PAIRS_FILE, PROMPT,
-    REJECTED, REJECTED_SCORES,
+    pairs_hash, EmbeddingCache, TrainingArrays, CHOSEN, CHOSEN_SCORES, EMBEDDINGS_FILE, META_FILE,
+    PAIRS_FILE, PROMPT, REJECTED, REJECTED_SCORES,
 };
 pub use error::{CacheError, Result};
 pub use matrix::Matrix;

@@ -38,16 +38,18 @@ impl TensorFile {
         let mut file = File::open(path).map_err(|e| CacheError::io(path, e))?;
         let file_len = file.metadata().map_err(|e| CacheError::io(path, e))?.len();
         let mut len = [0u8; 8];
-        file.read_exact(&mut len)
-            .map_err(|_| bad("too short to be a safetensors file (no 8-byte header length)".into()))?;
+        file.read_exact(&mut len).map_err(|_| {
+            bad("too short to be a safetensors file (no 8-byte header length)".into())
+        })?;
         let header_len = u64::from_le_bytes(len);
         if header_len > 100_000_000 || 8 + header_len > file_len {
             return Err(bad(format!("header length {header_len} does not fit a {file_len}-byte file: not safetensors, or truncated")));
         }
         let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header).map_err(|e| CacheError::io(path, e))?;
-        let header: serde_json::Map<String, Value> =
-            serde_json::from_slice(&header).map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
+        file.read_exact(&mut header)
+            .map_err(|e| CacheError::io(path, e))?;
+        let header: serde_json::Map<String, Value> = serde_json::from_slice(&header)
+            .map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
         let data_start = 8 + header_len;
         let mut tensors = BTreeMap::new();
         let mut metadata = HashMap::new();
@@ -62,11 +64,19 @@ impl TensorFile {
             }
             let info = parse_info(&name, &v, data_start).map_err(bad)?;
             if info.end > file_len {
-                return Err(bad(format!("tensor `{name}` ends at byte {} but the file has {file_len}: truncated file", info.end)));
+                return Err(bad(format!(
+                    "tensor `{name}` ends at byte {} but the file has {file_len}: truncated file",
+                    info.end
+                )));
             }
             tensors.insert(name, info);
         }
-        Ok(TensorFile { path: path.to_path_buf(), file: BufReader::new(file), tensors, metadata })
+        Ok(TensorFile {
+            path: path.to_path_buf(),
+            file: BufReader::new(file),
+            tensors,
+            metadata,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -77,7 +87,13 @@ impl TensorFile {
     pub fn read_matrix(&mut self, name: &str) -> Result<Matrix> {
         let info = self.info(name)?.clone();
         if info.shape.len() != 2 {
-            return Err(CacheError::invalid(&self.path, format!("tensor `{name}` has shape {:?}; expected [n, d]", info.shape)));
+            return Err(CacheError::invalid(
+                &self.path,
+                format!(
+                    "tensor `{name}` has shape {:?}; expected [n, d]",
+                    info.shape
+                ),
+            ));
         }
         let data = self.read_f32(name, &info)?;
         Ok(Matrix::new(info.shape[0], info.shape[1], data))
@@ -87,28 +103,45 @@ impl TensorFile {
     pub fn read_vector(&mut self, name: &str) -> Result<Vec<f32>> {
         let info = self.info(name)?.clone();
         if info.shape.len() != 1 {
-            return Err(CacheError::invalid(&self.path, format!("tensor `{name}` has shape {:?}; expected [n]", info.shape)));
+            return Err(CacheError::invalid(
+                &self.path,
+                format!("tensor `{name}` has shape {:?}; expected [n]", info.shape),
+            ));
         }
         self.read_f32(name, &info)
     }
 
     /// Streams a 2-D tensor row-chunk by row-chunk as f32 into `f(first_row, values)`.
-    pub fn stream_rows(&mut self, name: &str, mut f: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<(usize, usize)> {
+    pub fn stream_rows(
+        &mut self,
+        name: &str,
+        mut f: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<(usize, usize)> {
         let info = self.info(name)?.clone();
         if info.shape.len() != 2 {
-            return Err(CacheError::invalid(&self.path, format!("tensor `{name}` has shape {:?}; expected [n, d]", info.shape)));
+            return Err(CacheError::invalid(
+                &self.path,
+                format!(
+                    "tensor `{name}` has shape {:?}; expected [n, d]",
+                    info.shape
+                ),
+            ));
         }
         let (rows, cols) = (info.shape[0], info.shape[1]);
         let width = dtype_size(&info.dtype).ok_or_else(|| self.unknown_dtype(name, &info.dtype))?;
         let chunk_rows = (1 << 20) / (cols.max(1) * width) + 1;
-        self.file.seek(SeekFrom::Start(info.start)).map_err(|e| CacheError::io(&self.path, e))?;
+        self.file
+            .seek(SeekFrom::Start(info.start))
+            .map_err(|e| CacheError::io(&self.path, e))?;
         let mut bytes = Vec::new();
         let mut values = Vec::new();
         let mut row = 0;
         while row < rows {
             let take = chunk_rows.min(rows - row);
             bytes.resize(take * cols * width, 0);
-            self.file.read_exact(&mut bytes).map_err(|e| CacheError::io(&self.path, e))?;
+            self.file
+                .read_exact(&mut bytes)
+                .map_err(|e| CacheError::io(&self.path, e))?;
             values.clear();
             decode(&info.dtype, &bytes, &mut values);
             self.check_finite(name, row, cols, &values)?;
@@ -121,12 +154,21 @@ impl TensorFile {
     fn info(&self, name: &str) -> Result<&TensorInfo> {
         self.tensors.get(name).ok_or_else(|| {
             let have: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
-            CacheError::invalid(&self.path, format!("missing tensor `{name}` (the file has: {})", have.join(", ")))
+            CacheError::invalid(
+                &self.path,
+                format!(
+                    "missing tensor `{name}` (the file has: {})",
+                    have.join(", ")
+                ),
+            )
         })
     }
 
     fn unknown_dtype(&self, name: &str, dtype: &str) -> CacheError {
-        CacheError::invalid(&self.path, format!("tensor `{name}` has dtype {dtype}; supported: F32, F16, BF16, F64"))
+        CacheError::invalid(
+            &self.path,
+            format!("tensor `{name}` has dtype {dtype}; supported: F32, F16, BF16, F64"),
+        )
     }
 
     fn read_f32(&mut self, name: &str, info: &TensorInfo) -> Result<Vec<f32>> {
@@ -140,19 +182,34 @@ impl TensorFile {
         } else {
             dtype_size(&info.dtype).ok_or_else(|| self.unknown_dtype(name, &info.dtype))?;
             let mut bytes = vec![0u8; (info.end - info.start) as usize];
-            self.file.seek(SeekFrom::Start(info.start)).map_err(|e| CacheError::io(&self.path, e))?;
-            self.file.read_exact(&mut bytes).map_err(|e| CacheError::io(&self.path, e))?;
+            self.file
+                .seek(SeekFrom::Start(info.start))
+                .map_err(|e| CacheError::io(&self.path, e))?;
+            self.file
+                .read_exact(&mut bytes)
+                .map_err(|e| CacheError::io(&self.path, e))?;
             decode(&info.dtype, &bytes, &mut out);
             self.check_finite(name, 0, cols, &out)?;
         }
         Ok(out)
     }
 
-    fn check_finite(&self, name: &str, first_row: usize, cols: usize, values: &[f32]) -> Result<()> {
+    fn check_finite(
+        &self,
+        name: &str,
+        first_row: usize,
+        cols: usize,
+        values: &[f32],
+    ) -> Result<()> {
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(CacheError::invalid(
                 &self.path,
-                format!("tensor `{name}` row {} column {} is {} (NaN/Inf are not allowed)", first_row + i / cols, i % cols, values[i]),
+                format!(
+                    "tensor `{name}` row {} column {} is {} (NaN/Inf are not allowed)",
+                    first_row + i / cols,
+                    i % cols,
+                    values[i]
+                ),
             ));
         }
         Ok(())
@@ -160,7 +217,10 @@ impl TensorFile {
 }
 
 fn parse_info(name: &str, v: &Value, data_start: u64) -> std::result::Result<TensorInfo, String> {
-    let dtype = v.get("dtype").and_then(Value::as_str).ok_or(format!("tensor `{name}`: no dtype in header"))?;
+    let dtype = v
+        .get("dtype")
+        .and_then(Value::as_str)
+        .ok_or(format!("tensor `{name}`: no dtype in header"))?;
     let shape: Vec<usize> = v
         .get("shape")
         .and_then(Value::as_array)
@@ -175,10 +235,18 @@ fn parse_info(name: &str, v: &Value, data_start: u64) -> std::result::Result<Ten
     if let Some(size) = dtype_size(dtype) {
         let expect = shape.iter().product::<usize>() * size;
         if (offs[1] - offs[0]) as usize != expect {
-            return Err(format!("tensor `{name}`: shape {shape:?} of {dtype} needs {expect} bytes, header gives {}", offs[1] - offs[0]));
+            return Err(format!(
+                "tensor `{name}`: shape {shape:?} of {dtype} needs {expect} bytes, header gives {}",
+                offs[1] - offs[0]
+            ));
         }
     }
-    Ok(TensorInfo { dtype: dtype.to_string(), shape, start: data_start + offs[0], end: data_start + offs[1] })
+    Ok(TensorInfo {
+        dtype: dtype.to_string(),
+        shape,
+        start: data_start + offs[0],
+        end: data_start + offs[1],
+    })
 }
 
 fn dtype_size(dtype: &str) -> Option<usize> {
@@ -192,10 +260,26 @@ fn dtype_size(dtype: &str) -> Option<usize> {
 
 fn decode(dtype: &str, bytes: &[u8], out: &mut Vec<f32>) {
     match dtype {
-        "F32" => out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
-        "F16" => out.extend(bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())),
-        "BF16" => out.extend(bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
-        "F64" => out.extend(bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)),
+        "F32" => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        "F16" => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        "BF16" => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        "F64" => out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32),
+        ),
         _ => {}
     }
 }
@@ -204,13 +288,24 @@ fn decode(dtype: &str, bytes: &[u8], out: &mut Vec<f32>) {
 pub fn encode(values: &[f32], dtype: Dtype) -> Vec<u8> {
     match dtype {
         Dtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Dtype::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
-        Dtype::Bf16 => values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect(),
+        Dtype::F16 => values
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        Dtype::Bf16 => values
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect(),
     }
 }
 
 /// Writes named tensors (2-D matrices or 1-D vectors) to a safetensors file.
-pub fn write(path: &Path, tensors: &[(&str, TensorData<'_>)], dtype: Dtype, metadata: Option<HashMap<String, String>>) -> Result<()> {
+pub fn write(
+    path: &Path,
+    tensors: &[(&str, TensorData<'_>)],
+    dtype: Dtype,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     use safetensors::tensor::TensorView;
     let st_dtype = match dtype {
         Dtype::F32 => safetensors::Dtype::F32,
@@ -236,7 +331,8 @@ pub fn write(path: &Path, tensors: &[(&str, TensorData<'_>)], dtype: Dtype, meta
         })
         .collect::<Result<Vec<_>>>()?;
     let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, metadata, &tmp).map_err(|e| CacheError::invalid(&tmp, e.to_string()))?;
+    safetensors::serialize_to_file(views, metadata, &tmp)
+        .map_err(|e| CacheError::invalid(&tmp, e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| CacheError::io(path, e))
 }
 

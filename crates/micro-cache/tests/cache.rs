@@ -6,22 +6,40 @@ use safetensors::tensor::TensorView;
 use std::path::Path;
 
 fn pairs(n: usize) -> Vec<PrefPair> {
-    (0..n).map(|i| PrefPair::new(format!("q{i}"), "good", "bad")).collect()
+    (0..n)
+        .map(|i| PrefPair::new(format!("q{i}"), "good", "bad"))
+        .collect()
 }
 
 fn ramp(rows: usize, cols: usize, offset: f32) -> Matrix {
-    Matrix::new(rows, cols, (0..rows * cols).map(|i| i as f32 * 0.25 + offset).collect())
+    Matrix::new(
+        rows,
+        cols,
+        (0..rows * cols).map(|i| i as f32 * 0.25 + offset).collect(),
+    )
 }
 
 fn sample(n: usize, d: usize) -> EmbeddingCache {
-    EmbeddingCache::new(CacheMeta::default(), pairs(n), ramp(n, d, 1.0), ramp(n, d, 0.5), ramp(n, d, -1.0)).unwrap()
+    EmbeddingCache::new(
+        CacheMeta::default(),
+        pairs(n),
+        ramp(n, d, 1.0),
+        ramp(n, d, 0.5),
+        ramp(n, d, -1.0),
+    )
+    .unwrap()
 }
 
 /// Writes `embeddings.safetensors` by hand (as a Python pipeline would) with raw f32 tensors.
 fn write_raw(dir: &Path, tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
-        .map(|(n, dt, shape, bytes)| (n.to_string(), TensorView::new(*dt, shape.clone(), bytes).unwrap()))
+        .map(|(n, dt, shape, bytes)| {
+            (
+                n.to_string(),
+                TensorView::new(*dt, shape.clone(), bytes).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, &dir.join("embeddings.safetensors")).unwrap();
 }
@@ -40,15 +58,32 @@ fn external_cache(dir: &Path, n_pairs: usize, rows: usize, d: usize, poison: Opt
     write_raw(
         dir,
         &[
-            ("chosen_embeddings", safetensors::Dtype::F32, vec![rows, d], f32_bytes(&chosen)),
-            ("rejected_embeddings", safetensors::Dtype::F32, vec![rows, d], f32_bytes(&other)),
-            ("prompt_embeddings", safetensors::Dtype::F32, vec![rows, d], f32_bytes(&other)),
+            (
+                "chosen_embeddings",
+                safetensors::Dtype::F32,
+                vec![rows, d],
+                f32_bytes(&chosen),
+            ),
+            (
+                "rejected_embeddings",
+                safetensors::Dtype::F32,
+                vec![rows, d],
+                f32_bytes(&other),
+            ),
+            (
+                "prompt_embeddings",
+                safetensors::Dtype::F32,
+                vec![rows, d],
+                f32_bytes(&other),
+            ),
         ],
     );
 }
 
 fn load_err(dir: &Path) -> String {
-    EmbeddingCache::load(dir).expect_err("loading should fail").to_string()
+    EmbeddingCache::load(dir)
+        .expect_err("loading should fail")
+        .to_string()
 }
 
 #[test]
@@ -94,7 +129,10 @@ fn row_count_mismatch_names_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
     external_cache(dir.path(), 4, 3, 2, None);
     let msg = load_err(dir.path());
-    assert!(msg.contains("embeddings.safetensors") && msg.contains("3 rows") && msg.contains("4 pairs"), "{msg}");
+    assert!(
+        msg.contains("embeddings.safetensors") && msg.contains("3 rows") && msg.contains("4 pairs"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -103,7 +141,10 @@ fn nan_and_inf_are_refused_with_their_position() {
         let dir = tempfile::tempdir().unwrap();
         external_cache(dir.path(), 3, 3, 2, Some(poison));
         let msg = load_err(dir.path());
-        assert!(msg.contains("chosen_embeddings") && msg.contains("row 1 column 1"), "{msg}");
+        assert!(
+            msg.contains("chosen_embeddings") && msg.contains("row 1 column 1"),
+            "{msg}"
+        );
     }
 }
 
@@ -115,25 +156,61 @@ fn wrong_shape_and_unknown_dtype_are_errors() {
     write_raw(
         dir.path(),
         &[
-            ("chosen_embeddings", safetensors::Dtype::F32, vec![4], four.clone()),
-            ("rejected_embeddings", safetensors::Dtype::F32, vec![2, 2], four.clone()),
-            ("prompt_embeddings", safetensors::Dtype::F32, vec![2, 2], four.clone()),
+            (
+                "chosen_embeddings",
+                safetensors::Dtype::F32,
+                vec![4],
+                four.clone(),
+            ),
+            (
+                "rejected_embeddings",
+                safetensors::Dtype::F32,
+                vec![2, 2],
+                four.clone(),
+            ),
+            (
+                "prompt_embeddings",
+                safetensors::Dtype::F32,
+                vec![2, 2],
+                four.clone(),
+            ),
         ],
     );
     let msg = load_err(dir.path());
-    assert!(msg.contains("chosen_embeddings") && msg.contains("expected [n, d]"), "{msg}");
+    assert!(
+        msg.contains("chosen_embeddings") && msg.contains("expected [n, d]"),
+        "{msg}"
+    );
 
     let ints: Vec<u8> = [1i32; 4].iter().flat_map(|x| x.to_le_bytes()).collect();
     write_raw(
         dir.path(),
         &[
-            ("chosen_embeddings", safetensors::Dtype::I32, vec![2, 2], ints),
-            ("rejected_embeddings", safetensors::Dtype::F32, vec![2, 2], four.clone()),
-            ("prompt_embeddings", safetensors::Dtype::F32, vec![2, 2], four),
+            (
+                "chosen_embeddings",
+                safetensors::Dtype::I32,
+                vec![2, 2],
+                ints,
+            ),
+            (
+                "rejected_embeddings",
+                safetensors::Dtype::F32,
+                vec![2, 2],
+                four.clone(),
+            ),
+            (
+                "prompt_embeddings",
+                safetensors::Dtype::F32,
+                vec![2, 2],
+                four,
+            ),
         ],
     );
     let msg = load_err(dir.path());
-    assert!(msg.contains("dtype I32") && msg.contains("supported"), "{msg}");
+    assert!(
+        msg.contains("dtype I32") && msg.contains("supported"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -141,7 +218,10 @@ fn missing_and_truncated_files_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     assert!(load_err(&dir.path().join("nope")).contains("not a cache folder"));
     let msg = load_err(dir.path());
-    assert!(msg.contains("pairs.jsonl") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("pairs.jsonl") && msg.contains("missing"),
+        "{msg}"
+    );
 
     sample(4, 8).save(dir.path(), Dtype::F32).unwrap();
     let file = dir.path().join("embeddings.safetensors");
@@ -160,7 +240,9 @@ fn meta_that_disagrees_with_the_tensors_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     sample(3, 4).save(dir.path(), Dtype::F32).unwrap();
     let meta_path = dir.path().join("meta.json");
-    let text = std::fs::read_to_string(&meta_path).unwrap().replace("\"dim\": 4", "\"dim\": 5");
+    let text = std::fs::read_to_string(&meta_path)
+        .unwrap()
+        .replace("\"dim\": 4", "\"dim\": 5");
     std::fs::write(&meta_path, text).unwrap();
     let msg = load_err(dir.path());
     assert!(msg.contains("meta.json says dim 5"), "{msg}");

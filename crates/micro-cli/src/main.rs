@@ -10,7 +10,11 @@ mod cmd;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "micro", version, about = "Mixture reward models with context-aware routing (MiCRo)")]
+#[command(
+    name = "micro",
+    version,
+    about = "Mixture reward models with context-aware routing (MiCRo)"
+)]
 struct Cli {
     /// Worker threads for compute (default: all cores).
     #[arg(long, global = true, env = "MICRO_THREADS")]
@@ -55,7 +59,9 @@ fn main() {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // A second call fails only if a pool exists already, which cannot happen this early.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
     }
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c),

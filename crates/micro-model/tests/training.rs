@@ -368,7 +368,19 @@ fn early_stopping_keeps_the_best_held_out_epoch() {
 #[test]
 fn early_stopping_waits_for_min_epochs() {
     let data = two_groups(400, 10);
-    let cfg = TrainConfig { k: 2, router_hidden: Some(8), lr: 5e-2, max_epochs: 40, patience: 1, min_epochs: 25, ..Default::default() };
+    let cfg = TrainConfig {
+        k: 2,
+        router_hidden: Some(8),
+        lr: 5e-2,
+        max_epochs: 40,
+        patience: 1,
+        min_epochs: 25,
+        ..Default::default()
+    };
     let (_, report) = train(&data, &cfg, |_| {}).unwrap();
-    assert!(report.epochs_run >= 25, "stopped after {} epochs, before min_epochs", report.epochs_run);
+    assert!(
+        report.epochs_run >= 25,
+        "stopped after {} epochs, before min_epochs",
+        report.epochs_run
+    );
 }

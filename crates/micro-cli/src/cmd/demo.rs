@@ -10,7 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use micro_cache::{EmbeddingCache, TrainingArrays};
 use micro_data::builtin::{self, BuiltinOptions};
 use micro_embed::{load_backbone, BackboneOptions, EmbedOptions};
-use micro_eval::{budget_sweep, evaluate, render_comparison, render_sweep, write_report, EvalOptions, EvalReport, NamedModel, Results, SweepOptions};
+use micro_eval::{
+    budget_sweep, evaluate, render_comparison, render_sweep, write_report, EvalOptions, EvalReport,
+    NamedModel, Results, SweepOptions,
+};
 use micro_model::train::{train, TrainConfig, TrainEvent};
 use micro_model::{Method, MixtureModel};
 use micro_route::AdaptConfig;
@@ -66,8 +69,12 @@ pub struct DemoArgs {
 }
 
 /// The methods the demo trains, in table order.
-const METHODS: [(&str, Method); 4] =
-    [("single", Method::Single), ("shared-base", Method::SharedBase), ("static", Method::Static), ("micro", Method::Micro)];
+const METHODS: [(&str, Method); 4] = [
+    ("single", Method::Single),
+    ("shared-base", Method::SharedBase),
+    ("static", Method::Static),
+    ("micro", Method::Micro),
+];
 
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -78,46 +85,115 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let (backbone_dir, corpus_dir) = ensure_assets(&a)?;
 
     step(1, "building the built-in multi-user preference data");
-    let opts = BuiltinOptions { corpus_dir: Some(corpus_dir), seed: a.seed, ..Default::default() };
+    let opts = BuiltinOptions {
+        corpus_dir: Some(corpus_dir),
+        seed: a.seed,
+        ..Default::default()
+    };
     let pairs = builtin::build(&opts)?;
     micro_data::jsonl::write_pairs(&a.out.join("pairs.jsonl"), &pairs)?;
-    println!("  {} pairs -> {}", pairs.len(), a.out.join("pairs.jsonl").display());
+    println!(
+        "  {} pairs -> {}",
+        pairs.len(),
+        a.out.join("pairs.jsonl").display()
+    );
 
     step(2, &format!("embedding with {}", backbone_dir.display()));
     let cache_dir = a.out.join("cache");
     let cache = embed_cached(&backbone_dir, pairs, &cache_dir)?;
 
-    step(3, &format!("Stage 1: training MiCRo and the baselines (K = {})", a.heads));
-    let arrays = TrainingArrays { meta: cache.meta.clone(), pairs: cache.pairs.clone(), diff: cache.diff(), prompt: cache.prompt.clone() };
+    step(
+        3,
+        &format!(
+            "Stage 1: training MiCRo and the baselines (K = {})",
+            a.heads
+        ),
+    );
+    let arrays = TrainingArrays {
+        meta: cache.meta.clone(),
+        pairs: cache.pairs.clone(),
+        diff: cache.diff(),
+        prompt: cache.prompt.clone(),
+    };
     let mut models = Vec::new();
     for (name, method) in METHODS {
         let model = train_one(&arrays, name, method, &a)?;
         model.save(&a.out.join("models").join(name))?;
-        models.push(NamedModel { label: name.to_string(), model });
+        models.push(NamedModel {
+            label: name.to_string(),
+            model,
+        });
     }
 
-    step(4, &format!("Stage 2: routing MiCRo with B = {} labelled pairs per user", a.budget));
+    step(
+        4,
+        &format!(
+            "Stage 2: routing MiCRo with B = {} labelled pairs per user",
+            a.budget
+        ),
+    );
     let micro = &models[3].model;
     let idx = micro_route::sample_budget(&cache, a.budget, a.seed)?;
-    let cfg = AdaptConfig { seed: a.seed, tau: a.tau, ..Default::default() };
+    let cfg = AdaptConfig {
+        seed: a.seed,
+        tau: a.tau,
+        ..Default::default()
+    };
     let (routed, report) = micro_route::adapt(micro, &cache, &idx, &cfg)?;
     routed.save(&a.out.join("models").join("micro-routed"))?;
-    println!("  {} pairs, {} epochs in {:.2} s", idx.len(), report.epochs.len(), report.seconds);
+    println!(
+        "  {} pairs, {} epochs in {:.2} s",
+        idx.len(),
+        report.epochs.len(),
+        report.seconds
+    );
 
     step(5, "evaluating on the test split");
     let mut reports = Vec::new();
     for m in &models {
-        reports.push(evaluate(&m.model, &cache, &EvalOptions { label: Some(m.label.clone()), ..Default::default() })?);
+        reports.push(evaluate(
+            &m.model,
+            &cache,
+            &EvalOptions {
+                label: Some(m.label.clone()),
+                ..Default::default()
+            },
+        )?);
     }
     let label = format!("micro (B={})", a.budget);
-    reports.push(evaluate(&routed, &cache, &EvalOptions { label: Some(label), ..Default::default() })?);
+    reports.push(evaluate(
+        &routed,
+        &cache,
+        &EvalOptions {
+            label: Some(label),
+            ..Default::default()
+        },
+    )?);
 
-    step(6, &format!("budget study: B in {:?}, {} runs each", a.budgets, a.runs));
-    let sweep_opts = SweepOptions { budgets: a.budgets.clone(), runs: a.runs, seed: a.seed, ..Default::default() };
-    let sweep_models: Vec<NamedModel> = models.iter().filter(|m| m.label == "micro" || m.label == "static").cloned().collect();
+    step(
+        6,
+        &format!("budget study: B in {:?}, {} runs each", a.budgets, a.runs),
+    );
+    let sweep_opts = SweepOptions {
+        budgets: a.budgets.clone(),
+        runs: a.runs,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let sweep_models: Vec<NamedModel> = models
+        .iter()
+        .filter(|m| m.label == "micro" || m.label == "static")
+        .cloned()
+        .collect();
     let mut stage2 = micro_eval::RouteStage2::default();
     stage2.adapt.tau = a.tau;
-    let sweep = budget_sweep(&sweep_models, &cache, &sweep_opts, &stage2, &|line: &str| println!("  {line}"))?;
+    let sweep = budget_sweep(
+        &sweep_models,
+        &cache,
+        &sweep_opts,
+        &stage2,
+        &|line: &str| println!("  {line}"),
+    )?;
 
     let mut notes = vec![format!(
         "Built-in data: {} pairs from chatterbot-corpus 1.3.3, simulated users (see `micro data builtin --help`); backbone {}.",
@@ -125,7 +201,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         cache.meta.backbone.name
     )];
     if let Some(hh) = &a.hh {
-        step(7, &format!("real labels: HH-RLHF pairs from {}", hh.display()));
+        step(
+            7,
+            &format!("real labels: HH-RLHF pairs from {}", hh.display()),
+        );
         notes.push(hh_check(&backbone_dir, hh, &a)?);
     }
 
@@ -160,16 +239,30 @@ fn ensure_assets(a: &DemoArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/micro")))
         .ok_or_else(|| anyhow!("set MICRO_HOME (or HOME) to say where models and corpora live"))?;
-    let backbone = a.backbone.clone().unwrap_or_else(|| home.join("models/all-MiniLM-L6-v2"));
-    let corpus = a.corpus.clone().unwrap_or_else(|| home.join("corpus/chatterbot/english"));
+    let backbone = a
+        .backbone
+        .clone()
+        .unwrap_or_else(|| home.join("models/all-MiniLM-L6-v2"));
+    let corpus = a
+        .corpus
+        .clone()
+        .unwrap_or_else(|| home.join("corpus/chatterbot/english"));
     let missing = !backbone.join("model.safetensors").exists() || !corpus.is_dir();
     if missing && a.backbone.is_none() && a.corpus.is_none() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-assets.sh");
         if !script.exists() {
-            bail!("{} or {} is missing and the fetch script is not at {}", backbone.display(), corpus.display(), script.display());
+            bail!(
+                "{} or {} is missing and the fetch script is not at {}",
+                backbone.display(),
+                corpus.display(),
+                script.display()
+            );
         }
         step(0, "fetching the model and corpus (scripts/fetch-assets.sh)");
-        let status = std::process::Command::new("bash").arg(&script).env("MICRO_HOME", &home).status()?;
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .env("MICRO_HOME", &home)
+            .status()?;
         if !status.success() {
             bail!("{} failed ({status})", script.display());
         }
@@ -179,7 +272,11 @@ fn ensure_assets(a: &DemoArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
 
 /// Embeds `pairs` into `dir` unless `dir` already holds a cache of exactly these pairs from
 /// this backbone (a second demo run reuses it; an interrupted one resumes).
-fn embed_cached(backbone_dir: &Path, pairs: Vec<micro_data::PrefPair>, dir: &Path) -> anyhow::Result<EmbeddingCache> {
+fn embed_cached(
+    backbone_dir: &Path,
+    pairs: Vec<micro_data::PrefPair>,
+    dir: &Path,
+) -> anyhow::Result<EmbeddingCache> {
     let hash = micro_cache::pairs_hash(&pairs);
     let backbone = load_backbone(backbone_dir, &BackboneOptions::default())?;
     if let Ok(cache) = EmbeddingCache::load(dir) {
@@ -189,29 +286,62 @@ fn embed_cached(backbone_dir: &Path, pairs: Vec<micro_data::PrefPair>, dir: &Pat
         }
     }
     let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("  {bar:40} {pos}/{len} texts {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    let summary = micro_embed::embed_to_cache(backbone.as_ref(), pairs, dir, &EmbedOptions::default(), &mut |t| {
-        bar.set_length(t.total as u64);
-        bar.set_position(t.done as u64);
-    })?;
+    bar.set_style(
+        ProgressStyle::with_template("  {bar:40} {pos}/{len} texts {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let summary = micro_embed::embed_to_cache(
+        backbone.as_ref(),
+        pairs,
+        dir,
+        &EmbedOptions::default(),
+        &mut |t| {
+            bar.set_length(t.total as u64);
+            bar.set_position(t.done as u64);
+        },
+    )?;
     bar.finish_and_clear();
     println!(
         "  {} pairs, {} distinct responses, {} distinct prompts in {:.0} s ({:.0} texts/s)",
-        summary.pairs, summary.distinct_responses, summary.distinct_prompts, summary.seconds, summary.texts_per_second
+        summary.pairs,
+        summary.distinct_responses,
+        summary.distinct_prompts,
+        summary.seconds,
+        summary.texts_per_second
     );
     Ok(EmbeddingCache::load(dir)?)
 }
 
-fn train_one(arrays: &TrainingArrays, name: &str, method: Method, a: &DemoArgs) -> anyhow::Result<MixtureModel> {
+fn train_one(
+    arrays: &TrainingArrays,
+    name: &str,
+    method: Method,
+    a: &DemoArgs,
+) -> anyhow::Result<MixtureModel> {
     let k = if method == Method::Single { 1 } else { a.heads };
-    let cfg = TrainConfig { method, k, seed: a.seed, alpha: a.alpha, lr: a.lr, max_epochs: a.epochs, patience: 30, ..Default::default() };
+    let cfg = TrainConfig {
+        method,
+        k,
+        seed: a.seed,
+        alpha: a.alpha,
+        lr: a.lr,
+        max_epochs: a.epochs,
+        patience: 30,
+        ..Default::default()
+    };
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(&format!("  {name:<12} {{bar:30}} epoch {{msg}} {{per_sec}} eta {{eta}}"))
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(&format!(
+            "  {name:<12} {{bar:30}} epoch {{msg}} {{per_sec}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (model, report) = train(arrays, &cfg, |e| match e {
-        TrainEvent::Start { steps_per_epoch, max_epochs, .. } => bar.set_length((steps_per_epoch * max_epochs) as u64),
+        TrainEvent::Start {
+            steps_per_epoch,
+            max_epochs,
+            ..
+        } => bar.set_length((steps_per_epoch * max_epochs) as u64),
         TrainEvent::Step { step, epoch, .. } => {
             bar.set_position(*step as u64);
             bar.set_message(epoch.to_string());
@@ -235,15 +365,37 @@ fn hh_check(backbone_dir: &Path, hh: &Path, a: &DemoArgs) -> anyhow::Result<Stri
     let mut pairs = micro_data::load(hh, micro_data::Format::HhRlhf)?;
     for (i, p) in pairs.iter_mut().enumerate() {
         // A fixed, seeded 80/20 split by position hash keeps the check reproducible.
-        let test = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(a.seed).is_multiple_of(5);
-        p.split = Some(if test { micro_data::Split::Test } else { micro_data::Split::Train });
+        let test = (i as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(a.seed)
+            .is_multiple_of(5);
+        p.split = Some(if test {
+            micro_data::Split::Test
+        } else {
+            micro_data::Split::Train
+        });
     }
     let cache = embed_cached(backbone_dir, pairs, &a.out.join("hh-cache"))?;
-    let arrays = TrainingArrays { meta: cache.meta.clone(), pairs: cache.pairs.clone(), diff: cache.diff(), prompt: cache.prompt.clone() };
-    let mut line = format!("HH-RLHF harmless (real labels, {} pairs, 20% test):", cache.len());
+    let arrays = TrainingArrays {
+        meta: cache.meta.clone(),
+        pairs: cache.pairs.clone(),
+        diff: cache.diff(),
+        prompt: cache.prompt.clone(),
+    };
+    let mut line = format!(
+        "HH-RLHF harmless (real labels, {} pairs, 20% test):",
+        cache.len()
+    );
     for (name, method) in [("single", Method::Single), ("micro", Method::Micro)] {
         let model = train_one(&arrays, name, method, a)?;
-        let r: EvalReport = evaluate(&model, &cache, &EvalOptions { label: Some(name.into()), ..Default::default() })?;
+        let r: EvalReport = evaluate(
+            &model,
+            &cache,
+            &EvalOptions {
+                label: Some(name.into()),
+                ..Default::default()
+            },
+        )?;
         line.push_str(&format!(" {name} {:.4}", r.average));
     }
     println!("  {line}");
