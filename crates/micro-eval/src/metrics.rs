@@ -29,22 +29,8 @@ pub fn mixture_log_prob(log_w: &[f32], margins: &[f32]) -> f64 {
     log_sum_exp(&terms) - log_sum_exp(&norm)
 }
 
-/// log sigma(x), exact for any magnitude.
-pub fn log_sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        -(-x).exp().ln_1p()
-    } else {
-        x - x.exp().ln_1p()
-    }
-}
-
-pub fn log_sum_exp(v: &[f64]) -> f64 {
-    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
-}
+/// The f64 log-space helpers live with Stage 2's likelihoods; re-exported for this crate's users.
+pub use micro_route::likelihood::{log_sigmoid, log_sum_exp};
 
 /// A mean ± std over independent runs, with the runs' values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
