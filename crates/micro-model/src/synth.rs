@@ -103,6 +103,14 @@ pub struct Truth {
     pub bayes_accuracy: BTreeMap<String, f64>,
     /// The unweighted mean of `bayes_accuracy`.
     pub bayes_average: f64,
+    /// Group name -> expected accuracy of the Bayes-optimal prediction that sees only the router
+    /// input (the context-augmented prompt), not the group: sum_z P(z | input) sigma(u_z . delta).
+    /// The ceiling of any router over the true heads; below `bayes_accuracy` by what the input
+    /// leaves ambiguous about the group.
+    #[serde(default)]
+    pub routed_bayes_accuracy: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub routed_bayes_average: f64,
     pub theorem_3_2: TheoremBound,
 }
 
@@ -351,6 +359,40 @@ fn entropy(p: f64) -> f64 {
     h(p) + h(1.0 - p)
 }
 
+fn mean<'a>(v: impl ExactSizeIterator<Item = &'a f64>) -> f64 {
+    let n = v.len().max(1) as f64;
+    v.sum::<f64>() / n
+}
+
+/// P(z | r) for the router input r of draw `d`. With a context, r = x + shift c_z, so
+/// P(z, r) = N(r - shift c_z; 0, I) softmax(G (r - shift c_z))_z; without one, r = x and
+/// P(z | r) = softmax(G x).
+fn group_posterior(cfg: &SynthConfig, params: &Params, d: &Draw) -> Vec<f64> {
+    if !d.with_context {
+        return group_weights(params, &d.x);
+    }
+    let shift = cfg.context_shift as f32;
+    let r: Vec<f32> =
+        d.x.iter()
+            .zip(&params.contexts[d.group])
+            .map(|(x, c)| x + shift * c)
+            .collect();
+    let log_joint: Vec<f64> = (0..cfg.groups)
+        .map(|z| {
+            let x: Vec<f32> = r
+                .iter()
+                .zip(&params.contexts[z])
+                .map(|(r, c)| r - shift * c)
+                .collect();
+            -0.5 * dot(&x, &x) + group_weights(params, &x)[z].ln()
+        })
+        .collect();
+    let m = log_joint.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = log_joint.iter().map(|l| (l - m).exp()).collect();
+    let total: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / total).collect()
+}
+
 fn truth(cfg: &SynthConfig, params: &Params, draws: &[Draw]) -> Truth {
     let k = cfg.groups;
     let test: Vec<&Draw> = {
@@ -383,7 +425,19 @@ fn truth(cfg: &SynthConfig, params: &Params, draws: &[Draw]) -> Truth {
         .filter(|&g| count[g] > 0)
         .map(|g| (group_name(g), correct[g] / count[g] as f64))
         .collect();
-    let bayes_average = bayes_accuracy.values().sum::<f64>() / bayes_accuracy.len().max(1) as f64;
+    let bayes_average = mean(bayes_accuracy.values());
+    let mut routed = vec![0.0; k];
+    for (d, p) in test.iter().zip(&probs) {
+        let post = group_posterior(cfg, params, d);
+        let first: f64 = post.iter().zip(p).map(|(w, pk)| w * pk).sum();
+        let truth = p[d.group];
+        routed[d.group] += if first > 0.5 { truth } else { 1.0 - truth };
+    }
+    let routed_bayes_accuracy: BTreeMap<String, f64> = (0..k)
+        .filter(|&g| count[g] > 0)
+        .map(|g| (group_name(g), routed[g] / count[g] as f64))
+        .collect();
+    let routed_bayes_average = mean(routed_bayes_accuracy.values());
 
     // Theorem 3.2 on the empirical test distribution. The responses do not depend on x, so
     // E_pi sigma(s*_k) is the same for every prompt: estimate it once over the test pairs.
@@ -419,6 +473,8 @@ fn truth(cfg: &SynthConfig, params: &Params, draws: &[Draw]) -> Truth {
         style: params.style.clone(),
         bayes_accuracy,
         bayes_average,
+        routed_bayes_accuracy,
+        routed_bayes_average,
         theorem_3_2: TheoremBound {
             rho,
             variance,

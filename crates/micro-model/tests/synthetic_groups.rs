@@ -101,3 +101,32 @@ fn mixture_recovers_groups_and_single_model_hits_the_bound() {
         "the data should make the bound's variance term positive"
     );
 }
+
+/// The router-input ceiling: with no context signal it is what the prompt alone tells about the
+/// group (well below knowing the group); with an overwhelming shift it reaches the per-group
+/// Bayes accuracy; it never exceeds it.
+#[test]
+fn routed_bayes_accuracy_grows_with_the_context_shift() {
+    let at = |shift: f64| {
+        let cfg = SynthConfig {
+            pairs: 4000,
+            dim: 16,
+            groups: 4,
+            seed: 5,
+            context_shift: shift,
+            ..SynthConfig::default()
+        };
+        generate(&cfg).unwrap().1
+    };
+    let (none, some, strong) = (at(0.0), at(3.0), at(20.0));
+    for t in [&none, &some, &strong] {
+        assert!(t.routed_bayes_average <= t.bayes_average + 1e-12, "{t:?}");
+    }
+    assert!(
+        none.routed_bayes_average < none.bayes_average - 0.15,
+        "{none:?}"
+    );
+    assert!(none.routed_bayes_average < some.routed_bayes_average);
+    assert!(some.routed_bayes_average < strong.routed_bayes_average);
+    assert!((strong.routed_bayes_average - strong.bayes_average).abs() < 1e-3);
+}

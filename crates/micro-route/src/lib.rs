@@ -37,7 +37,7 @@ pub mod select;
 pub mod targets;
 
 pub use accuracy::Accuracy;
-pub use adapt::{adapt, AdaptConfig, AdaptReport, EpochStats};
+pub use adapt::{adapt, AdaptConfig, AdaptReport, EpochStats, Evidence};
 pub use audit::{audit_heads, mask_flagged, AuditReport, HeadAudit};
 pub use budget::{hold_out_per_attribute, sample_budget, sample_budget_groups};
 pub use error::{Result, RouteError};

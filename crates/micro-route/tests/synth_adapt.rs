@@ -10,7 +10,7 @@ use micro_model::train::{train, TrainConfig};
 use micro_model::{Method, MixtureModel};
 use micro_route::accuracy::{average, by_attribute, head_accuracy, routed_credit};
 use micro_route::likelihood::head_margins;
-use micro_route::{adapt, sample_budget, AdaptConfig};
+use micro_route::{adapt, sample_budget, AdaptConfig, Evidence};
 
 fn fit(cache: &EmbeddingCache, method: Method, k: usize) -> MixtureModel {
     let arrays = TrainingArrays {
@@ -57,8 +57,9 @@ fn best_head_average(
 #[test]
 fn adapting_with_fifty_pairs_per_group_approaches_the_best_heads() {
     // A context shift of 6 (default 3) makes the context, not the prompt's own noise, dominate
-    // the router input, as a criterion sentence does for a text encoder. With the default 3 the
-    // adapted router ends about 3.4 points below the best heads (see the crate's report).
+    // the router input, as a criterion sentence does for a text encoder: the group is then
+    // unambiguous and the adapted router should nearly reach the best heads. The default shift
+    // is the next test.
     let synth = SynthConfig {
         pairs: 20_000,
         dim: 16,
@@ -105,4 +106,64 @@ fn adapting_with_fifty_pairs_per_group_approaches_the_best_heads() {
             .0,
         single
     );
+}
+
+/// At the synth defaults (d 32, context shift 3) a context moves the router input by 3 standard
+/// deviations, which leaves the group ambiguous for some prompts: even the Bayes-optimal router
+/// over the true heads ends about 2.5 points below the per-group Bayes accuracy
+/// (`routed_bayes_average`). Averaged over four draws, context-pooled Hedge labels (the default)
+/// bring the adapted router within 3 points of the best heads; the per-pair labels of
+/// Algorithm 1 as printed do not.
+#[test]
+fn at_the_default_shift_context_evidence_comes_within_three_points_on_average() {
+    let (mut gaps_context, mut gaps_pair) = (Vec::new(), Vec::new());
+    for seed in 1..=4 {
+        let synth = SynthConfig {
+            seed,
+            ..SynthConfig::default()
+        };
+        let (cache, truth) = generate(&synth).unwrap();
+        let test = cache.indices(|p| !p.is_train());
+        let micro = fit(&cache, Method::Micro, 4);
+        let static_mix = fit(&cache, Method::Static, 4);
+        let idx = sample_budget(&cache, 50, 0).unwrap();
+        let (best, _) = best_head_average(&micro, &cache, &test);
+        let context = AdaptConfig::default();
+        assert_eq!(context.evidence, Evidence::Context);
+        let pair = AdaptConfig {
+            evidence: Evidence::Pair,
+            tau: 1.0,
+            lr: 1e-3,
+            ..AdaptConfig::default()
+        };
+        let got = routed_average(
+            &adapt(&micro, &cache, &idx, &context).unwrap().0,
+            &cache,
+            &test,
+        );
+        let got_pair = routed_average(
+            &adapt(&micro, &cache, &idx, &pair).unwrap().0,
+            &cache,
+            &test,
+        );
+        let stage1 = routed_average(&micro, &cache, &test);
+        let static_acc = routed_average(&static_mix, &cache, &test);
+        let summary = format!(
+            "seed {seed}: context {got:.4}, pair {got_pair:.4}, stage 1 {stage1:.4}, static {static_acc:.4}, best heads {best:.4}, routed Bayes {:.4}",
+            truth.routed_bayes_average
+        );
+        println!("{summary}");
+        assert!(got > stage1 && got > static_acc + 0.2, "{summary}");
+        assert!(got <= truth.routed_bayes_average + 0.01, "{summary}");
+        gaps_context.push(best - got);
+        gaps_pair.push(best - got_pair);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (c, p) = (mean(&gaps_context), mean(&gaps_pair));
+    println!("mean gap to the best heads: context {c:.4}, pair {p:.4}");
+    assert!(
+        c < 0.03,
+        "context evidence: mean gap {c:.4} {gaps_context:?}"
+    );
+    assert!(p > c, "pair {p:.4} vs context {c:.4}");
 }

@@ -6,7 +6,7 @@ use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
 use micro_route::accuracy::{average, by_attribute, routed_credit};
 use micro_route::fixture::{random_cache, random_model};
-use micro_route::{adapt, sample_budget, AdaptConfig, Rate, UserState};
+use micro_route::{adapt, sample_budget, AdaptConfig, Evidence, Rate, UserState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -33,7 +33,7 @@ pub struct AdaptArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Peak AdamW learning rate of the router (not given by the paper; see micro-route's adapt).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-3)]
     pub lr: f32,
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f32,
@@ -43,6 +43,10 @@ pub struct AdaptArgs {
     /// Seeds the budget sample and the minibatch order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Whose losses form a pair's Hedge label: `context` (summed over the budget pairs with the
+    /// same context text) or `pair` (its own, Algorithm 1 as printed).
+    #[arg(long, default_value_t = Evidence::Context)]
+    pub evidence: Evidence,
 }
 
 pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
@@ -61,6 +65,7 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         // One thread measured faster than two at these sizes (`micro bench adapt`).
         threads: 1,
         train_hidden: !a.output_layer_only,
+        evidence: a.evidence,
         ..AdaptConfig::default()
     };
     let (adapted, report) = adapt(&model, &cache, &idx, &cfg)?;

@@ -72,7 +72,12 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         a.output.display()
     );
     for (g, acc) in &truth.bayes_accuracy {
-        println!("  {g}: Bayes-optimal accuracy {acc:.4}");
+        let routed = truth
+            .routed_bayes_accuracy
+            .get(g)
+            .copied()
+            .unwrap_or(f64::NAN);
+        println!("  {g}: Bayes-optimal accuracy {acc:.4} knowing the group, {routed:.4} from the router input alone");
     }
     println!(
         "  Theorem 3.2: any single BT model has test cross-entropy >= {:.4} nats (rho {:.4}, variance {:.5}, entropy {:.4})",
