@@ -85,6 +85,8 @@ pub struct RouterActs<T = f32> {
     pub n: usize,
     /// act(W1 x + b1), [n, h]; overwritten with d loss / d pre-activation by the backward pass.
     pub hidden: Vec<T>,
+    /// One row of the backward pass's work, [h].
+    scratch: Vec<T>,
 }
 
 impl Router {
@@ -325,14 +327,19 @@ impl<T: Float> Router<T> {
             true,
             threads,
         );
-        // d pre = (dlogits . W2) * act'(pre); K is small, so a direct loop beats a GEMM call, and
-        // it can overwrite the activations in place.
+        // d pre = (dlogits . W2) * act'(pre); K is small, so a direct loop beats a GEMM call.
+        // It overwrites the activations in place: first with act', then scaled by the sum over
+        // the K rows of W2, each a contiguous run of h (so the inner loop vectorises).
+        acts.scratch.resize(h, T::zero());
         for (arow, drow) in acts.hidden.chunks_exact_mut(h).zip(dlogits.chunks_exact(k)) {
-            for (j, a) in arow.iter_mut().enumerate() {
-                let mut s = T::zero();
-                for (c, &d) in drow.iter().enumerate() {
-                    s += d * self.w2[c * h + j];
+            let sum = &mut acts.scratch;
+            sum.fill(T::zero());
+            for (&d, w) in drow.iter().zip(self.w2.chunks_exact(h)) {
+                for (s, &w) in sum.iter_mut().zip(w) {
+                    *s += d * w;
                 }
+            }
+            for (a, &s) in arow.iter_mut().zip(sum.iter()) {
                 *a = s * self.activation.derivative_from_output(*a);
             }
         }
