@@ -82,24 +82,32 @@ impl AdamW {
         self.t += 1;
         let rule = Rule::new(self, lr);
         let total: usize = params.iter().map(|p| p.len()).sum();
-        for (i, ((p, m), v)) in params
+        for (tensor, ((p, m), v)) in params
             .iter_mut()
             .zip(&mut self.m)
             .zip(&mut self.v)
             .enumerate()
         {
-            let g: Vec<(&[f32], f32)> = grads.iter().map(|(g, w)| (g[i], *w)).collect();
+            let piece = |p, m, v, offset| Piece {
+                rule: &rule,
+                p,
+                m,
+                v,
+                grads,
+                tensor,
+                offset,
+            };
             if threads > 1 && total >= PARALLEL_MIN_PARAMS {
                 let mid = p.len() / 2;
                 let (p0, p1) = p.split_at_mut(mid);
                 let (m0, m1) = m.split_at_mut(mid);
                 let (v0, v1) = v.split_at_mut(mid);
                 rayon::join(
-                    || rule.apply_simd(p0, m0, v0, &g, 0),
-                    || rule.apply_simd(p1, m1, v1, &g, mid),
+                    || piece(p0, m0, v0, 0).run(),
+                    || piece(p1, m1, v1, mid).run(),
                 );
             } else {
-                rule.apply_simd(p, m, v, &g, 0);
+                piece(p, m, v, 0).run();
             }
         }
     }
@@ -122,23 +130,54 @@ struct Rule {
     decay: f32,
 }
 
-/// [`Rule::apply`]'s arguments, for `pulp` to compile it once per instruction set: its body must
-/// be inlined into pulp's `#[target_feature]` function, which a closure is not.
-struct Apply<'a> {
+/// A piece of one tensor to update: `p`, `m`, `v` from element `offset` of tensor `tensor`,
+/// whose gradient is the weighted sum of that tensor in each of `grads`.
+struct Piece<'a, 'g> {
     rule: &'a Rule,
     p: &'a mut [f32],
     m: &'a mut [f32],
     v: &'a mut [f32],
-    g: &'a [(&'a [f32], f32)],
+    grads: &'a [(&'g [&'g [f32]], f32)],
+    tensor: usize,
     offset: usize,
 }
 
-impl pulp::WithSimd for Apply<'_> {
+impl Piece<'_, '_> {
+    /// Runs the update compiled for the widest SIMD the CPU has (AVX2 where present: the crate
+    /// is built for baseline x86-64, whose 4-wide sqrt and division made AdamW 16% of a
+    /// batch-32 training profile). The body sits in `with_simd` because it must be inlined into
+    /// pulp's `#[target_feature]` function, which a closure is not.
+    fn run(self) {
+        pulp::Arch::new().dispatch(self);
+    }
+}
+
+impl pulp::WithSimd for Piece<'_, '_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
-        self.rule.apply(self.p, self.m, self.v, self.g, self.offset)
+        let mut sum = [0.0f32; BLOCK];
+        for (start, ((p, m), v)) in self
+            .p
+            .chunks_mut(BLOCK)
+            .zip(self.m.chunks_mut(BLOCK))
+            .zip(self.v.chunks_mut(BLOCK))
+            .enumerate()
+            .map(|(b, x)| (self.offset + b * BLOCK, x))
+        {
+            let sum = &mut sum[..p.len()];
+            sum.fill(0.0);
+            for (buf, w) in self.grads {
+                for (s, &x) in sum
+                    .iter_mut()
+                    .zip(&buf[self.tensor][start..start + p.len()])
+                {
+                    *s += w * x;
+                }
+            }
+            self.rule.update(p, m, v, sum);
+        }
     }
 }
 
@@ -156,57 +195,6 @@ impl Rule {
             step: lr / c1,
             inv_sqrt_c2: 1.0 / c2.sqrt(),
             decay: 1.0 - lr * opt.weight_decay,
-        }
-    }
-
-    /// [`Rule::apply`] compiled for the widest SIMD the CPU has (AVX2 where present: the crate
-    /// is built for baseline x86-64, whose 4-wide sqrt and division made AdamW 16% of a batch-32
-    /// training profile).
-    fn apply_simd(
-        &self,
-        p: &mut [f32],
-        m: &mut [f32],
-        v: &mut [f32],
-        g: &[(&[f32], f32)],
-        offset: usize,
-    ) {
-        pulp::Arch::new().dispatch(Apply {
-            rule: self,
-            p,
-            m,
-            v,
-            g,
-            offset,
-        });
-    }
-
-    /// Updates `p`, `m`, `v` (a piece of one tensor starting at element `offset`) with the
-    /// weighted sum of the gradient buffers `g`, block by block.
-    #[inline(always)]
-    fn apply(
-        &self,
-        p: &mut [f32],
-        m: &mut [f32],
-        v: &mut [f32],
-        g: &[(&[f32], f32)],
-        offset: usize,
-    ) {
-        let mut sum = [0.0f32; BLOCK];
-        for (start, ((p, m), v)) in p
-            .chunks_mut(BLOCK)
-            .zip(m.chunks_mut(BLOCK))
-            .zip(v.chunks_mut(BLOCK))
-            .enumerate()
-            .map(|(b, x)| (offset + b * BLOCK, x))
-        {
-            let sum = &mut sum[..p.len()];
-            sum.fill(0.0);
-            for (buf, w) in g {
-                for (s, &x) in sum.iter_mut().zip(&buf[start..start + p.len()]) {
-                    *s += w * x;
-                }
-            }
-            self.update(p, m, v, sum);
         }
     }
 

@@ -164,6 +164,76 @@ pub async fn open(url: &str, sync: SqliteSync) -> Result<Arc<dyn StateStore>> {
     }
 }
 
+/// A `users` row as both stores select it: prior, rate, state, seq, created_at, updated_at.
+pub(crate) type UserRow = (String, String, String, i64, i64, i64);
+
+/// A `feedback` row as both stores select it: seq, body, created_at.
+pub(crate) type LogRow = (i64, String, i64);
+
+/// An `api_keys` row: hash, tenant, label, created_at.
+pub(crate) type KeyRow = (String, String, String, i64);
+
+impl UserRecord {
+    /// A user that has just been created from `new`, with no feedback yet.
+    pub(crate) fn fresh(key: &UserKey, new: &NewUser, now: i64) -> Self {
+        UserRecord {
+            key: key.clone(),
+            prior: new.prior.clone(),
+            state: initial_state(new),
+            seq: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Decodes one `users` row.
+    pub(crate) fn from_row(key: &UserKey, row: UserRow) -> Result<Self> {
+        let (prior, _rate, state, seq, created_at, updated_at) = row;
+        Ok(UserRecord {
+            key: key.clone(),
+            prior: from_json(&prior, key, "prior")?,
+            state: from_json(&state, key, "state")?,
+            seq,
+            created_at,
+            updated_at,
+        })
+    }
+
+    /// Folds one event into the state and takes the next sequence number (the one the event's
+    /// log row carries).
+    pub(crate) fn record(&mut self, feedback: &Feedback, now: i64) -> Result<()> {
+        fold(&mut self.state, &feedback.margins, &self.key)?;
+        self.seq += 1;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// The record of `row` with its state recomputed from the prior and the whole `log`.
+    pub(crate) fn rebuilt(key: &UserKey, row: UserRow, log: &[LogEntry]) -> Result<Self> {
+        let mut rec = UserRecord::from_row(key, row)?;
+        let mut state = UserState::with_rate(&rec.prior, rec.state.rate);
+        state.context = rec.state.context.take();
+        for e in log {
+            fold(&mut state, &e.feedback.margins, key)?;
+        }
+        rec.state = state;
+        rec.seq = log.last().map_or(0, |e| e.seq);
+        rec.updated_at = now_ms();
+        Ok(rec)
+    }
+}
+
+impl From<KeyRow> for KeyRecord {
+    fn from((hash, tenant, label, created_at): KeyRow) -> Self {
+        KeyRecord {
+            hash,
+            tenant,
+            label,
+            created_at,
+        }
+    }
+}
+
 /// The state a user starts from.
 pub(crate) fn initial_state(new: &NewUser) -> UserState {
     let mut s = UserState::with_rate(&new.prior, new.rate);
@@ -184,21 +254,6 @@ pub(crate) fn fold(state: &mut UserState, margins: &[f32], key: &UserKey) -> Res
     state
         .try_update(margins)
         .map_err(|e| StoreError::Mismatch(format!("user {:?}: {e}", key.user_id)))
-}
-
-/// The derived state from scratch: the prior, then every logged event in order.
-pub(crate) fn replay(
-    stored: &UserState,
-    prior: &[f32],
-    log: &[LogEntry],
-    key: &UserKey,
-) -> Result<UserState> {
-    let mut state = UserState::with_rate(prior, stored.rate);
-    state.context = stored.context.clone();
-    for e in log {
-        fold(&mut state, &e.feedback.margins, key)?;
-    }
-    Ok(state)
 }
 
 pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
@@ -224,32 +279,17 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Decodes one `users` row's columns.
-pub(crate) fn user_record(
-    key: &UserKey,
-    prior: &str,
-    state: &str,
-    seq: i64,
-    created_at: i64,
-    updated_at: i64,
-) -> Result<UserRecord> {
-    Ok(UserRecord {
-        key: key.clone(),
-        prior: from_json(prior, key, "prior")?,
-        state: from_json(state, key, "state")?,
-        seq,
-        created_at,
-        updated_at,
-    })
-}
-
-/// Decodes one `feedback` row's columns.
-pub(crate) fn log_entry(key: &UserKey, seq: i64, body: &str, created_at: i64) -> Result<LogEntry> {
-    Ok(LogEntry {
-        seq,
-        feedback: from_json(body, key, "feedback")?,
-        created_at,
-    })
+/// Decodes `feedback` rows, oldest first.
+pub(crate) fn log_entries(key: &UserKey, rows: Vec<LogRow>) -> Result<Vec<LogEntry>> {
+    rows.into_iter()
+        .map(|(seq, body, created_at)| {
+            Ok(LogEntry {
+                seq,
+                feedback: from_json(&body, key, "feedback")?,
+                created_at,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! default `synchronous_commit = on`: acknowledged means on disk.
 
 use super::{
-    fold, initial_state, log_entry, now_ms, replay, to_json, user_record, BoxFuture, Feedback,
-    KeyRecord, LogEntry, NewUser, Result, StateStore, UserKey, UserRecord,
+    initial_state, log_entries, now_ms, to_json, BoxFuture, Feedback, KeyRecord, KeyRow, LogEntry,
+    LogRow, NewUser, Result, StateStore, UserKey, UserRecord, UserRow,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::PgConnection;
@@ -35,8 +35,6 @@ const INSERT_USER: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, user_id) DO NOTHING";
 const UPDATE_USER: &str =
     "UPDATE users SET state = $3, seq = $4, updated_at = $5 WHERE tenant = $1 AND user_id = $2";
-
-type UserRow = (String, String, String, i64, i64, i64);
 
 /// PostgreSQL behind [`StateStore`].
 pub struct PostgresStore {
@@ -118,16 +116,14 @@ impl PostgresStore {
         let now = now_ms();
         Self::insert_new(&mut tx, key, new, now).await?;
         let row = Self::lock_user(&mut tx, key).await?;
-        let Some((p, _, s, seq, c, u)) = row else {
+        let Some(row) = row else {
             return Err(super::StoreError::Mismatch(format!(
                 "user {:?} vanished during feedback; retry",
                 key.user_id
             )));
         };
-        let mut rec = user_record(key, &p, &s, seq, c, u)?;
-        fold(&mut rec.state, &feedback.margins, key)?;
-        rec.seq += 1;
-        rec.updated_at = now;
+        let mut rec = UserRecord::from_row(key, row)?;
+        rec.record(feedback, now)?;
         sqlx::query("INSERT INTO feedback (tenant, user_id, seq, body, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&key.tenant)
             .bind(&key.user_id)
@@ -147,15 +143,7 @@ impl PostgresStore {
         if !Self::insert_new(&mut conn, key, new, now).await? {
             return Ok(None);
         }
-        let rec = UserRecord {
-            key: key.clone(),
-            prior: new.prior.clone(),
-            state: initial_state(new),
-            seq: 0,
-            created_at: now,
-            updated_at: now,
-        };
-        Ok(Some(rec))
+        Ok(Some(UserRecord::fresh(key, new, now)))
     }
 
     async fn load(&self, key: &UserKey) -> Result<Option<UserRecord>> {
@@ -164,12 +152,11 @@ impl PostgresStore {
             .bind(&key.user_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|(p, _, s, seq, c, u)| user_record(key, &p, &s, seq, c, u))
-            .transpose()
+        row.map(|row| UserRecord::from_row(key, row)).transpose()
     }
 
     async fn log(&self, key: &UserKey, after: i64, limit: i64) -> Result<Vec<LogEntry>> {
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        let rows: Vec<LogRow> = sqlx::query_as(
             "SELECT seq, body, created_at FROM feedback WHERE tenant = $1 AND user_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
         )
         .bind(&key.tenant)
@@ -178,29 +165,21 @@ impl PostgresStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|(seq, body, c)| log_entry(key, *seq, body, *c))
-            .collect()
+        log_entries(key, rows)
     }
 
     async fn rebuild_user(&self, key: &UserKey) -> Result<Option<UserRecord>> {
         let mut tx = self.pool.begin().await?;
-        let Some((p, _, s, _, c, _)) = Self::lock_user(&mut tx, key).await? else {
+        let Some(row) = Self::lock_user(&mut tx, key).await? else {
             return Ok(None);
         };
-        let mut rec = user_record(key, &p, &s, 0, c, now_ms())?;
-        let rows: Vec<(i64, String, i64)> =
+        let rows: Vec<LogRow> =
             sqlx::query_as("SELECT seq, body, created_at FROM feedback WHERE tenant = $1 AND user_id = $2 ORDER BY seq")
                 .bind(&key.tenant)
                 .bind(&key.user_id)
                 .fetch_all(&mut *tx)
                 .await?;
-        let log: Vec<LogEntry> = rows
-            .iter()
-            .map(|(seq, b, c)| log_entry(key, *seq, b, *c))
-            .collect::<Result<_>>()?;
-        rec.state = replay(&rec.state, &rec.prior, &log, key)?;
-        rec.seq = log.last().map_or(0, |e| e.seq);
+        let rec = UserRecord::rebuilt(key, row, &log_entries(key, rows)?)?;
         Self::store_state(&mut tx, &rec).await?;
         tx.commit().await?;
         Ok(Some(rec))
@@ -240,20 +219,12 @@ impl StateStore for PostgresStore {
 
     fn list_keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>>> {
         Box::pin(async move {
-            let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            let rows: Vec<KeyRow> = sqlx::query_as(
                 "SELECT hash, tenant, label, created_at FROM api_keys ORDER BY tenant, created_at",
             )
             .fetch_all(&self.pool)
             .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(hash, tenant, label, created_at)| KeyRecord {
-                    hash,
-                    tenant,
-                    label,
-                    created_at,
-                })
-                .collect())
+            Ok(rows.into_iter().map(KeyRecord::from).collect())
         })
     }
 

@@ -10,8 +10,8 @@
 //! lose the last transactions; `--sqlite-sync full` fsyncs every commit at a throughput cost.
 
 use super::{
-    fold, initial_state, log_entry, now_ms, replay, to_json, user_record, BoxFuture, Feedback,
-    KeyRecord, LogEntry, NewUser, Result, StateStore, StoreError, UserKey, UserRecord,
+    log_entries, now_ms, to_json, BoxFuture, Feedback, KeyRecord, KeyRow, LogEntry, LogRow,
+    NewUser, Result, StateStore, StoreError, UserKey, UserRecord, UserRow,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -60,8 +60,6 @@ const UPSERT_USER: &str = "INSERT INTO users (tenant, user_id, prior, rate, stat
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (tenant, user_id) DO UPDATE SET state = excluded.state, seq = excluded.seq, updated_at = excluded.updated_at";
 
-type UserRow = (String, String, String, i64, i64, i64);
-
 /// SQLite behind [`StateStore`].
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -103,8 +101,7 @@ impl SqliteStore {
             .bind(&key.user_id)
             .fetch_optional(&self.reader)
             .await?;
-        row.map(|(p, _, s, seq, c, u)| user_record(key, &p, &s, seq, c, u))
-            .transpose()
+        row.map(|row| UserRecord::from_row(key, row)).transpose()
     }
 
     async fn append(
@@ -121,19 +118,10 @@ impl SqliteStore {
             .await?;
         let now = now_ms();
         let mut rec = match row {
-            Some((p, _, s, seq, c, u)) => user_record(key, &p, &s, seq, c, u)?,
-            None => UserRecord {
-                key: key.clone(),
-                prior: new.prior.clone(),
-                state: initial_state(new),
-                seq: 0,
-                created_at: now,
-                updated_at: now,
-            },
+            Some(row) => UserRecord::from_row(key, row)?,
+            None => UserRecord::fresh(key, new, now),
         };
-        fold(&mut rec.state, &feedback.margins, key)?;
-        rec.seq += 1;
-        rec.updated_at = now;
+        rec.record(feedback, now)?;
         sqlx::query(
             "INSERT INTO feedback (tenant, user_id, seq, body, created_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -175,22 +163,14 @@ impl SqliteStore {
         if exists.is_some() {
             return Ok(None);
         }
-        let now = now_ms();
-        let rec = UserRecord {
-            key: key.clone(),
-            prior: new.prior.clone(),
-            state: initial_state(new),
-            seq: 0,
-            created_at: now,
-            updated_at: now,
-        };
+        let rec = UserRecord::fresh(key, new, now_ms());
         self.upsert(&mut tx, &rec).await?;
         tx.commit().await?;
         Ok(Some(rec))
     }
 
     async fn log(&self, key: &UserKey, after: i64, limit: i64) -> Result<Vec<LogEntry>> {
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        let rows: Vec<LogRow> = sqlx::query_as(
             "SELECT seq, body, created_at FROM feedback WHERE tenant = ? AND user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(&key.tenant)
@@ -199,9 +179,7 @@ impl SqliteStore {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|(seq, body, c)| log_entry(key, *seq, body, *c))
-            .collect()
+        log_entries(key, rows)
     }
 
     async fn rebuild_user(&self, key: &UserKey) -> Result<Option<UserRecord>> {
@@ -211,22 +189,16 @@ impl SqliteStore {
             .bind(&key.user_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some((p, _, s, _, c, _)) = row else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let mut rec = user_record(key, &p, &s, 0, c, now_ms())?;
-        let rows: Vec<(i64, String, i64)> =
+        let rows: Vec<LogRow> =
             sqlx::query_as("SELECT seq, body, created_at FROM feedback WHERE tenant = ? AND user_id = ? ORDER BY seq")
                 .bind(&key.tenant)
                 .bind(&key.user_id)
                 .fetch_all(&mut *tx)
                 .await?;
-        let log: Vec<LogEntry> = rows
-            .iter()
-            .map(|(seq, b, c)| log_entry(key, *seq, b, *c))
-            .collect::<Result<_>>()?;
-        rec.state = replay(&rec.state, &rec.prior, &log, key)?;
-        rec.seq = log.last().map_or(0, |e| e.seq);
+        let rec = UserRecord::rebuilt(key, row, &log_entries(key, rows)?)?;
         self.upsert(&mut tx, &rec).await?;
         tx.commit().await?;
         Ok(Some(rec))
@@ -266,20 +238,12 @@ impl StateStore for SqliteStore {
 
     fn list_keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>>> {
         Box::pin(async move {
-            let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            let rows: Vec<KeyRow> = sqlx::query_as(
                 "SELECT hash, tenant, label, created_at FROM api_keys ORDER BY tenant, created_at",
             )
             .fetch_all(&self.reader)
             .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(hash, tenant, label, created_at)| KeyRecord {
-                    hash,
-                    tenant,
-                    label,
-                    created_at,
-                })
-                .collect())
+            Ok(rows.into_iter().map(KeyRecord::from).collect())
         })
     }
 
