@@ -33,6 +33,7 @@
 pub mod error;
 pub mod fields;
 pub mod formats;
+pub mod home;
 pub mod jsonl;
 pub mod pair;
 pub mod record;

@@ -15,6 +15,12 @@ pub const TOKENIZER: &str = "tokenizer.json";
 pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 pub const CHAT_TEMPLATE: &str = "chat_template.jinja";
 
+/// Where `scripts/fetch-assets.sh minilm` puts all-MiniLM-L6-v2, the default backbone:
+/// `$MICRO_HOME/models/all-MiniLM-L6-v2` (`None` when neither MICRO_HOME nor HOME is set).
+pub fn default_minilm_dir() -> Option<PathBuf> {
+    micro_data::home::micro_home().map(|h| h.join("models").join("all-MiniLM-L6-v2"))
+}
+
 /// The located files of a model folder, and its parsed `config.json`.
 #[derive(Clone, Debug)]
 pub struct ModelFolder {

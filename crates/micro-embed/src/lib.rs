@@ -33,7 +33,7 @@ pub use backbone::{
     PromptFeatures, PromptItem, ResponseFeatures,
 };
 pub use error::{EmbedError, Result};
-pub use folder::ModelFolder;
+pub use folder::{default_minilm_dir, ModelFolder};
 pub use load::{family, load_backbone, Family};
 pub use merge::{merge_caches, MergeSummary};
 pub use partial::PARTIAL_DIR;

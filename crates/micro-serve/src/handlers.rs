@@ -248,30 +248,24 @@ async fn pair_features(
     embeddings: (Option<Vec<f32>>, Option<Vec<f32>>),
     names: [&str; 4],
 ) -> Result<Matrix, ApiError> {
-    let texts = match texts {
-        (Some(a), Some(b)) => Some(vec![a, b]),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "give both `{}` and `{}`",
-                names[0], names[1]
-            )))
-        }
-    };
-    let embeddings = match embeddings {
-        (Some(a), Some(b)) => Some(vec![a, b]),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "give both `{}` and `{}`",
-                names[2], names[3]
-            )))
-        }
-    };
+    let texts = both_or_none(texts, names[0], names[1])?;
+    let embeddings = both_or_none(embeddings, names[2], names[3])?;
     let both = format!("{} and {}", names[0], names[1]);
     let both_emb = format!("{} and {}", names[2], names[3]);
-    let h = features(st, prompt, context, texts, embeddings, (&both, &both_emb)).await?;
-    Ok(h)
+    features(st, prompt, context, texts, embeddings, (&both, &both_emb)).await
+}
+
+/// Both of a pair of optional fields as two rows, or neither; one alone is an error.
+fn both_or_none<T>(
+    pair: (Option<T>, Option<T>),
+    a: &str,
+    b: &str,
+) -> Result<Option<Vec<T>>, ApiError> {
+    match pair {
+        (Some(x), Some(y)) => Ok(Some(vec![x, y])),
+        (None, None) => Ok(None),
+        _ => Err(ApiError::bad_request(format!("give both `{a}` and `{b}`"))),
+    }
 }
 
 pub async fn compare(

@@ -16,15 +16,8 @@ use std::sync::Arc;
 fn minilm_dir() -> PathBuf {
     let dir = std::env::var_os("MICRO_MINILM_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("MICRO_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
-                        .join(".cache/micro")
-                });
-            home.join("models/all-MiniLM-L6-v2")
-        });
+        .or_else(micro_embed::default_minilm_dir)
+        .expect("set MICRO_MINILM_DIR, MICRO_HOME or HOME to locate all-MiniLM-L6-v2");
     assert!(
         dir.join("model.safetensors").is_file(),
         "all-MiniLM-L6-v2 not found at {}: run `scripts/fetch-assets.sh minilm` (or set MICRO_MINILM_DIR)",

@@ -235,18 +235,15 @@ fn step(i: usize, what: &str) {
 
 /// The backbone and corpus folders, fetching them with the project's script when missing.
 fn ensure_assets(a: &DemoArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let home = std::env::var_os("MICRO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/micro")))
-        .ok_or_else(|| anyhow!("set MICRO_HOME (or HOME) to say where models and corpora live"))?;
-    let backbone = a
-        .backbone
-        .clone()
-        .unwrap_or_else(|| home.join("models/all-MiniLM-L6-v2"));
-    let corpus = a
-        .corpus
-        .clone()
-        .unwrap_or_else(|| home.join("corpus/chatterbot/english"));
+    let unset = || anyhow!("set MICRO_HOME (or HOME) to say where models and corpora live");
+    let backbone = match &a.backbone {
+        Some(b) => b.clone(),
+        None => micro_embed::default_minilm_dir().ok_or_else(unset)?,
+    };
+    let corpus = match &a.corpus {
+        Some(c) => c.clone(),
+        None => micro_data::builtin::default_corpus_dir().map_err(|_| unset())?,
+    };
     let missing = !backbone.join("model.safetensors").exists() || !corpus.is_dir();
     if missing && a.backbone.is_none() && a.corpus.is_none() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-assets.sh");
@@ -261,7 +258,10 @@ fn ensure_assets(a: &DemoArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
         step(0, "fetching the model and corpus (scripts/fetch-assets.sh)");
         let status = std::process::Command::new("bash")
             .arg(&script)
-            .env("MICRO_HOME", &home)
+            .env(
+                "MICRO_HOME",
+                micro_data::home::micro_home().ok_or_else(unset)?,
+            )
             .status()?;
         if !status.success() {
             bail!("{} failed ({status})", script.display());

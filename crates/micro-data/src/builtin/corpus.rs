@@ -37,18 +37,12 @@ pub struct Corpus {
 
 /// `$MICRO_HOME/corpus/chatterbot/english`, with `MICRO_HOME` defaulting to `~/.cache/micro`.
 pub fn default_corpus_dir() -> Result<PathBuf> {
-    let home = match std::env::var_os("MICRO_HOME") {
-        Some(h) if !h.is_empty() => PathBuf::from(h),
-        _ => match std::env::var_os("HOME") {
-            Some(h) if !h.is_empty() => PathBuf::from(h).join(".cache").join("micro"),
-            _ => {
-                return Err(DataError::Other(format!(
-                "neither MICRO_HOME nor HOME is set, so the chatterbot corpus cannot be located; \
-                     set MICRO_HOME or pass a corpus folder ({FETCH_HINT})"
-            )))
-            }
-        },
-    };
+    let home = crate::home::micro_home().ok_or_else(|| {
+        DataError::Other(format!(
+            "neither MICRO_HOME nor HOME is set, so the chatterbot corpus cannot be located; \
+             set MICRO_HOME or pass a corpus folder ({FETCH_HINT})"
+        ))
+    })?;
     Ok(home.join("corpus").join("chatterbot").join("english"))
 }
 
