@@ -96,12 +96,12 @@ pub fn records(path: &Path) -> Result<Records> {
             Source::Batches(Box::new(reader))
         }
         FileKind::ArrowFile => {
-            let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(open()?), None)
+            let reader = arrow::ipc::reader::FileReader::try_new(BufReader::new(open()?), None)
                 .map_err(|e| columnar(e.to_string()))?;
             Source::Batches(Box::new(reader))
         }
         FileKind::ArrowStream => {
-            let reader = arrow_ipc::reader::StreamReader::try_new(BufReader::new(open()?), None)
+            let reader = arrow::ipc::reader::StreamReader::try_new(BufReader::new(open()?), None)
                 .map_err(|e| columnar(e.to_string()))?;
             Source::Batches(Box::new(reader))
         }

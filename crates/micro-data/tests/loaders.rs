@@ -449,7 +449,7 @@ mod parquet_input {
             columns.into_iter().map(|(_, a)| a).collect(),
         )
         .unwrap();
-        let mut w = arrow_ipc::writer::StreamWriter::try_new(
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(
             std::fs::File::create(&path).unwrap(),
             &schema,
         )

@@ -22,7 +22,6 @@ pub struct Answer {
 #[derive(Clone, Debug)]
 pub struct Question {
     pub text: String,
-    pub key: String,
     pub topic: String,
     pub answers: Vec<usize>,
 }
@@ -59,16 +58,16 @@ impl Pool {
                 });
                 pool.answers.len() - 1
             });
-            let key = question_key(&ex.question);
-            let q = *question_ix.entry(key.clone()).or_insert_with(|| {
-                pool.questions.push(Question {
-                    text: ex.question.clone(),
-                    key,
-                    topic: ex.topic.clone(),
-                    answers: Vec::new(),
+            let q = *question_ix
+                .entry(question_key(&ex.question))
+                .or_insert_with(|| {
+                    pool.questions.push(Question {
+                        text: ex.question.clone(),
+                        topic: ex.topic.clone(),
+                        answers: Vec::new(),
+                    });
+                    pool.questions.len() - 1
                 });
-                pool.questions.len() - 1
-            });
             if !pool.questions[q].answers.contains(&a) {
                 pool.questions[q].answers.push(a);
             }

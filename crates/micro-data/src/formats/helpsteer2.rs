@@ -48,11 +48,11 @@ struct Rated {
 pub fn load(ctx: &mut LoadCtx) -> Result<Vec<PrefPair>> {
     let path = ctx.path;
     // Prompts in first-seen order, so output order follows the file.
-    let mut order: Vec<String> = Vec::new();
-    let mut groups: HashMap<String, Vec<Rated>> = HashMap::new();
+    let mut groups: Vec<(String, Vec<Rated>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     ctx.for_each(|_, record| {
         let row = Row::new(&record.value, path, record.line, EXPECTS)?;
-        let prompt = row.str("prompt")?.to_string();
+        let prompt = row.str("prompt")?;
         let mut ratings = [0.0; 5];
         for (r, attr) in ratings.iter_mut().zip(ATTRIBUTES) {
             *r = row.number(attr)?;
@@ -62,13 +62,15 @@ pub fn load(ctx: &mut LoadCtx) -> Result<Vec<PrefPair>> {
             response: row.str("response")?.to_string(),
             ratings,
         };
-        groups
-            .entry(prompt.clone())
-            .or_insert_with(|| {
-                order.push(prompt);
-                Vec::new()
-            })
-            .push(rated);
+        let at = match index.get(prompt) {
+            Some(&at) => at,
+            None => {
+                index.insert(prompt.to_string(), groups.len());
+                groups.push((prompt.to_string(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[at].1.push(rated);
         Ok(())
     })?;
     let is_test = ctx.split == Some(Split::Test);
@@ -77,12 +79,14 @@ pub fn load(ctx: &mut LoadCtx) -> Result<Vec<PrefPair>> {
             .notes
             .push("no split in the options or file name: treated as train".into());
     }
+    let stem = super::file_stem(path);
     let mut pairs = Vec::new();
-    for prompt in &order {
-        let group = &groups[prompt];
+    for (prompt, group) in &groups {
         for i in 0..group.len() {
             for j in i + 1..group.len() {
-                pairs_of(ctx, prompt, &group[i], &group[j], is_test, &mut pairs);
+                pairs_of(
+                    ctx, &stem, prompt, &group[i], &group[j], is_test, &mut pairs,
+                );
             }
         }
     }
@@ -92,6 +96,7 @@ pub fn load(ctx: &mut LoadCtx) -> Result<Vec<PrefPair>> {
 /// The pairs two responses to one prompt give, one per attribute whose ratings differ.
 fn pairs_of(
     ctx: &mut LoadCtx,
+    stem: &str,
     prompt: &str,
     a: &Rated,
     b: &Rated,
@@ -121,7 +126,7 @@ fn pairs_of(
         }
         let (w, l) = if ra > rb { (a, b) } else { (b, a) };
         out.push(PrefPair {
-            id: Some(format!("{}-{}:{attr}", ctx.id(w.line, ""), l.line)),
+            id: Some(format!("{stem}:{}-{}:{attr}", w.line, l.line)),
             prompt: Prompt::Text(prompt.to_string()),
             chosen: w.response.clone(),
             rejected: l.response.clone(),

@@ -24,6 +24,7 @@ pub mod ultrafeedback;
 pub mod ultrafeedback_binarized;
 
 use crate::error::{DataError, Result};
+use crate::fields::Row;
 use crate::pair::{PrefPair, Split};
 use crate::record::{first_record, records, Record};
 use serde::Serialize;
@@ -170,7 +171,13 @@ pub struct LoadReport {
 impl LoadReport {
     /// Counts one skipped row or pair under `reason`.
     pub fn skip(&mut self, reason: &str) {
-        *self.skipped.entry(reason.to_string()).or_default() += 1;
+        // Called per pair: allocate the key only the first time a reason is seen.
+        match self.skipped.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.skipped.insert(reason.to_string(), 1);
+            }
+        }
     }
 
     pub fn skipped_total(&self) -> usize {
@@ -316,16 +323,6 @@ impl LoadCtx<'_> {
         }
         Ok(())
     }
-
-    /// An id naming the source file and line, plus a suffix telling pairs of one row apart.
-    pub fn id(&self, line: usize, suffix: &str) -> String {
-        let stem = file_stem(self.path);
-        if suffix.is_empty() {
-            format!("{stem}:{line}")
-        } else {
-            format!("{stem}:{line}:{suffix}")
-        }
-    }
 }
 
 /// The file name without data extensions (`harmless-base-test.jsonl.gz` -> `harmless-base-test`).
@@ -372,16 +369,9 @@ pub fn sniff(path: &Path) -> Result<Format> {
             hint: "the file holds no records; is it empty?".into(),
         });
     };
-    let obj = value.as_object().ok_or_else(|| {
-        DataError::invalid(
-            path,
-            Some(line),
-            None,
-            format!("expected a JSON object, got {}", native::kind(&value)),
-        )
-    })?;
-    let has = |k: &str| obj.get(k).is_some_and(|v| !v.is_null());
-    let chosen = obj.get("chosen");
+    let row = Row::new(&value, path, line, "")?;
+    let has = |k: &str| row.has(k);
+    let chosen = row.obj.get("chosen");
     let format = if has("criteria_x") && has("response_a") {
         Format::Rpr
     } else if has("completions") {
@@ -401,7 +391,7 @@ pub fn sniff(path: &Path) -> Result<Format> {
     } else if has("chosen") && has("rejected") {
         Format::Native
     } else {
-        let fields: Vec<&str> = obj.keys().map(String::as_str).collect();
+        let fields: Vec<&str> = row.obj.keys().map(String::as_str).collect();
         return Err(DataError::invalid(
             path,
             Some(line),

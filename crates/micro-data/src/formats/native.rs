@@ -7,6 +7,7 @@
 
 use super::LoadCtx;
 use crate::error::{DataError, Result};
+use crate::fields::Row;
 use crate::pair::{Message, PrefPair, Prompt, Split};
 use serde_json::Value;
 use std::path::Path;
@@ -31,6 +32,12 @@ pub fn pair_from_value(value: &Value, path: &Path, line: usize) -> Result<PrefPa
         .as_object()
         .ok_or_else(|| DataError::invalid(path, Some(line), None, "expected a JSON object"))?;
     let err = |field: &str, msg: String| DataError::invalid(path, Some(line), Some(field), msg);
+    let row = Row {
+        path,
+        line,
+        obj,
+        expects: "",
+    };
 
     let (chosen_prefix, chosen) = response(obj.get("chosen"), "chosen", path, line)?;
     let (_, rejected) = response(obj.get("rejected"), "rejected", path, line)?;
@@ -54,7 +61,7 @@ pub fn pair_from_value(value: &Value, path: &Path, line: usize) -> Result<PrefPa
             }
         },
     };
-    let split = match opt_string(obj, &["split"], path, line)? {
+    let split = match opt_string(&row, &["split"])? {
         None => None,
         Some(s) => Some(
             serde_json::from_value::<Split>(Value::String(s.clone())).map_err(|_| {
@@ -70,14 +77,14 @@ pub fn pair_from_value(value: &Value, path: &Path, line: usize) -> Result<PrefPa
         prompt,
         chosen,
         rejected,
-        context: opt_string(obj, &["context", "criteria"], path, line)?,
-        attribute: opt_string(obj, &["attribute", "category", "subset"], path, line)?,
+        context: opt_string(&row, &["context", "criteria"])?,
+        attribute: opt_string(&row, &["attribute", "category", "subset"])?,
         user_id: opt_id(obj.get("user_id")),
         split,
-        chosen_rating: opt_number(obj, &["chosen_rating", "score_chosen"], path, line)?,
-        rejected_rating: opt_number(obj, &["rejected_rating", "score_rejected"], path, line)?,
-        margin: opt_number(obj, &["margin"], path, line)?,
-        source: opt_string(obj, &["source"], path, line)?,
+        chosen_rating: opt_number(&row, &["chosen_rating", "score_chosen"])?,
+        rejected_rating: opt_number(&row, &["rejected_rating", "score_rejected"])?,
+        margin: opt_number(&row, &["margin"])?,
+        source: opt_string(&row, &["source"])?,
     })
 }
 
@@ -151,50 +158,24 @@ fn response(
     }
 }
 
-fn opt_string(
-    obj: &serde_json::Map<String, Value>,
-    names: &[&str],
-    path: &Path,
-    line: usize,
-) -> Result<Option<String>> {
-    for name in names {
-        match obj.get(*name) {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(s)) => return Ok(Some(s.clone())),
-            Some(other) => {
-                return Err(DataError::invalid(
-                    path,
-                    Some(line),
-                    Some(name),
-                    format!("expected a string, got {}", kind(other)),
-                ))
-            }
-        }
+/// The first of the alias fields `names` that is present, as a string.
+fn opt_string(row: &Row, names: &[&str]) -> Result<Option<String>> {
+    match names.iter().find(|n| row.has(n)) {
+        Some(n) => Ok(row.opt_str(n)?.map(str::to_string)),
+        None => Ok(None),
     }
-    Ok(None)
 }
 
-fn opt_number(
-    obj: &serde_json::Map<String, Value>,
-    names: &[&str],
-    path: &Path,
-    line: usize,
-) -> Result<Option<f64>> {
-    for name in names {
-        match obj.get(*name) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Number(n)) => return Ok(n.as_f64()),
-            Some(other) => {
-                return Err(DataError::invalid(
-                    path,
-                    Some(line),
-                    Some(name),
-                    format!("expected a number, got {}", kind(other)),
-                ))
-            }
-        }
+/// The first of the alias fields `names` that is present, as a JSON number (not a numeric
+/// string, unlike [`Row::number`]).
+fn opt_number(row: &Row, names: &[&str]) -> Result<Option<f64>> {
+    match names.iter().find(|n| row.has(n)) {
+        Some(n) => match row.get(n)? {
+            Value::Number(x) => Ok(x.as_f64()),
+            v => Err(row.wrong_type(n, "a number", v)),
+        },
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// Ids may be strings or numbers in the wild.

@@ -108,7 +108,6 @@ fn completion(row: &Row, c: usize, v: &Value) -> Result<Completion> {
     };
     let mut ratings = BTreeMap::new();
     for (aspect, a) in annotations {
-        let field = at(&format!(".annotations.{aspect}.Rating"));
         // Some exports store the rating object directly, others as a one-element list.
         let a = match a {
             Value::Array(items) if items.len() == 1 => &items[0],
@@ -123,7 +122,7 @@ fn completion(row: &Row, c: usize, v: &Value) -> Result<Completion> {
             Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("n/a") => None,
             Some(r) => Some(number_of(r).ok_or_else(|| {
                 row.err(
-                    &field,
+                    &at(&format!(".annotations.{aspect}.Rating")),
                     format!(
                         "expected a rating such as \"4\" or \"N/A\", got {} {r}",
                         kind(r)
