@@ -190,9 +190,15 @@ pub fn evaluate_indices(
             .binary_search_by(|n| n.as_str().cmp(cache.pairs[i].group()))
             .unwrap_or(0)
     };
+    let k = model.k();
+    let margins = micro_route::likelihood::head_margins(model, cache, idx);
     let outcomes: Vec<Outcome> = idx
         .par_iter()
-        .map(|&i| score_pair(model, cache, i, attr_of(i), gating))
+        .enumerate()
+        .map(|(j, &i)| {
+            let m = &margins[j * k..(j + 1) * k];
+            score_pair(model, cache, i, m, attr_of(i), gating)
+        })
         .collect();
     Ok(aggregate(model, &names, &outcomes, label))
 }
@@ -221,29 +227,22 @@ fn score_pair(
     model: &MixtureModel,
     cache: &EmbeddingCache,
     i: usize,
+    margins: &[f32],
     attr: usize,
     gating: &Gating,
 ) -> Outcome {
     let pair = &cache.pairs[i];
-    let diff: Vec<f32> = cache
-        .chosen
-        .row(i)
-        .iter()
-        .zip(cache.rejected.row(i))
-        .map(|(c, r)| c - r)
-        .collect();
-    let margins = model.margins(&diff);
     let log_w = match gating {
         Gating::PerAttribute(map) if map.contains_key(pair.group()) => {
             map[pair.group()].iter().map(|w| w.max(0.0).ln()).collect()
         }
         _ => model.log_weights(cache.prompt.row(i)),
     };
-    let log_p = mixture_log_prob(&log_w, &margins);
+    let log_p = mixture_log_prob(&log_w, margins);
     let z = log_w.iter().map(|l| l.exp()).sum::<f32>();
     Outcome {
         attr,
-        correct: mixture_correct(&log_w, &margins),
+        correct: mixture_correct(&log_w, margins),
         log_p,
         head_correct: margins.iter().map(|d| *d > 0.0).collect(),
         weights: log_w.iter().map(|l| l.exp() / z).collect(),

@@ -12,6 +12,7 @@ use crate::evaluate::{evaluate_indices, EvalReport, Gating, SplitSel};
 use crate::metrics::Stat;
 use micro_cache::EmbeddingCache;
 use micro_model::{Gate, MixtureModel};
+use micro_route::budget::group_by_attribute;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -112,17 +113,6 @@ pub struct SweepReport {
     pub notes: Vec<String>,
 }
 
-/// Row indices per attribute (sorted by name).
-fn by_attribute(cache: &EmbeddingCache, idx: &[usize]) -> BTreeMap<String, Vec<usize>> {
-    let mut m: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for &i in idx {
-        m.entry(cache.pairs[i].group().to_string())
-            .or_default()
-            .push(i);
-    }
-    m
-}
-
 /// Stage 2 learns to route by context, so where an attribute's train pairs carry one, only
 /// those are sampled (as `micro adapt` does); an attribute without any keeps all its pairs.
 fn with_context_first(
@@ -206,8 +196,11 @@ pub fn budget_sweep(
             .map_err(|e| EvalError::Mismatch(format!("model `{}`: {e}", m.label)))?;
     }
     let test_idx = SplitSel::Test.nonempty_indices(cache)?;
-    let test = by_attribute(cache, &test_idx);
-    let train = with_context_first(cache, by_attribute(cache, &SplitSel::Train.indices(cache)));
+    let test = group_by_attribute(cache, &test_idx);
+    let train = with_context_first(
+        cache,
+        group_by_attribute(cache, &SplitSel::Train.indices(cache)),
+    );
     let mut budgets = opts.budgets.clone();
     budgets.sort_unstable();
     budgets.dedup();
@@ -312,23 +305,29 @@ fn adapted_row(
         .iter()
         .flat_map(|&b| (0..opts.runs).map(move |r| (b, r)))
         .collect();
+    // At B = 0 every run is the Stage 1 model: evaluate it once.
+    let stage1 = budgets
+        .contains(&0)
+        .then(|| evaluate_indices(&m.model, cache, test_idx, &Gating::Model, &m.label))
+        .transpose()?;
     let results: Vec<Result<EvalReport>> = jobs
         .par_iter()
         .map(|&(budget, run)| {
-            let model = if budget == 0 {
-                m.model.clone()
-            } else {
-                let sample = take_budget(&orders[run], budget);
-                stage2
-                    .adapt(&m.model, cache, &sample, run_seed(opts.seed, run, 2))
-                    .map_err(|message| EvalError::Stage2 {
-                        model: m.label.clone(),
-                        budget,
-                        run,
-                        message,
-                    })?
+            let r = match (&stage1, budget) {
+                (Some(r), 0) => r.clone(),
+                _ => {
+                    let sample = take_budget(&orders[run], budget);
+                    let model = stage2
+                        .adapt(&m.model, cache, &sample, run_seed(opts.seed, run, 2))
+                        .map_err(|message| EvalError::Stage2 {
+                            model: m.label.clone(),
+                            budget,
+                            run,
+                            message,
+                        })?;
+                    evaluate_indices(&model, cache, test_idx, &Gating::Model, &m.label)?
+                }
             };
-            let r = evaluate_indices(&model, cache, test_idx, &Gating::Model, &m.label)?;
             progress(&format!(
                 "{}: B={budget} run {run}: average {:.4}",
                 m.label, r.average

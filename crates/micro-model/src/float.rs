@@ -21,7 +21,6 @@ pub trait Float:
 {
     /// Converts an f64 constant (exact for f64, rounded for f32).
     fn of(x: f64) -> Self;
-    fn to_f64_lossy(self) -> f64;
 
     /// sigma(x), without overflow for any sign.
     fn sigmoid(self) -> Self {
@@ -47,24 +46,19 @@ impl Float for f32 {
     fn of(x: f64) -> Self {
         x as f32
     }
-    fn to_f64_lossy(self) -> f64 {
-        self as f64
-    }
 }
 
 impl Float for f64 {
     fn of(x: f64) -> Self {
         x
     }
-    fn to_f64_lossy(self) -> f64 {
-        self
-    }
 }
 
-/// log sum_k exp(v_k), exact for any magnitude; -inf for an empty or all -inf input.
+/// log sum_k exp(v_k), exact for any magnitude; -inf for an empty or all -inf input, +inf when
+/// any v_k is +inf.
 pub fn log_sum_exp<T: Float>(v: &[T]) -> T {
     let m = v.iter().copied().fold(T::neg_infinity(), T::max);
-    if m == T::neg_infinity() {
+    if m.is_infinite() {
         return m;
     }
     m + v.iter().map(|&x| (x - m).exp()).sum::<T>().ln()

@@ -122,13 +122,6 @@ impl<T: Float> Params<T> {
     pub fn num_params(&self) -> usize {
         self.tensors().iter().map(|t| t.len()).sum()
     }
-
-    /// True when every parameter is finite.
-    pub fn is_finite(&self) -> bool {
-        self.tensors()
-            .iter()
-            .all(|t| t.iter().all(|v| v.is_finite()))
-    }
 }
 
 /// Which loss, and its entropy weight alpha.
@@ -223,29 +216,11 @@ impl Objective {
         let scale = T::one() / T::of(n as f64);
         let alpha = T::of(self.alpha);
         let (nll, negent) = match &params.gate {
-            GateParams::None if self.method == Method::SharedBase => (
+            // A single head (K = 1) is the shared-base loss with one head: no gate to mix.
+            GateParams::None => (
                 shared_base_rows(&ws.deltas, k, scale, &mut ws.ddeltas),
                 T::zero(),
             ),
-            GateParams::None => {
-                ws.logits.clear();
-                ws.logits.resize(k, T::zero());
-                ws.dlogits.resize(k, T::zero());
-                let mut sum = (T::zero(), T::zero());
-                for i in 0..n {
-                    let r = mixture_row(
-                        &ws.deltas[i * k..(i + 1) * k],
-                        &ws.logits,
-                        T::zero(),
-                        scale,
-                        &mut ws.ddeltas[i * k..(i + 1) * k],
-                        &mut ws.dlogits,
-                        &mut ws.row,
-                    );
-                    sum = (sum.0 + r.0, sum.1 + r.1);
-                }
-                sum
-            }
             GateParams::Static(z) => {
                 ws.dlogits.clear();
                 ws.dlogits.resize(k, T::zero());

@@ -122,12 +122,7 @@ impl MixtureModel {
 
     /// P(a_w > a_l | x) = sum_k f_k(x) sigma(delta_k), given the log weights.
     pub fn pair_prob_with(&self, log_w: &[f32], diff: &[f32]) -> f32 {
-        let m = self.margins(diff);
-        log_w
-            .iter()
-            .zip(&m)
-            .map(|(lw, d)| lw.exp() * sigmoid(*d))
-            .sum()
+        mixture_prob(log_w, &self.margins(diff))
     }
 
     /// P(a_w > a_l | x) with the model's own gate.
@@ -162,20 +157,21 @@ impl MixtureModel {
     }
 }
 
-pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
+/// sum_k f_k sigma(delta_k) from the log weights and the head margins.
+pub fn mixture_prob(log_w: &[f32], margins: &[f32]) -> f32 {
+    log_w
+        .iter()
+        .zip(margins)
+        .map(|(lw, d)| lw.exp() * sigmoid(*d))
+        .sum()
 }
 
-/// log sigma(x) without overflow.
+/// sigma(x) for f32 ([`Float::sigmoid`](crate::float::Float::sigmoid)).
+pub fn sigmoid(x: f32) -> f32 {
+    crate::float::Float::sigmoid(x)
+}
+
+/// log sigma(x) without overflow ([`Float::log_sigmoid`](crate::float::Float::log_sigmoid)).
 pub fn log_sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        -(-x).exp().ln_1p()
-    } else {
-        x - x.exp().ln_1p()
-    }
+    crate::float::Float::log_sigmoid(x)
 }

@@ -28,11 +28,6 @@ impl AdamW {
         }
     }
 
-    /// Steps taken so far.
-    pub fn steps(&self) -> u32 {
-        self.t
-    }
-
     /// One update of every tensor in `params` with its gradient in `grads`, at learning rate `lr`.
     /// The moment buffers are created on the first call and must keep their shapes after.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]], lr: f32) {

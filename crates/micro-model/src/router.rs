@@ -21,10 +21,6 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub fn apply(self, x: f32) -> f32 {
-        self.apply_t(x)
-    }
-
     /// act(x) for any float type.
     pub fn apply_t<T: Float>(self, x: T) -> T {
         match self {
@@ -162,11 +158,6 @@ impl<T: Float> Router<T> {
         [&mut self.w1, &mut self.b1, &mut self.w2, &mut self.b2]
     }
 
-    /// Number of scalar parameters.
-    pub fn num_params(&self) -> usize {
-        self.params().iter().map(|p| p.len()).sum()
-    }
-
     /// Sets every parameter to zero (to reset a gradient accumulator).
     pub fn fill_zero(&mut self) {
         for p in self.params_mut() {
@@ -272,14 +263,13 @@ impl<T: Float> Router<T> {
         }
     }
 
-    /// Accumulates into `grads` (a Router of the same shape) the gradient of a loss whose
-    /// derivative with respect to the batch's logits is `dlogits` [n, k]. `x` and `acts` must be
-    /// those of the matching forward pass; `acts.hidden` is reused as scratch and is spent after.
-    pub fn backward_batch(
+    /// The output layer's part of [`Router::backward_batch`]: accumulates the gradients of W2
+    /// and b2 only (all a caller that trains only the output layer needs).
+    pub fn backward_output_batch(
         &self,
         x: &[T],
         n: usize,
-        acts: &mut RouterActs<T>,
+        acts: &RouterActs<T>,
         dlogits: &[T],
         grads: &mut Router<T>,
         threads: usize,
@@ -300,33 +290,41 @@ impl<T: Float> Router<T> {
             "backward_batch: grads has another shape"
         );
         add_column_sums(&mut grads.b2, dlogits, k);
-        let Some(h) = self.hidden else {
-            matmul(
-                &mut grads.w2,
-                dlogits,
-                Op::T,
-                x,
-                Op::N,
-                k,
-                n,
-                self.input_dim,
-                true,
-                threads,
-            );
-            return;
+        let input = if self.hidden.is_some() {
+            &acts.hidden[..]
+        } else {
+            x
         };
         matmul(
             &mut grads.w2,
             dlogits,
             Op::T,
-            &acts.hidden,
+            input,
             Op::N,
             k,
             n,
-            h,
+            self.width(),
             true,
             threads,
         );
+    }
+
+    /// Accumulates into `grads` (a Router of the same shape) the gradient of a loss whose
+    /// derivative with respect to the batch's logits is `dlogits` [n, k]. `x` and `acts` must be
+    /// those of the matching forward pass; `acts.hidden` is reused as scratch and is spent after.
+    pub fn backward_batch(
+        &self,
+        x: &[T],
+        n: usize,
+        acts: &mut RouterActs<T>,
+        dlogits: &[T],
+        grads: &mut Router<T>,
+        threads: usize,
+    ) {
+        self.backward_output_batch(x, n, acts, dlogits, grads, threads);
+        let (k, Some(h)) = (self.k, self.hidden) else {
+            return;
+        };
         // d pre = (dlogits . W2) * act'(pre); K is small, so a direct loop beats a GEMM call.
         // It overwrites the activations in place: first with act', then scaled by the sum over
         // the K rows of W2, each a contiguous run of h (so the inner loop vectorises).
@@ -356,21 +354,6 @@ impl<T: Float> Router<T> {
             true,
             threads,
         );
-    }
-
-    /// The same router in another float type.
-    pub fn cast<U: Float>(&self) -> Router<U> {
-        let c = |v: &[T]| v.iter().map(|&x| U::of(x.to_f64_lossy())).collect();
-        Router {
-            input_dim: self.input_dim,
-            k: self.k,
-            hidden: self.hidden,
-            activation: self.activation,
-            w1: c(&self.w1),
-            b1: c(&self.b1),
-            w2: c(&self.w2),
-            b2: c(&self.b2),
-        }
     }
 }
 

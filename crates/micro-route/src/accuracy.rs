@@ -48,7 +48,7 @@ pub fn routed_credit(model: &MixtureModel, cache: &EmbeddingCache, idx: &[usize]
         .zip(margins.par_chunks(k.max(1)))
         .map(|(&i, m)| {
             let lw = model.log_weights(cache.prompt.row(i));
-            credit(lw.iter().zip(m).map(|(l, d)| l.exp() * sigmoid(*d)).sum())
+            credit(micro_model::model::mixture_prob(&lw, m))
         })
         .collect()
 }

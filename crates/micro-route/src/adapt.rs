@@ -364,21 +364,36 @@ impl<'a> Fit<'a> {
                 .forward_batch_into(&xb, nb, &mut logits, &mut acts, self.cfg.threads);
             total += soft_cross_entropy_grad(&mut logits, &tb, k) * nb as f64;
             self.grads.fill_zero();
-            self.router.backward_batch(
-                &xb,
-                nb,
-                &mut acts,
-                &logits,
-                &mut self.grads,
-                self.cfg.threads,
-            );
-            if !self.cfg.train_hidden {
-                self.grads.w1.fill(0.0);
-                self.grads.b1.fill(0.0);
-            }
             let lr = self.schedule.lr(self.step);
-            self.opt
-                .step(&mut self.router.params_mut(), &self.grads.params(), lr);
+            if self.cfg.train_hidden {
+                self.router.backward_batch(
+                    &xb,
+                    nb,
+                    &mut acts,
+                    &logits,
+                    &mut self.grads,
+                    self.cfg.threads,
+                );
+                self.opt
+                    .step(&mut self.router.params_mut(), &self.grads.params(), lr);
+            } else {
+                // Only W2 and b2 are computed and stepped: the hidden layer stays as it was
+                // (weight decay included).
+                self.router.backward_output_batch(
+                    &xb,
+                    nb,
+                    &acts,
+                    &logits,
+                    &mut self.grads,
+                    self.cfg.threads,
+                );
+                let r = &mut self.router;
+                self.opt.step(
+                    &mut [&mut r.w2, &mut r.b2],
+                    &[&self.grads.w2, &self.grads.b2],
+                    lr,
+                );
+            }
             self.step += 1;
         }
         total / order.len() as f64

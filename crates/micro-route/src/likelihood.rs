@@ -5,6 +5,7 @@
 
 use crate::error::{data, Result};
 use micro_cache::EmbeddingCache;
+use micro_model::router::dot;
 use micro_model::MixtureModel;
 use rayon::prelude::*;
 
@@ -47,26 +48,15 @@ pub fn head_log_probs(model: &MixtureModel, cache: &EmbeddingCache, idx: &[usize
         .collect()
 }
 
+/// log sum exp in f64 ([`micro_model::float::log_sum_exp`]); -inf for an empty or all -inf
+/// input.
+pub fn log_sum_exp(v: &[f64]) -> f64 {
+    micro_model::float::log_sum_exp(v)
+}
+
 /// log sigma(x) in f64, stable for any sign and magnitude.
 pub fn log_sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        -(-x).exp().ln_1p()
-    } else {
-        x - x.exp().ln_1p()
-    }
-}
-
-/// log sum exp, exact for any magnitude; -inf for an empty or all -inf input.
-pub fn log_sum_exp(v: &[f64]) -> f64 {
-    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    micro_model::float::Float::log_sigmoid(x)
 }
 
 #[cfg(test)]
