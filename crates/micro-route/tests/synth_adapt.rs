@@ -4,7 +4,7 @@
 //! the adapted router must beat the static mixture and the single BT model and come within 3
 //! points of the best single head per group.
 
-use micro_cache::{EmbeddingCache, TrainingArrays};
+use micro_cache::EmbeddingCache;
 use micro_model::synth::{generate, SynthConfig};
 use micro_model::train::{train, TrainConfig};
 use micro_model::{Method, MixtureModel};
@@ -13,12 +13,7 @@ use micro_route::likelihood::head_margins;
 use micro_route::{adapt, sample_budget, AdaptConfig, Evidence};
 
 fn fit(cache: &EmbeddingCache, method: Method, k: usize) -> MixtureModel {
-    let arrays = TrainingArrays {
-        meta: cache.meta.clone(),
-        pairs: cache.pairs.clone(),
-        diff: cache.diff(),
-        prompt: cache.prompt.clone(),
-    };
+    let arrays = cache.training_arrays();
     let cfg = TrainConfig {
         method,
         k,

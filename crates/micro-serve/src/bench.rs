@@ -7,8 +7,7 @@ use crate::client::Client;
 use crate::engine::Engine;
 use crate::server::{AppState, Limits};
 use crate::store::{self, SqliteSync};
-use micro_cache::{Backbone, Matrix};
-use micro_model::{Activation, Gate, Method, MixtureModel, ModelConfig, Router};
+use micro_model::MixtureModel;
 use micro_route::Rate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -17,41 +16,7 @@ use std::time::{Duration, Instant};
 
 /// A random MiCRo model (MLP router with 128 hidden units, as the paper) for tests and benches.
 pub fn synthetic_model(dim: usize, k: usize, seed: u64) -> MixtureModel {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let scale = 1.0 / (dim as f32).sqrt();
-    let mut draw = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| rng.random_range(-1.0f32..1.0) * scale)
-            .collect()
-    };
-    let hidden = 128;
-    let mut router = Router::zeros(dim, k, Some(hidden), Activation::Relu);
-    router.w1 = draw(hidden * dim);
-    router.w2 = draw(k * hidden);
-    let heads = Matrix::new(k, dim, draw(k * dim));
-    let config = ModelConfig {
-        format_version: 1,
-        method: Method::Micro,
-        k,
-        dim,
-        prompt_dim: dim,
-        router: "mlp".into(),
-        router_hidden: Some(hidden),
-        activation: Activation::Relu,
-        backbone: Backbone {
-            name: "synthetic".into(),
-            kind: "synthetic".into(),
-            ..Default::default()
-        },
-        train_pairs_hash: String::new(),
-        training: serde_json::Value::Null,
-        history: serde_json::Value::Null,
-    };
-    MixtureModel {
-        config,
-        heads,
-        gate: Gate::Router(router),
-    }
+    micro_route::fixture::random_model(dim, k, Some(128), seed)
 }
 
 /// A random vector of width `d` as a JSON array.

@@ -53,10 +53,6 @@ impl Engine {
         self.backbone.is_some()
     }
 
-    pub fn backbone_name(&self) -> Option<String> {
-        self.backbone.as_ref().map(|b| b.info().name)
-    }
-
     /// Refuses a vector of the wrong width or with non-finite values.
     pub fn check(&self, field: &str, v: &[f32], want: usize) -> Result<(), ApiError> {
         if v.len() != want {

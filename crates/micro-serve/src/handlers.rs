@@ -349,7 +349,7 @@ pub async fn create_user(
     let new = NewUser {
         prior,
         rate: st.rate,
-        context: req.context.clone(),
+        context: req.context,
     };
     match st.store.create_user(&key, &new).await? {
         Some(rec) => Ok((StatusCode::CREATED, Json(UserView::from(&rec)))),
@@ -427,7 +427,7 @@ pub async fn feedback(
     let new = NewUser {
         prior,
         rate: st.rate,
-        context: req.context.clone(),
+        context: req.context,
     };
     let event = Feedback {
         margins,

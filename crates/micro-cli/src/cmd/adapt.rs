@@ -104,7 +104,7 @@ fn counts(per: &BTreeMap<String, usize>) -> String {
 
 /// Test-split accuracy per attribute, each pair routed by its own prompt embedding.
 fn print_test_accuracy(before: &MixtureModel, after: &MixtureModel, cache: &EmbeddingCache) {
-    let test = cache.indices(|p| !p.is_train());
+    let test = micro_eval::SplitSel::Test.indices(cache);
     if test.is_empty() {
         println!("no test pairs in the cache: nothing to evaluate");
         return;

@@ -6,7 +6,6 @@
 //! long steps show a progress bar.
 
 use anyhow::{anyhow, bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use micro_cache::{EmbeddingCache, TrainingArrays};
 use micro_data::builtin::{self, BuiltinOptions};
 use micro_embed::{load_backbone, BackboneOptions, EmbedOptions};
@@ -109,12 +108,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             a.heads
         ),
     );
-    let arrays = TrainingArrays {
-        meta: cache.meta.clone(),
-        pairs: cache.pairs.clone(),
-        diff: cache.diff(),
-        prompt: cache.prompt.clone(),
-    };
+    let arrays = cache.training_arrays();
     let mut models = Vec::new();
     for (name, method) in METHODS {
         let model = train_one(&arrays, name, method, &a)?;
@@ -285,11 +279,7 @@ fn embed_cached(
             return Ok(cache);
         }
     }
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("  {bar:40} {pos}/{len} texts {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = super::bar(0, "  {bar:40} {pos}/{len} texts {per_sec} eta {eta}");
     let summary = micro_embed::embed_to_cache(
         backbone.as_ref(),
         pairs,
@@ -329,12 +319,9 @@ fn train_one(
         patience: 30,
         ..Default::default()
     };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "  {name:<12} {{bar:30}} epoch {{msg}} {{per_sec}} eta {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = super::bar(
+        0,
+        &format!("  {name:<12} {{bar:30}} epoch {{msg}} {{per_sec}} eta {{eta}}"),
     );
     let (model, report) = train(arrays, &cfg, |e| match e {
         TrainEvent::Start {
@@ -376,12 +363,7 @@ fn hh_check(backbone_dir: &Path, hh: &Path, a: &DemoArgs) -> anyhow::Result<Stri
         });
     }
     let cache = embed_cached(backbone_dir, pairs, &a.out.join("hh-cache"))?;
-    let arrays = TrainingArrays {
-        meta: cache.meta.clone(),
-        pairs: cache.pairs.clone(),
-        diff: cache.diff(),
-        prompt: cache.prompt.clone(),
-    };
+    let arrays = cache.training_arrays();
     let mut line = format!(
         "HH-RLHF harmless (real labels, {} pairs, 20% test):",
         cache.len()

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use micro_cache::EmbeddingCache;
+use micro_eval::SplitSel;
 use micro_model::MixtureModel;
 use micro_route::{audit_heads, mask_flagged, merge_correlated, DEFAULT_MERGE_THRESHOLD};
 use std::path::{Path, PathBuf};
@@ -15,24 +16,6 @@ pub enum HeadsCommand {
     Merge(MergeArgs),
 }
 
-/// Which pairs of the cache to use.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Pairs {
-    All,
-    Train,
-    Test,
-}
-
-impl Pairs {
-    fn select(self, cache: &EmbeddingCache) -> Vec<usize> {
-        match self {
-            Pairs::All => (0..cache.len()).collect(),
-            Pairs::Train => cache.indices(|p| p.is_train()),
-            Pairs::Test => cache.indices(|p| !p.is_train()),
-        }
-    }
-}
-
 #[derive(clap::Args)]
 pub struct AuditArgs {
     #[arg(long)]
@@ -43,8 +26,9 @@ pub struct AuditArgs {
     /// A head with accuracy below this prefers harmful responses too often and is flagged.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f64,
-    #[arg(long, value_enum, default_value = "all")]
-    pub pairs: Pairs,
+    /// Which pairs to use: all, train or test.
+    #[arg(long, default_value = "all")]
+    pub pairs: SplitSel,
     /// Write the model without the flagged heads to this folder.
     #[arg(long)]
     pub mask: Option<PathBuf>,
@@ -60,8 +44,9 @@ pub struct MergeArgs {
     /// Correlation of two heads' margins above which they are merged.
     #[arg(long, default_value_t = DEFAULT_MERGE_THRESHOLD)]
     pub threshold: f64,
-    #[arg(long, value_enum, default_value = "test")]
-    pub pairs: Pairs,
+    /// Which pairs to use: test, train or all.
+    #[arg(long, default_value = "test")]
+    pub pairs: SplitSel,
     /// Output model folder.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -84,7 +69,7 @@ fn load(model: &Path, cache: &Path) -> anyhow::Result<(MixtureModel, EmbeddingCa
 
 fn audit(a: AuditArgs) -> anyhow::Result<()> {
     let (model, cache) = load(&a.model, &a.cache)?;
-    let idx = a.pairs.select(&cache);
+    let idx = a.pairs.indices(&cache);
     let report = audit_heads(&model, &cache, &idx, a.threshold)?;
     println!(
         "safety audit on {} pairs of {} (flag below {:.2})",
@@ -121,7 +106,7 @@ fn audit(a: AuditArgs) -> anyhow::Result<()> {
 
 fn merge(a: MergeArgs) -> anyhow::Result<()> {
     let (model, cache) = load(&a.model, &a.cache)?;
-    let idx = a.pairs.select(&cache);
+    let idx = a.pairs.indices(&cache);
     let (merged, report) = merge_correlated(&model, &cache, &idx, a.threshold)?;
     println!(
         "{} heads -> {} on {} held-out pairs (threshold {:.2})",

@@ -41,11 +41,11 @@ pub struct SynthArgs {
     pub no_reversed_pairs: bool,
     /// Storage dtype: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    pub dtype: micro_cache::Dtype,
 }
 
 pub fn run(a: SynthArgs) -> anyhow::Result<()> {
-    let dtype = a.dtype.parse().map_err(|e: String| anyhow!(e))?;
+    let dtype = a.dtype;
     let cfg = SynthConfig {
         pairs: a.pairs,
         dim: a.dim,

@@ -1,7 +1,7 @@
 //! `micro train` (Stage 1 on a cache) and `micro bench train` (seconds per epoch on synthetic data).
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use micro_cache::{Matrix, TrainingArrays};
 use micro_model::{Activation, Method, TrainConfig, TrainEvent};
 use std::io::IsTerminal;
@@ -203,13 +203,11 @@ impl Reporter {
                 self.max_epochs = *max_epochs;
                 eprintln!("training on {n_train} pairs, {n_holdout} held out, {steps_per_epoch} steps per epoch, at most {max_epochs} epochs");
                 if std::io::stderr().is_terminal() {
-                    let bar = ProgressBar::new(*steps_per_epoch as u64);
-                    let style = ProgressStyle::with_template(
+                    let bar = super::bar(
+                        *steps_per_epoch as u64,
                         "{msg} [{bar:30}] {pos}/{len} steps, {per_sec}, ETA {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
-                    bar.set_style(style);
+                    );
+                    bar.set_style(bar.style().progress_chars("=> "));
                     bar.set_message(format!("epoch 1/{max_epochs}"));
                     self.bar = Some(bar);
                 }

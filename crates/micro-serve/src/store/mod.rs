@@ -164,8 +164,9 @@ pub async fn open(url: &str, sync: SqliteSync) -> Result<Arc<dyn StateStore>> {
     }
 }
 
-/// A `users` row as both stores select it: prior, rate, state, seq, created_at, updated_at.
-pub(crate) type UserRow = (String, String, String, i64, i64, i64);
+/// A `users` row as both stores select it: prior, state, seq, created_at, updated_at (the
+/// `rate` column is written for readers of the table; the state carries the rate too).
+pub(crate) type UserRow = (String, String, i64, i64, i64);
 
 /// A `feedback` row as both stores select it: seq, body, created_at.
 pub(crate) type LogRow = (i64, String, i64);
@@ -188,7 +189,7 @@ impl UserRecord {
 
     /// Decodes one `users` row.
     pub(crate) fn from_row(key: &UserKey, row: UserRow) -> Result<Self> {
-        let (prior, _rate, state, seq, created_at, updated_at) = row;
+        let (prior, state, seq, created_at, updated_at) = row;
         Ok(UserRecord {
             key: key.clone(),
             prior: from_json(&prior, key, "prior")?,

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS feedback (
 ";
 
 const SELECT_USER: &str =
-    "SELECT prior, rate, state, seq, created_at, updated_at FROM users WHERE tenant = $1 AND user_id = $2";
+    "SELECT prior, state, seq, created_at, updated_at FROM users WHERE tenant = $1 AND user_id = $2";
 const INSERT_USER: &str =
     "INSERT INTO users (tenant, user_id, prior, rate, state, seq, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, user_id) DO NOTHING";

@@ -55,7 +55,10 @@ CREATE TABLE IF NOT EXISTS feedback (
 ";
 
 const SELECT_USER: &str =
-    "SELECT prior, rate, state, seq, created_at, updated_at FROM users WHERE tenant = ? AND user_id = ?";
+    "SELECT prior, state, seq, created_at, updated_at FROM users WHERE tenant = ? AND user_id = ?";
+const INSERT_USER: &str =
+    "INSERT INTO users (tenant, user_id, prior, rate, state, seq, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, user_id) DO NOTHING";
 const UPSERT_USER: &str = "INSERT INTO users (tenant, user_id, prior, rate, state, seq, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (tenant, user_id) DO UPDATE SET state = excluded.state, seq = excluded.seq, updated_at = excluded.updated_at";
@@ -138,35 +141,14 @@ impl SqliteStore {
     }
 
     async fn upsert(&self, tx: &mut sqlx::SqliteConnection, rec: &UserRecord) -> Result<()> {
-        sqlx::query(UPSERT_USER)
-            .bind(&rec.key.tenant)
-            .bind(&rec.key.user_id)
-            .bind(to_json(&rec.prior))
-            .bind(to_json(&rec.state.rate))
-            .bind(to_json(&rec.state))
-            .bind(rec.seq)
-            .bind(rec.created_at)
-            .bind(rec.updated_at)
-            .execute(tx)
-            .await?;
+        write_user(UPSERT_USER, rec).execute(tx).await?;
         Ok(())
     }
 
     async fn create(&self, key: &UserKey, new: &NewUser) -> Result<Option<UserRecord>> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let exists: Option<(i64,)> =
-            sqlx::query_as("SELECT seq FROM users WHERE tenant = ? AND user_id = ?")
-                .bind(&key.tenant)
-                .bind(&key.user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_some() {
-            return Ok(None);
-        }
         let rec = UserRecord::fresh(key, new, now_ms());
-        self.upsert(&mut tx, &rec).await?;
-        tx.commit().await?;
-        Ok(Some(rec))
+        let done = write_user(INSERT_USER, &rec).execute(&self.writer).await?;
+        Ok((done.rows_affected() == 1).then_some(rec))
     }
 
     async fn log(&self, key: &UserKey, after: i64, limit: i64) -> Result<Vec<LogEntry>> {
@@ -203,6 +185,22 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(Some(rec))
     }
+}
+
+/// `sql` (an insert of every `users` column) bound to `rec`.
+fn write_user<'q>(
+    sql: &'q str,
+    rec: &'q UserRecord,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    sqlx::query(sql)
+        .bind(&rec.key.tenant)
+        .bind(&rec.key.user_id)
+        .bind(to_json(&rec.prior))
+        .bind(to_json(&rec.state.rate))
+        .bind(to_json(&rec.state))
+        .bind(rec.seq)
+        .bind(rec.created_at)
+        .bind(rec.updated_at)
 }
 
 impl StateStore for SqliteStore {
