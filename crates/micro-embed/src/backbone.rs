@@ -175,10 +175,21 @@ pub trait Backbone: Send + Sync {
 /// the paper's format (`[criteria] c\n[context] x`), or the prompt alone.
 pub fn prompt_with_context(prompt: &Prompt, context: Option<&str>, mode: ContextMode) -> String {
     let text = prompt.to_text();
-    match context.filter(|c| !c.trim().is_empty()) {
-        Some(c) if mode != ContextMode::None => format!("[criteria] {c}\n[context] {text}"),
-        _ => text,
+    match active_context(context, mode) {
+        Some(c) => format!("{} {text}", criteria_head(c)),
+        None => text,
     }
+}
+
+/// `context` when it is to be inserted: not blank, and a mode other than `None`.
+pub(crate) fn active_context(context: Option<&str>, mode: ContextMode) -> Option<&str> {
+    context.filter(|c| !c.trim().is_empty() && mode != ContextMode::None)
+}
+
+/// The paper's context prefix, `[criteria] c\n[context]`, which the prompt text follows after a
+/// space.
+pub(crate) fn criteria_head(context: &str) -> String {
+    format!("[criteria] {context}\n[context]")
 }
 
 #[cfg(test)]

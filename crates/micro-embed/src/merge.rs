@@ -44,7 +44,6 @@ pub fn merge_caches(inputs: &[PathBuf], out: &Path, dtype: Option<Dtype>) -> Res
         }
     }
     merged.meta.n = merged.pairs.len();
-    merged.meta.pairs_hash = micro_cache::pairs_hash(&merged.pairs);
     merged.meta.extra.remove("shard");
     merged.meta.extra.remove("embed");
     merged.meta.extra.insert(

@@ -82,7 +82,10 @@ pub fn embed_to_cache(
     let plan = Plan::new(&pairs, backbone.response_uses_context(), opts.chunk_size);
     let manifest = Manifest {
         version: 1,
-        pairs_hash: micro_cache::pairs_hash(&pairs),
+        pairs_hash: match opts.shard {
+            Some(_) => micro_cache::pairs_hash(&pairs),
+            None => source_hash.clone(),
+        },
         backbone: backbone.info(),
         description: backbone.describe(),
         chunk_size: opts.chunk_size,
@@ -165,56 +168,70 @@ impl Runner<'_, '_> {
 
     /// All distinct responses, in plan order.
     fn run_responses(&mut self) -> Result<Chunk> {
-        let n = self.plan.responses.len();
-        let mut all = Gathered::new(n, self.backbone.dim());
-        for (i, rows) in self.plan.response_chunks.iter().enumerate() {
-            let chunk = match self.partial.load("responses", i, rows.len()) {
-                Some(c) => {
-                    self.tick(rows.len(), true);
-                    c
-                }
-                None => {
-                    let items: Vec<Item> = rows.iter().map(|&r| self.plan.responses[r]).collect();
-                    let f = self.backbone.embed_responses(&items)?;
-                    check_width(&f.features, self.backbone.dim(), "reward features")?;
-                    let c = Chunk {
-                        features: f.features,
-                        router_inputs: f.router_inputs,
-                        scores: f.scores,
-                        truncated: f.truncated,
-                    };
-                    self.partial.save("responses", i, &c)?;
-                    self.tick(rows.len(), false);
-                    c
-                }
-            };
-            all.put(rows, chunk)?;
-        }
-        Ok(all.finish())
+        let (plan, backbone) = (self.plan, self.backbone);
+        let chunks = &plan.response_chunks;
+        self.run(
+            "responses",
+            chunks,
+            plan.responses.len(),
+            backbone.dim(),
+            |rows| {
+                let items: Vec<Item> = rows.iter().map(|&r| plan.responses[r]).collect();
+                let f = backbone.embed_responses(&items)?;
+                check_width(&f.features, backbone.dim(), "reward features")?;
+                Ok(Chunk {
+                    features: f.features,
+                    router_inputs: f.router_inputs,
+                    scores: f.scores,
+                    truncated: f.truncated,
+                })
+            },
+        )
     }
 
     /// All distinct router inputs, in plan order (encoders).
     fn run_prompts(&mut self) -> Result<Chunk> {
-        let n = self.plan.prompts.len();
-        let mut all = Gathered::new(n, self.backbone.prompt_dim());
-        for (i, rows) in self.plan.prompt_chunks.iter().enumerate() {
-            let chunk = match self.partial.load("prompts", i, rows.len()) {
+        let (plan, backbone) = (self.plan, self.backbone);
+        let chunks = &plan.prompt_chunks;
+        self.run(
+            "prompts",
+            chunks,
+            plan.prompts.len(),
+            backbone.prompt_dim(),
+            |rows| {
+                let items: Vec<PromptItem> = rows.iter().map(|&r| plan.prompts[r]).collect();
+                let f = backbone.embed_prompts(&items)?;
+                check_width(&f.features, backbone.prompt_dim(), "router inputs")?;
+                Ok(Chunk {
+                    features: f.features,
+                    router_inputs: None,
+                    scores: None,
+                    truncated: f.truncated,
+                })
+            },
+        )
+    }
+
+    /// Each chunk of `kind` from the `.partial` folder when an earlier run left it, else
+    /// from `embed` (and saved there), gathered into `n` rows of width `dim`.
+    fn run(
+        &mut self,
+        kind: &str,
+        chunks: &[Vec<usize>],
+        n: usize,
+        dim: usize,
+        mut embed: impl FnMut(&[usize]) -> Result<Chunk>,
+    ) -> Result<Chunk> {
+        let mut all = Gathered::new(n, dim);
+        for (i, rows) in chunks.iter().enumerate() {
+            let chunk = match self.partial.load(kind, i, rows.len()) {
                 Some(c) => {
                     self.tick(rows.len(), true);
                     c
                 }
                 None => {
-                    let items: Vec<PromptItem> =
-                        rows.iter().map(|&r| self.plan.prompts[r]).collect();
-                    let f = self.backbone.embed_prompts(&items)?;
-                    check_width(&f.features, self.backbone.prompt_dim(), "router inputs")?;
-                    let c = Chunk {
-                        features: f.features,
-                        router_inputs: None,
-                        scores: None,
-                        truncated: f.truncated,
-                    };
-                    self.partial.save("prompts", i, &c)?;
+                    let c = embed(rows)?;
+                    self.partial.save(kind, i, &c)?;
                     self.tick(rows.len(), false);
                     c
                 }
@@ -238,7 +255,6 @@ fn check_width(m: &Matrix, want: usize, what: &str) -> Result<()> {
 /// Chunks scattered back into plan order.
 struct Gathered {
     out: Chunk,
-    n: usize,
 }
 
 impl Gathered {
@@ -250,7 +266,6 @@ impl Gathered {
                 scores: None,
                 truncated: 0,
             },
-            n,
         }
     }
 
@@ -269,7 +284,7 @@ impl Gathered {
                 .copy_from_slice(c.features.row(k));
         }
         if let Some(ri) = &c.router_inputs {
-            let n = self.n;
+            let n = self.out.features.rows;
             let dst = self
                 .out
                 .router_inputs
@@ -279,7 +294,7 @@ impl Gathered {
             }
         }
         if let Some(s) = &c.scores {
-            let n = self.n;
+            let n = self.out.features.rows;
             let dst = self.out.scores.get_or_insert_with(|| vec![0.0; n]);
             for (k, &r) in rows.iter().enumerate() {
                 dst[r] = s[k];

@@ -67,11 +67,6 @@ impl Decoder {
         })
     }
 
-    /// The decoder itself, for the richer per-response API.
-    pub fn model(&self) -> &DecoderBackbone {
-        &self.model
-    }
-
     fn router_input(&self, f: &DecoderFeatures) -> Vec<f32> {
         match self.router {
             RouterPosition::FirstResponseToken => f.boundary.clone(),

@@ -2,6 +2,7 @@
 
 use micro_data::Message;
 
+use crate::backbone::criteria_head;
 use crate::ContextMode;
 
 /// `prompt` with `context` inserted: with [`ContextMode::Prefix`] as
@@ -16,7 +17,7 @@ pub fn insert_context(prompt: &[Message], context: Option<&str>, how: ContextMod
     match how {
         ContextMode::None => {}
         ContextMode::Prefix => {
-            let content = |text: &str| format!("[criteria] {context}\n[context] {text}");
+            let content = |text: &str| format!("{} {text}", criteria_head(context));
             match messages.iter_mut().rev().find(|m| m.role == "user") {
                 Some(m) => m.content = content(&m.content),
                 None => messages.push(Message::new("user", content(""))),

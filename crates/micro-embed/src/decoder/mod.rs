@@ -39,4 +39,3 @@ pub use context::insert_context;
 pub use error::{DecoderError, Result};
 pub use input::{Encoded, InputBuilder};
 pub use template::{ChatTemplate, SpecialTokens};
-pub use weights::safetensors_files;

@@ -85,11 +85,6 @@ impl ChatTemplate {
         })
     }
 
-    /// The special tokens the template is rendered with.
-    pub fn special_tokens(&self) -> &SpecialTokens {
-        &self.special
-    }
-
     /// Renders `messages`; with `add_generation_prompt` the template appends the header that
     /// opens the assistant's turn.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {

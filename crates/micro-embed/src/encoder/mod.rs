@@ -18,8 +18,8 @@ pub use st_config::{Pooling, StConfig};
 pub use tokens::Segments;
 
 use crate::backbone::{
-    Backbone, BackboneOptions, ContextMode, Description, DeviceKind, Item, PromptFeatures,
-    PromptItem, ResponseFeatures,
+    active_context, criteria_head, Backbone, BackboneOptions, ContextMode, Description, DeviceKind,
+    Item, PromptFeatures, PromptItem, ResponseFeatures,
 };
 use crate::error::{EmbedError, Result};
 use crate::folder::{ModelFolder, TOKENIZER_CONFIG};
@@ -119,28 +119,6 @@ impl Encoder {
         self.embed_segments(&segs)
     }
 
-    /// Token counts (special tokens included, after truncation) of plain texts.
-    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>> {
-        let segs: Vec<Segments> = texts
-            .iter()
-            .map(|t| Segments {
-                body: t,
-                ..Default::default()
-            })
-            .collect();
-        Ok(self
-            .tokenizer
-            .encode(&segs)?
-            .0
-            .iter()
-            .map(Vec::len)
-            .collect())
-    }
-
-    pub fn max_len(&self) -> usize {
-        self.tokenizer.max_len
-    }
-
     /// Embeds segment texts: tokenise, sort by length, run in batches, pool, restore order.
     pub fn embed_segments(&self, segs: &[Segments<'_>]) -> Result<(Matrix, usize)> {
         let (mut ids, truncated) = self.tokenizer.encode(segs)?;
@@ -236,12 +214,9 @@ impl Backbone for Encoder {
         let texts: Vec<(String, String)> = prompts
             .iter()
             .map(|p| {
-                let head = match p.context.filter(|c| !c.trim().is_empty()) {
-                    Some(c) if self.context != ContextMode::None => {
-                        format!("[criteria] {c}\n[context]")
-                    }
-                    _ => String::new(),
-                };
+                let head = active_context(p.context, self.context)
+                    .map(criteria_head)
+                    .unwrap_or_default();
                 (head, p.prompt.to_text())
             })
             .collect();
