@@ -9,6 +9,7 @@ use crate::matrix::Matrix;
 use crate::meta::Dtype;
 use half::{bf16, f16};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -299,6 +300,9 @@ pub fn encode(values: &[f32], dtype: Dtype) -> Vec<u8> {
     }
 }
 
+/// A tensor's name, shape and file bytes.
+type Encoded<'a> = (&'a str, Vec<usize>, Cow<'a, [u8]>);
+
 /// Writes named tensors (2-D matrices or 1-D vectors) to a safetensors file.
 pub fn write(
     path: &Path,
@@ -312,21 +316,29 @@ pub fn write(
         Dtype::F16 => safetensors::Dtype::F16,
         Dtype::Bf16 => safetensors::Dtype::BF16,
     };
-    let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+    let encoded: Vec<Encoded> = tensors
         .iter()
         .map(|(name, t)| {
             let (shape, values) = match t {
                 TensorData::Matrix(m) => (vec![m.rows, m.cols], &m.data[..]),
                 TensorData::Vector(v) => (vec![v.len()], &v[..]),
             };
-            (name.to_string(), shape, encode(values, dtype))
+            // f32 on a little-endian machine is already the file's bytes: no second copy of
+            // the cache while it is written.
+            let bytes = match dtype {
+                Dtype::F32 if cfg!(target_endian = "little") => {
+                    Cow::Borrowed(bytemuck::cast_slice(values))
+                }
+                _ => Cow::Owned(encode(values, dtype)),
+            };
+            (*name, shape, bytes)
         })
         .collect();
     let views = encoded
         .iter()
         .map(|(name, shape, bytes)| {
             TensorView::new(st_dtype, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
+                .map(|v| (name.to_string(), v))
                 .map_err(|e| CacheError::invalid(path, format!("tensor `{name}`: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
