@@ -258,64 +258,17 @@ impl Bert {
         let attn = &mut ws.attn[..total * h];
         let ctx = &mut ws.ctx[..total * h];
         let ff = &mut ws.ff[..total * inter];
-        let view = |s: &[f32], cols: usize| View {
-            ptr: s.as_ptr(),
-            rows: s.len() / cols,
-            cols,
-            stride: cols,
-        };
-        // SAFETY (all matmuls): the views cover exactly their slices, outputs do not alias inputs.
-        kernels::fill_rows(qkv, &l.qkv_b);
-        unsafe {
-            kernels::matmul(
-                view(hidden, h),
-                view(&l.qkv_w, 3 * h),
-                qkv.as_mut_ptr(),
-                3 * h,
-                true,
-                threads,
-            )
-        };
+        linear(hidden, &l.qkv_w, &l.qkv_b, qkv, threads);
         self.attention(qkv, offsets, ctx);
-        kernels::fill_rows(attn, &l.out_b);
-        unsafe {
-            kernels::matmul(
-                view(ctx, h),
-                view(&l.out_w, h),
-                attn.as_mut_ptr(),
-                h,
-                true,
-                threads,
-            )
-        };
+        linear(ctx, &l.out_w, &l.out_b, attn, threads);
         kernels::add_layer_norm(attn, hidden, &l.ln1.0, &l.ln1.1, self.cfg.eps);
-        kernels::fill_rows(ff, &l.ff1_b);
-        unsafe {
-            kernels::matmul(
-                view(attn, h),
-                view(&l.ff1_w, inter),
-                ff.as_mut_ptr(),
-                inter,
-                true,
-                threads,
-            )
-        };
+        linear(attn, &l.ff1_w, &l.ff1_b, ff, threads);
         match self.cfg.act {
             Activation::Gelu => kernels::gelu(ff),
             Activation::GeluTanh => kernels::gelu_tanh(ff),
             Activation::Relu => ff.par_iter_mut().for_each(|v| *v = v.max(0.0)),
         }
-        kernels::fill_rows(hidden, &l.ff2_b);
-        unsafe {
-            kernels::matmul(
-                view(ff, inter),
-                view(&l.ff2_w, h),
-                hidden.as_mut_ptr(),
-                h,
-                true,
-                threads,
-            )
-        };
+        linear(ff, &l.ff2_w, &l.ff2_b, hidden, threads);
         kernels::add_layer_norm(hidden, attn, &l.ln2.0, &l.ln2.1, self.cfg.eps);
     }
 
@@ -384,4 +337,35 @@ fn interleave_cols(parts: &[&[f32]], rows: usize, cols: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// `out = x . w + b` for row-major `x` [rows, in], `w` [in, out] and `out` [rows, out], with
+/// `out` = `b.len()`: every linear layer of the encoder.
+fn linear(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32], threads: usize) {
+    let n_out = b.len();
+    let n_in = w.len() / n_out;
+    let rows = out.len() / n_out;
+    assert!(
+        w.len() == n_in * n_out && x.len() == rows * n_in && out.len() == rows * n_out,
+        "linear: x, w, b and out do not fit together"
+    );
+    kernels::fill_rows(out, b);
+    let view = |s: &[f32], cols: usize| View {
+        ptr: s.as_ptr(),
+        rows: s.len() / cols,
+        cols,
+        stride: cols,
+    };
+    // SAFETY: the views cover exactly their slices (shapes checked above); `out` is a distinct
+    // &mut slice, so it aliases neither `x` nor `w`.
+    unsafe {
+        kernels::matmul(
+            view(x, n_in),
+            view(w, n_out),
+            out.as_mut_ptr(),
+            n_out,
+            true,
+            threads,
+        )
+    };
 }
