@@ -3,6 +3,7 @@
 use crate::error::{CacheError, Result};
 use crate::matrix::Matrix;
 use crate::meta::{CacheMeta, Dtype};
+use crate::router_input::RouterInput;
 use crate::tensors::{self, TensorData, TensorFile};
 use micro_data::PrefPair;
 use sha2::{Digest, Sha256};
@@ -13,7 +14,10 @@ pub const PAIRS_FILE: &str = "pairs.jsonl";
 pub const META_FILE: &str = "meta.json";
 pub const CHOSEN: &str = "chosen_embeddings";
 pub const REJECTED: &str = "rejected_embeddings";
+/// e(x): the prompt as written (the ArmoRM/MiCRo meaning).
 pub const PROMPT: &str = "prompt_embeddings";
+/// e(x, c): the prompt with the pair's context inserted; absent when no pair has a context.
+pub const CONTEXT_PROMPT: &str = "context_prompt_embeddings";
 /// Optional: the backbone's own scalar reward per response (decoder reward models).
 pub const CHOSEN_SCORES: &str = "chosen_scores";
 pub const REJECTED_SCORES: &str = "rejected_scores";
@@ -27,19 +31,26 @@ pub struct EmbeddingCache {
     pub chosen: Matrix,
     /// h(x, a_l): [n, dim]
     pub rejected: Matrix,
-    /// The router input, e(x, c): [n, prompt_dim]
+    /// The router input e(x), the prompt alone: [n, prompt_dim]
     pub prompt: Matrix,
+    /// The router input e(x, c), the prompt with the pair's context (row i equals `prompt`'s for
+    /// a pair without one): [n, prompt_dim]. `None` when the cache carries no contexts, or was
+    /// made elsewhere with `prompt_embeddings` alone; then e(x, c) reads as e(x).
+    pub context_prompt: Option<Matrix>,
     /// The backbone's scalar scores, when it has a score head.
     pub scores: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-/// What training needs, loaded without ever holding both response arrays: h_w - h_l and e(x, c).
+/// What training needs, loaded without ever holding both response arrays: h_w - h_l and one of
+/// the two router inputs.
 #[derive(Clone, Debug)]
 pub struct TrainingArrays {
     pub meta: CacheMeta,
     pub pairs: Vec<PrefPair>,
     pub diff: Matrix,
+    /// The router input named by `router_input`: [n, prompt_dim].
     pub prompt: Matrix,
+    pub router_input: RouterInput,
 }
 
 impl EmbeddingCache {
@@ -79,8 +90,40 @@ impl EmbeddingCache {
             chosen,
             rejected,
             prompt,
+            context_prompt: None,
             scores: None,
         })
+    }
+
+    /// Adds the context-augmented router inputs e(x, c) (one row per pair, `prompt`'s width).
+    pub fn with_context_prompt(mut self, context_prompt: Matrix) -> Result<Self> {
+        if context_prompt.rows != self.pairs.len() || context_prompt.cols != self.prompt.cols {
+            return Err(CacheError::invalid(
+                CONTEXT_PROMPT,
+                format!(
+                    "[{}, {}] for {} pairs of width {}: it must match prompt_embeddings",
+                    context_prompt.rows,
+                    context_prompt.cols,
+                    self.pairs.len(),
+                    self.prompt.cols
+                ),
+            ));
+        }
+        self.context_prompt = Some(context_prompt);
+        Ok(self)
+    }
+
+    /// The router inputs `which` names: e(x) or e(x, c) (e(x) where the cache has no contexts).
+    pub fn router_inputs(&self, which: RouterInput) -> &Matrix {
+        match which {
+            RouterInput::Prompt => &self.prompt,
+            RouterInput::Pair => self.context_prompt.as_ref().unwrap_or(&self.prompt),
+        }
+    }
+
+    /// e(x, c) of pair `i`: how Stage 2, evaluation and serving route it.
+    pub fn routed_input(&self, i: usize) -> &[f32] {
+        self.router_inputs(RouterInput::Pair).row(i)
     }
 
     pub fn len(&self) -> usize {
@@ -97,6 +140,11 @@ impl EmbeddingCache {
         let chosen = file.read_matrix(CHOSEN)?;
         let rejected = file.read_matrix(REJECTED)?;
         let prompt = file.read_matrix(PROMPT)?;
+        let context_prompt = file
+            .tensors
+            .contains_key(CONTEXT_PROMPT)
+            .then(|| file.read_matrix(CONTEXT_PROMPT))
+            .transpose()?;
         let scores = match (
             file.tensors.contains_key(CHOSEN_SCORES),
             file.tensors.contains_key(REJECTED_SCORES),
@@ -125,6 +173,10 @@ impl EmbeddingCache {
             )?;
         }
         check_dims(&path, &meta, chosen.cols, rejected.cols, prompt.cols)?;
+        if let Some(cp) = &context_prompt {
+            check_rows(&path, &pairs, &[(CONTEXT_PROMPT, cp.rows)])?;
+            check_same_width(&path, prompt.cols, cp.cols)?;
+        }
         let meta = complete_meta(meta, &pairs, chosen.cols, prompt.cols);
         Ok(EmbeddingCache {
             meta,
@@ -132,6 +184,7 @@ impl EmbeddingCache {
             chosen,
             rejected,
             prompt,
+            context_prompt,
             scores,
         })
     }
@@ -144,6 +197,9 @@ impl EmbeddingCache {
             (REJECTED, TensorData::Matrix(&self.rejected)),
             (PROMPT, TensorData::Matrix(&self.prompt)),
         ];
+        if let Some(cp) = &self.context_prompt {
+            list.push((CONTEXT_PROMPT, TensorData::Matrix(cp)));
+        }
         if let Some((c, r)) = &self.scores {
             list.push((CHOSEN_SCORES, TensorData::Vector(c)));
             list.push((REJECTED_SCORES, TensorData::Vector(r)));
@@ -171,6 +227,7 @@ impl EmbeddingCache {
             chosen: self.chosen.select_rows(idx),
             rejected: self.rejected.select_rows(idx),
             prompt: self.prompt.select_rows(idx),
+            context_prompt: self.context_prompt.as_ref().map(|m| m.select_rows(idx)),
             scores: self.scores.as_ref().map(|(c, r)| {
                 (
                     idx.iter().map(|&i| c[i]).collect(),
@@ -187,13 +244,14 @@ impl EmbeddingCache {
             .collect()
     }
 
-    /// The training view of an in-memory cache (copies the prompt array).
-    pub fn training_arrays(&self) -> TrainingArrays {
+    /// The training view of an in-memory cache (copies the chosen router inputs).
+    pub fn training_arrays(&self, router_input: RouterInput) -> TrainingArrays {
         TrainingArrays {
             meta: self.meta.clone(),
             pairs: self.pairs.clone(),
             diff: self.diff(),
-            prompt: self.prompt.clone(),
+            prompt: self.router_inputs(router_input).clone(),
+            router_input,
         }
     }
 
@@ -211,9 +269,9 @@ impl EmbeddingCache {
 }
 
 impl TrainingArrays {
-    /// Loads h_w - h_l and the router inputs, streaming the rejected array into the chosen one so
-    /// that peak memory is two of the three arrays.
-    pub fn load(dir: &Path) -> Result<Self> {
+    /// Loads h_w - h_l and the router inputs `router_input` names, streaming the rejected array
+    /// into the chosen one so that peak memory is two of the arrays.
+    pub fn load(dir: &Path, router_input: RouterInput) -> Result<Self> {
         let (meta, pairs, mut file) = open(dir)?;
         let mut diff = file.read_matrix(CHOSEN)?;
         let cols = diff.cols;
@@ -240,8 +298,12 @@ impl TrainingArrays {
         })?;
         let path = file.path().to_path_buf();
         check_rows(&path, &pairs, &[(CHOSEN, diff.rows), (REJECTED, rows)])?;
-        let prompt = file.read_matrix(PROMPT)?;
-        check_rows(&path, &pairs, &[(PROMPT, prompt.rows)])?;
+        let name = match router_input {
+            RouterInput::Pair if file.tensors.contains_key(CONTEXT_PROMPT) => CONTEXT_PROMPT,
+            _ => PROMPT,
+        };
+        let prompt = file.read_matrix(name)?;
+        check_rows(&path, &pairs, &[(name, prompt.rows)])?;
         check_dims(&path, &meta, cols, rcols, prompt.cols)?;
         let meta = complete_meta(meta, &pairs, cols, prompt.cols);
         Ok(TrainingArrays {
@@ -249,6 +311,7 @@ impl TrainingArrays {
             pairs,
             diff,
             prompt,
+            router_input,
         })
     }
 }
@@ -338,6 +401,16 @@ fn check_dims(
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+fn check_same_width(path: &Path, prompt: usize, context_prompt: usize) -> Result<()> {
+    if prompt != context_prompt {
+        return Err(CacheError::invalid(
+            path,
+            format!("{CONTEXT_PROMPT} has width {context_prompt} but {PROMPT} {prompt}: both are router inputs of one backbone"),
+        ));
     }
     Ok(())
 }

@@ -1,10 +1,16 @@
 //! The embedding cache: preference pairs and their frozen-backbone vectors, in the ArmoRM/MiCRo
 //! key layout, so embeddings made elsewhere can be brought as they are.
 //!
-//! A cache is a folder with `embeddings.safetensors` (`chosen_embeddings`, `rejected_embeddings`,
-//! `prompt_embeddings`, each `[n, d]`, f32/f16/bf16; optionally `chosen_scores`/`rejected_scores`),
-//! `pairs.jsonl` (row `i` is pair `i`) and `meta.json` ([`CacheMeta`]). The principal type is
-//! [`EmbeddingCache`].
+//! A cache is a folder with `embeddings.safetensors`, `pairs.jsonl` (row `i` is pair `i`) and
+//! `meta.json` ([`CacheMeta`]). The tensors, each `[n, d]` in f32, f16 or bf16:
+//! - `chosen_embeddings`, `rejected_embeddings`: the reward features h(x, a_w), h(x, a_l);
+//! - `prompt_embeddings`: the router input e(x), the prompt as written (ArmoRM/MiCRo's key);
+//! - `context_prompt_embeddings` (optional): the router input e(x, c), the prompt with the pair's
+//!   context inserted, equal to e(x) where a pair has no context. A cache brought from elsewhere
+//!   with `prompt_embeddings` alone works: e(x, c) then reads as e(x) ([`RouterInput`]);
+//! - `chosen_scores`/`rejected_scores` (optional): a reward model's own scalar scores.
+//!
+//! The principal type is [`EmbeddingCache`].
 //!
 //! ```
 //! use micro_cache::{EmbeddingCache, CacheMeta, Dtype, Matrix};
@@ -23,12 +29,14 @@ mod cache;
 mod error;
 mod matrix;
 mod meta;
+mod router_input;
 pub mod tensors;
 
 pub use cache::{
-    pairs_hash, EmbeddingCache, TrainingArrays, CHOSEN, CHOSEN_SCORES, EMBEDDINGS_FILE, META_FILE,
-    PAIRS_FILE, PROMPT, REJECTED, REJECTED_SCORES,
+    pairs_hash, EmbeddingCache, TrainingArrays, CHOSEN, CHOSEN_SCORES, CONTEXT_PROMPT,
+    EMBEDDINGS_FILE, META_FILE, PAIRS_FILE, PROMPT, REJECTED, REJECTED_SCORES,
 };
 pub use error::{CacheError, Result};
 pub use matrix::Matrix;
-pub use meta::{Backbone, CacheMeta, Dtype};
+pub use meta::{Backbone, CacheMeta, Dtype, Recipe};
+pub use router_input::RouterInput;

@@ -62,10 +62,87 @@ pub struct CacheMeta {
     /// `system` (a system message), or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_insertion: Option<String>,
+    /// What text the reward feature h(x, a) embeds: `transcript` (the whole conversation +
+    /// response), `last-turn` (the last user turn + response), `response` (the response alone),
+    /// or `chat-template` (decoders: the templated conversation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_text: Option<String>,
+    /// What text the router inputs embed: `transcript`, `last-turn` or `chat-template`; decoders
+    /// read the hidden state at the last prompt token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_text: Option<String>,
     /// sha256 of the pairs in canonical JSONL form (see [`crate::pairs_hash`]).
     #[serde(default)]
     pub pairs_hash: String,
     /// Anything else a producer wants to record (truncation counts, timings...).
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How text became vectors: what a model trained on one cache needs to find again in another.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipe {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_insertion: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_text: Option<String>,
+}
+
+impl CacheMeta {
+    /// The parts of the metadata that decide what the vectors mean.
+    pub fn recipe(&self) -> Recipe {
+        Recipe {
+            pooling: self.pooling.clone(),
+            context_insertion: self.context_insertion.clone(),
+            response_text: self.response_text.clone(),
+            prompt_text: self.prompt_text.clone(),
+        }
+    }
+}
+
+impl Recipe {
+    /// The first field both recipes record with different values, as a sentence; `None` when
+    /// they agree on every field both know (a cache made elsewhere may record none).
+    pub fn mismatch(&self, other: &Recipe) -> Option<String> {
+        let fields = [
+            ("pooling", &self.pooling, &other.pooling),
+            (
+                "context insertion",
+                &self.context_insertion,
+                &other.context_insertion,
+            ),
+            ("response text", &self.response_text, &other.response_text),
+            ("prompt text", &self.prompt_text, &other.prompt_text),
+        ];
+        fields.into_iter().find_map(|(name, a, b)| match (a, b) {
+            (Some(a), Some(b)) if a != b => Some(format!("{name} `{a}` vs `{b}`")),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipes_differ_only_on_fields_both_record() {
+        let a = Recipe {
+            context_insertion: Some("prefix".into()),
+            response_text: Some("last-turn".into()),
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.response_text = None;
+        assert_eq!(a.mismatch(&b), None);
+        b.context_insertion = Some("system".into());
+        assert_eq!(
+            a.mismatch(&b).as_deref(),
+            Some("context insertion `prefix` vs `system`")
+        );
+    }
 }

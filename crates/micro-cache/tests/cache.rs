@@ -1,6 +1,6 @@
 //! The cache folder: round trips, caches brought from elsewhere, and every kind of bad input.
 
-use micro_cache::{CacheMeta, Dtype, EmbeddingCache, Matrix, TrainingArrays};
+use micro_cache::{CacheMeta, Dtype, EmbeddingCache, Matrix, RouterInput, TrainingArrays};
 use micro_data::PrefPair;
 use safetensors::tensor::TensorView;
 use std::path::Path;
@@ -107,10 +107,49 @@ fn training_arrays_hold_the_difference() {
     let cache = sample(7, 3);
     let dir = tempfile::tempdir().unwrap();
     cache.save(dir.path(), Dtype::F32).unwrap();
-    let arrays = TrainingArrays::load(dir.path()).unwrap();
+    let arrays = TrainingArrays::load(dir.path(), RouterInput::Pair).unwrap();
     assert_eq!(arrays.diff, cache.diff());
     assert!(arrays.diff.data.iter().all(|v| (*v - 0.5).abs() < 1e-6));
-    assert_eq!(arrays.prompt, cache.prompt);
+    assert_eq!(
+        arrays.prompt, cache.prompt,
+        "no contexts: e(x, c) reads as e(x)"
+    );
+}
+
+#[test]
+fn both_router_inputs_round_trip_and_are_chosen_by_name() {
+    let with_context = ramp(4, 3, 7.0);
+    let cache = sample(4, 3)
+        .with_context_prompt(with_context.clone())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cache.save(dir.path(), Dtype::F32).unwrap();
+    let back = EmbeddingCache::load(dir.path()).unwrap();
+    assert_eq!(back.prompt, cache.prompt);
+    assert_eq!(back.context_prompt.as_ref(), Some(&with_context));
+    assert_eq!(back.routed_input(2), with_context.row(2));
+    assert_eq!(back.router_inputs(RouterInput::Prompt), &cache.prompt);
+    let prompt_only = TrainingArrays::load(dir.path(), RouterInput::Prompt).unwrap();
+    let pair = TrainingArrays::load(dir.path(), RouterInput::Pair).unwrap();
+    assert_eq!(
+        (prompt_only.prompt, pair.prompt),
+        (cache.prompt.clone(), with_context)
+    );
+    assert_eq!(pair.router_input, RouterInput::Pair);
+    let sub = back.subset(&[3, 1]);
+    assert_eq!(sub.routed_input(0), back.routed_input(3));
+}
+
+#[test]
+fn a_context_prompt_of_the_wrong_shape_is_refused() {
+    let e = sample(4, 3)
+        .with_context_prompt(ramp(3, 3, 0.0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("context_prompt_embeddings") && e.contains("must match"),
+        "{e}"
+    );
 }
 
 #[test]

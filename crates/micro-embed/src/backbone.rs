@@ -14,7 +14,9 @@ pub struct Item<'a> {
     pub response: &'a str,
 }
 
-/// One router input to embed: e(x, c).
+/// One router input to embed: e(x, c), or e(x) when `context` is `None`. Router inputs never
+/// come from a response's pass: a decoder's hidden state after a response token has seen the
+/// response, and would leak the label into f(x).
 #[derive(Clone, Copy, Debug)]
 pub struct PromptItem<'a> {
     pub prompt: &'a Prompt,
@@ -26,10 +28,6 @@ pub struct PromptItem<'a> {
 pub struct ResponseFeatures {
     /// The reward features h(x, a): `[items, dim]`.
     pub features: Matrix,
-    /// Decoders: the hidden state at the prompt boundary (last token before the response),
-    /// from the same forward pass, used as the router input e(x, c): `[items, prompt_dim]`.
-    /// `None` for encoders, whose router input is a separate pass ([`Backbone::embed_prompts`]).
-    pub router_inputs: Option<Matrix>,
     /// Decoder reward models: the score head's scalar per item.
     pub scores: Option<Vec<f32>>,
     /// How many items lost tokens to the model's context length.
@@ -82,6 +80,97 @@ impl std::str::FromStr for ContextMode {
     }
 }
 
+/// What text an encoder embeds as the reward feature h(x, a) of a response.
+///
+/// Measured on real multi-turn text (see the README's feature table): an encoder with a short
+/// window (all-MiniLM-L6-v2: 256 tokens) that embeds the whole transcript spends most of its
+/// window on old turns, and its mean pooling dilutes the response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResponseText {
+    /// Every turn of the conversation, then the response (oldest text dropped first).
+    Transcript,
+    /// The last user turn, then the response.
+    #[default]
+    LastTurn,
+    /// The response alone.
+    Response,
+}
+
+/// What text an encoder embeds as the router input e(x) (the context goes before it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptText {
+    /// Every turn of the conversation (oldest text dropped first).
+    Transcript,
+    /// The last user turn.
+    #[default]
+    LastTurn,
+}
+
+impl ResponseText {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseText::Transcript => "transcript",
+            ResponseText::LastTurn => "last-turn",
+            ResponseText::Response => "response",
+        }
+    }
+
+    /// The prompt part of the text embedded with a response.
+    pub fn prompt_part(self, prompt: &Prompt) -> String {
+        match self {
+            ResponseText::Transcript => prompt.to_text(),
+            ResponseText::LastTurn => prompt.last_user_text().to_string(),
+            ResponseText::Response => String::new(),
+        }
+    }
+}
+
+impl PromptText {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptText::Transcript => "transcript",
+            PromptText::LastTurn => "last-turn",
+        }
+    }
+
+    /// The prompt's text as the router input embeds it.
+    pub fn text(self, prompt: &Prompt) -> String {
+        match self {
+            PromptText::Transcript => prompt.to_text(),
+            PromptText::LastTurn => prompt.last_user_text().to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for ResponseText {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "transcript" | "full" => Ok(ResponseText::Transcript),
+            "last-turn" | "last" => Ok(ResponseText::LastTurn),
+            "response" => Ok(ResponseText::Response),
+            _ => Err(format!(
+                "unknown response text {s:?}: use transcript, last-turn or response"
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for PromptText {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "transcript" | "full" => Ok(PromptText::Transcript),
+            "last-turn" | "last" => Ok(PromptText::LastTurn),
+            _ => Err(format!(
+                "unknown prompt text {s:?}: use transcript or last-turn"
+            )),
+        }
+    }
+}
+
 /// Where the forward pass runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeviceKind {
@@ -117,6 +206,10 @@ pub struct BackboneOptions {
     /// Sequences per forward pass.
     pub batch_size: usize,
     pub device: DeviceKind,
+    /// Encoders: the text of a reward feature (decoders embed the templated conversation).
+    pub response_text: ResponseText,
+    /// Encoders: the text of a router input.
+    pub prompt_text: PromptText,
 }
 
 impl Default for BackboneOptions {
@@ -126,6 +219,8 @@ impl Default for BackboneOptions {
             max_len: None,
             batch_size: 32,
             device: DeviceKind::Cpu,
+            response_text: ResponseText::default(),
+            prompt_text: PromptText::default(),
         }
     }
 }
@@ -138,6 +233,10 @@ pub struct Description {
     pub normalized: bool,
     pub max_len: usize,
     pub context: ContextMode,
+    /// `transcript`, `last-turn`, `response` (encoders) or `chat-template` (decoders).
+    pub response_text: String,
+    /// `transcript`, `last-turn` (encoders) or `chat-template` (decoders).
+    pub prompt_text: String,
 }
 
 /// A frozen transformer that embeds responses (reward features) and prompts (router inputs).
@@ -161,13 +260,10 @@ pub trait Backbone: Send + Sync {
     fn response_uses_context(&self) -> bool {
         true
     }
-    /// Whether [`Backbone::embed_responses`] returns the router inputs (decoders).
-    fn router_inputs_from_responses(&self) -> bool {
-        self.info().kind == "decoder"
-    }
-    /// h(x, a) for each item; decoders also return the router inputs and scores.
+    /// h(x, a) for each item; decoder reward models also return their scores.
     fn embed_responses(&self, items: &[Item<'_>]) -> Result<ResponseFeatures>;
-    /// e(x, c) for each prompt, without a response (encoders; decoders for serving new prompts).
+    /// The router input e(x, c) of each prompt, computed from the prompt (and context) alone:
+    /// the same vector for training, evaluation and serving.
     fn embed_prompts(&self, prompts: &[PromptItem<'_>]) -> Result<PromptFeatures>;
 }
 

@@ -30,7 +30,7 @@ pub mod progress;
 
 pub use backbone::{
     prompt_with_context, Backbone, BackboneOptions, ContextMode, Description, DeviceKind, Item,
-    PromptFeatures, PromptItem, ResponseFeatures,
+    PromptFeatures, PromptItem, PromptText, ResponseFeatures, ResponseText,
 };
 pub use error::{EmbedError, Result};
 pub use folder::{default_minilm_dir, ModelFolder};

@@ -32,12 +32,20 @@ pub fn merge_caches(inputs: &[PathBuf], out: &Path, dtype: Option<Dtype>) -> Res
         check_compatible(first_path, first, path, c)?;
     }
     let dtype = dtype.unwrap_or(first.meta.dtype);
+    // A shard whose pairs carry no context has no e(x, c) tensor: its e(x) rows stand in.
+    let any_context = caches.iter().any(|(_, c)| c.context_prompt.is_some());
     let mut merged = first.clone();
+    if any_context && merged.context_prompt.is_none() {
+        merged.context_prompt = Some(merged.prompt.clone());
+    }
     for (_, c) in &caches[1..] {
         merged.pairs.extend(c.pairs.iter().cloned());
         merged.chosen.append(&c.chosen);
         merged.rejected.append(&c.rejected);
         merged.prompt.append(&c.prompt);
+        if let Some(mc) = &mut merged.context_prompt {
+            mc.append(c.context_prompt.as_ref().unwrap_or(&c.prompt));
+        }
         if let (Some((mc, mr)), Some((cc, cr))) = (&mut merged.scores, &c.scores) {
             mc.extend_from_slice(cc);
             mr.extend_from_slice(cr);
@@ -130,11 +138,11 @@ fn check_compatible(p0: &Path, a: &EmbeddingCache, p: &Path, b: &EmbeddingCache)
             format!("{}/{}", b.chosen.cols, b.prompt.cols),
         ));
     }
-    if a.meta.pooling != b.meta.pooling || a.meta.context_insertion != b.meta.context_insertion {
+    if a.meta.recipe() != b.meta.recipe() {
         return Err(differ(
-            "pooling/context",
-            format!("{:?}/{:?}", a.meta.pooling, a.meta.context_insertion),
-            format!("{:?}/{:?}", b.meta.pooling, b.meta.context_insertion),
+            "how text became vectors (pooling, context insertion, text forms)",
+            format!("{:?}", a.meta.recipe()),
+            format!("{:?}", b.meta.recipe()),
         ));
     }
     if a.scores.is_some() != b.scores.is_some() {

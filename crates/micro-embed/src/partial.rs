@@ -28,7 +28,6 @@ pub struct Manifest {
 #[derive(Clone, Debug)]
 pub struct Chunk {
     pub features: Matrix,
-    pub router_inputs: Option<Matrix>,
     pub scores: Option<Vec<f32>>,
     pub truncated: usize,
 }
@@ -77,11 +76,6 @@ impl Partial {
         }
         let mut f = TensorFile::open(&path).ok()?;
         let features = f.read_matrix("features").ok()?;
-        let router_inputs = if f.tensors.contains_key("router_inputs") {
-            Some(f.read_matrix("router_inputs").ok()?)
-        } else {
-            None
-        };
         let scores = if f.tensors.contains_key("scores") {
             Some(f.read_vector("scores").ok()?)
         } else {
@@ -92,12 +86,9 @@ impl Partial {
             .get("truncated")
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
-        let ok = features.rows == rows
-            && router_inputs.as_ref().is_none_or(|m| m.rows == rows)
-            && scores.as_ref().is_none_or(|s| s.len() == rows);
+        let ok = features.rows == rows && scores.as_ref().is_none_or(|s| s.len() == rows);
         ok.then_some(Chunk {
             features,
-            router_inputs,
             scores,
             truncated,
         })
@@ -106,9 +97,6 @@ impl Partial {
     /// Stores a finished chunk (f32, written to a temporary file then renamed).
     pub fn save(&self, kind: &str, index: usize, chunk: &Chunk) -> Result<()> {
         let mut list = vec![("features", TensorData::Matrix(&chunk.features))];
-        if let Some(r) = &chunk.router_inputs {
-            list.push(("router_inputs", TensorData::Matrix(r)));
-        }
         if let Some(s) = &chunk.scores {
             list.push(("scores", TensorData::Vector(s)));
         }

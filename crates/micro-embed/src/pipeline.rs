@@ -79,7 +79,12 @@ pub fn embed_to_cache(
             "no pairs to embed (an empty input, or a shard with no rows: use fewer shards)",
         ));
     }
-    let plan = Plan::new(&pairs, backbone.response_uses_context(), opts.chunk_size);
+    let plan = Plan::new(
+        &pairs,
+        backbone.response_uses_context(),
+        backbone.describe().context,
+        opts.chunk_size,
+    );
     let manifest = Manifest {
         version: 1,
         pairs_hash: match opts.shard {
@@ -100,28 +105,18 @@ pub fn embed_to_cache(
         plan: &plan,
         done: 0,
         resumed: 0,
-        total: 0,
+        total: plan.responses.len() + plan.prompts.len(),
         on_tick,
     };
-    runner.total = plan.responses.len()
-        + if backbone.router_inputs_from_responses() {
-            0
-        } else {
-            plan.prompts.len()
-        };
-
     let responses = runner.run_responses()?;
-    let prompts = match &responses.router_inputs {
-        Some(_) => None,
-        None => Some(runner.run_prompts()?),
-    };
+    let prompts = runner.run_prompts()?;
     let resumed = runner.resumed;
     let summary = EmbedSummary {
         pairs: pairs.len(),
         distinct_responses: plan.responses.len(),
         distinct_prompts: plan.prompts.len(),
         truncated_responses: responses.truncated,
-        truncated_prompts: prompts.as_ref().map_or(0, |p| p.truncated),
+        truncated_prompts: prompts.truncated,
         resumed_texts: resumed,
         discarded_stale_partial: discarded,
         seconds: start.elapsed().as_secs_f64(),
@@ -181,7 +176,6 @@ impl Runner<'_, '_> {
                 check_width(&f.features, backbone.dim(), "reward features")?;
                 Ok(Chunk {
                     features: f.features,
-                    router_inputs: f.router_inputs,
                     scores: f.scores,
                     truncated: f.truncated,
                 })
@@ -189,7 +183,7 @@ impl Runner<'_, '_> {
         )
     }
 
-    /// All distinct router inputs, in plan order (encoders).
+    /// All distinct router inputs, in plan order.
     fn run_prompts(&mut self) -> Result<Chunk> {
         let (plan, backbone) = (self.plan, self.backbone);
         let chunks = &plan.prompt_chunks;
@@ -204,7 +198,6 @@ impl Runner<'_, '_> {
                 check_width(&f.features, backbone.prompt_dim(), "router inputs")?;
                 Ok(Chunk {
                     features: f.features,
-                    router_inputs: None,
                     scores: None,
                     truncated: f.truncated,
                 })
@@ -262,7 +255,6 @@ impl Gathered {
         Gathered {
             out: Chunk {
                 features: Matrix::zeros(n, dim),
-                router_inputs: None,
                 scores: None,
                 truncated: 0,
             },
@@ -282,16 +274,6 @@ impl Gathered {
                 .features
                 .row_mut(r)
                 .copy_from_slice(c.features.row(k));
-        }
-        if let Some(ri) = &c.router_inputs {
-            let n = self.out.features.rows;
-            let dst = self
-                .out
-                .router_inputs
-                .get_or_insert_with(|| Matrix::zeros(n, ri.cols));
-            for (k, &r) in rows.iter().enumerate() {
-                dst.row_mut(r).copy_from_slice(ri.row(k));
-            }
         }
         if let Some(s) = &c.scores {
             let n = self.out.features.rows;
@@ -315,7 +297,7 @@ fn assemble(
     plan: &Plan<'_>,
     pairs: Vec<PrefPair>,
     responses: Chunk,
-    prompts: Option<Chunk>,
+    prompts: Chunk,
     summary: &EmbedSummary,
     opts: &EmbedOptions,
     source_hash: &str,
@@ -323,16 +305,18 @@ fn assemble(
 ) -> Result<EmbeddingCache> {
     let chosen = responses.features.select_rows(&plan.chosen);
     let rejected = responses.features.select_rows(&plan.rejected);
-    let prompt = match (&responses.router_inputs, &prompts) {
-        (Some(ri), _) => ri.select_rows(&plan.chosen),
-        (None, Some(p)) => p.features.select_rows(&plan.prompt),
-        (None, None) => return Err(EmbedError::other("no router inputs were computed")),
-    };
+    let prompt = prompts.features.select_rows(&plan.prompt);
+    let context_prompt = plan
+        .context_prompt
+        .as_ref()
+        .map(|rows| prompts.features.select_rows(rows));
     let d = backbone.describe();
     let mut meta = CacheMeta {
         backbone: backbone.info(),
         pooling: Some(d.pooling.clone()),
         context_insertion: Some(d.context.as_str().to_string()),
+        response_text: Some(d.response_text.clone()),
+        prompt_text: Some(d.prompt_text.clone()),
         ..Default::default()
     };
     let extra = &mut meta.extra;
@@ -348,6 +332,9 @@ fn assemble(
         extra.insert("shard".into(), json!(s.to_string()));
     }
     let mut cache = EmbeddingCache::new(meta, pairs, chosen, rejected, prompt)?;
+    if let Some(cp) = context_prompt {
+        cache = cache.with_context_prompt(cp)?;
+    }
     if let Some(scores) = &responses.scores {
         let pick = |idx: &[usize]| idx.iter().map(|&i| scores[i]).collect::<Vec<f32>>();
         cache.scores = Some((pick(&plan.chosen), pick(&plan.rejected)));

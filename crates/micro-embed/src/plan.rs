@@ -1,8 +1,9 @@
 //! What to embed for a list of pairs: each distinct response and each distinct router input
 //! once, in length-sorted chunks (the unit of work and of resuming), and which row each pair
-//! takes from them.
+//! takes from them. Every pair has two router inputs, e(x) (its prompt alone) and e(x, c) (its
+//! prompt with its context); both are prompt items of their own.
 
-use crate::backbone::{Item, PromptItem};
+use crate::backbone::{active_context, ContextMode, Item, PromptItem};
 use micro_data::PrefPair;
 use std::collections::HashMap;
 
@@ -49,28 +50,38 @@ impl std::str::FromStr for Shard {
 pub struct Plan<'a> {
     /// Distinct (prompt, context, response) items.
     pub responses: Vec<Item<'a>>,
-    /// Distinct (prompt, context) router inputs.
+    /// Distinct router inputs: (prompt, no context) and (prompt, context).
     pub prompts: Vec<PromptItem<'a>>,
-    /// Per pair: (chosen row, rejected row) in `responses`, and its row in `prompts`.
+    /// Per pair: (chosen row, rejected row) in `responses`, and its row of e(x) in `prompts`.
     pub chosen: Vec<usize>,
     pub rejected: Vec<usize>,
     pub prompt: Vec<usize>,
+    /// Per pair, its row of e(x, c) in `prompts` (its e(x) row when it has no context); `None`
+    /// when no pair's context is inserted.
+    pub context_prompt: Option<Vec<usize>>,
     /// Chunks of rows of `responses` / `prompts`, longest texts first.
     pub response_chunks: Vec<Vec<usize>>,
     pub prompt_chunks: Vec<Vec<usize>>,
 }
 
 impl<'a> Plan<'a> {
-    /// Deduplicates: responses by (prompt, response) plus the context when `response_uses_context`.
-    pub fn new(pairs: &'a [PrefPair], response_uses_context: bool, chunk_size: usize) -> Plan<'a> {
+    /// Deduplicates: responses by (prompt, response) plus the context when `response_uses_context`;
+    /// router inputs by (prompt, context as `mode` inserts it).
+    pub fn new(
+        pairs: &'a [PrefPair],
+        response_uses_context: bool,
+        mode: ContextMode,
+        chunk_size: usize,
+    ) -> Plan<'a> {
         let mut responses = Vec::new();
         let mut prompts = Vec::new();
         let mut response_ids: HashMap<(String, Option<&str>, &str), usize> = HashMap::new();
         let mut prompt_ids: HashMap<(String, Option<&str>), usize> = HashMap::new();
         let (mut chosen, mut rejected, mut prompt) = (Vec::new(), Vec::new(), Vec::new());
+        let mut context_prompt = Vec::new();
         for p in pairs {
             let key = serde_json::to_string(&p.prompt).unwrap_or_default();
-            let context = p.context.as_deref();
+            let context = active_context(p.context.as_deref(), mode);
             let rctx = if response_uses_context { context } else { None };
             let mut intern = |response: &'a str| {
                 *response_ids
@@ -86,14 +97,19 @@ impl<'a> Plan<'a> {
             };
             chosen.push(intern(&p.chosen));
             rejected.push(intern(&p.rejected));
-            prompt.push(*prompt_ids.entry((key, context)).or_insert_with(|| {
-                prompts.push(PromptItem {
-                    prompt: &p.prompt,
-                    context,
-                });
-                prompts.len() - 1
-            }));
+            let mut router_row = |context: Option<&'a str>| {
+                *prompt_ids.entry((key.clone(), context)).or_insert_with(|| {
+                    prompts.push(PromptItem {
+                        prompt: &p.prompt,
+                        context,
+                    });
+                    prompts.len() - 1
+                })
+            };
+            prompt.push(router_row(None));
+            context_prompt.push(router_row(context));
         }
+        let any_context = prompt != context_prompt;
         let rlen = |it: &Item| {
             prompt_len(it.prompt)
                 + it.response.len()
@@ -112,6 +128,7 @@ impl<'a> Plan<'a> {
             chosen,
             rejected,
             prompt,
+            context_prompt: any_context.then_some(context_prompt),
             response_chunks,
             prompt_chunks,
         }
@@ -162,7 +179,7 @@ mod tests {
             PrefPair::new("q2", "a", "b"),
         ];
         pairs[1].context = Some("terse".into());
-        let plan = Plan::new(&pairs, false, 2);
+        let plan = Plan::new(&pairs, false, ContextMode::Prefix, 2);
         // (q,a) (q,b) (q,c) (q2,a) (q2,b): the context does not split responses for encoders.
         assert_eq!(plan.responses.len(), 5);
         assert_eq!(
@@ -170,8 +187,11 @@ mod tests {
             (vec![0, 1, 3], vec![1, 2, 4])
         );
         assert_eq!(plan.prompts.len(), 3, "q, (q, terse), q2");
-        assert_eq!(plan.prompt, vec![0, 1, 2]);
-        let with_ctx = Plan::new(&pairs, true, 2);
+        assert_eq!(plan.prompt, vec![0, 0, 2], "e(x) ignores the context");
+        assert_eq!(plan.context_prompt, Some(vec![0, 1, 2]));
+        let ignored = Plan::new(&pairs, false, ContextMode::None, 2);
+        assert_eq!((ignored.prompts.len(), ignored.context_prompt), (2, None));
+        let with_ctx = Plan::new(&pairs, true, ContextMode::Prefix, 2);
         assert_eq!(with_ctx.responses.len(), 6);
         let flat: Vec<usize> = plan.response_chunks.iter().flatten().copied().collect();
         assert_eq!(plan.response_chunks.len(), 3);

@@ -150,7 +150,7 @@ fn long_prompts_lose_their_oldest_text_and_never_the_response() {
     ];
     let f = backbone.embed_responses(&items).unwrap();
     assert_eq!(f.truncated, 3);
-    assert!(f.router_inputs.is_none() && f.scores.is_none());
+    assert!(f.scores.is_none());
     // Had the response been cut, the two features would be identical.
     assert!(max_diff(f.features.row(0), f.features.row(1)) > 1e-3);
     assert!(
@@ -268,6 +268,6 @@ fn hh_rlhf_pairs_embed_into_a_cache_that_training_reads() {
         (norm - 1.0).abs() < 1e-4,
         "router inputs are normalised like the model's sentence embeddings"
     );
-    let t = micro_cache::TrainingArrays::load(dir.path()).unwrap();
+    let t = micro_cache::TrainingArrays::load(dir.path(), micro_cache::RouterInput::Pair).unwrap();
     assert_eq!((t.diff.rows, t.prompt.cols), (40, 384));
 }

@@ -1,7 +1,7 @@
 //! `embed_to_cache` with a cheap deterministic backbone: deduplication, resuming after an
-//! interruption, shards and their merge, f16 storage, decoder-style router inputs and scores.
+//! interruption, shards and their merge, f16 storage, both router inputs, decoder scores.
 
-use micro_cache::{Dtype, EmbeddingCache, Matrix, TrainingArrays};
+use micro_cache::{Dtype, EmbeddingCache, Matrix, RouterInput, TrainingArrays};
 use micro_data::PrefPair;
 use micro_embed::{
     embed_to_cache, merge_caches, Backbone, ContextMode, Description, EmbedOptions, Item,
@@ -57,6 +57,8 @@ impl Backbone for Fake {
             normalized: false,
             max_len: 8,
             context: ContextMode::Prefix,
+            response_text: "transcript".into(),
+            prompt_text: "transcript".into(),
         }
     }
     fn dim(&self) -> usize {
@@ -71,21 +73,11 @@ impl Backbone for Fake {
             .iter()
             .map(|it| vec_of(&format!("{}|{}", it.prompt.to_text(), it.response)))
             .collect();
-        let (router_inputs, scores) = if self.decoder {
-            let r: Vec<Vec<f32>> = items
-                .iter()
-                .map(|it| vec_of(&it.prompt.to_text()))
-                .collect();
-            (
-                Some(Matrix::from_rows(&r)),
-                Some(items.iter().map(|it| it.response.len() as f32).collect()),
-            )
-        } else {
-            (None, None)
-        };
+        let scores = self
+            .decoder
+            .then(|| items.iter().map(|it| it.response.len() as f32).collect());
         Ok(ResponseFeatures {
             features: Matrix::from_rows(&rows),
-            router_inputs,
             scores,
             truncated: 0,
         })
@@ -136,7 +128,12 @@ fn check_rows(cache: &EmbeddingCache) {
         );
         let want =
             micro_embed::prompt_with_context(&p.prompt, p.context.as_deref(), ContextMode::Prefix);
-        assert_eq!(cache.prompt.row(i), vec_of(&want));
+        assert_eq!(cache.routed_input(i), vec_of(&want), "e(x, c)");
+        assert_eq!(
+            cache.prompt.row(i),
+            vec_of(&p.prompt.to_text()),
+            "e(x) is the prompt as written"
+        );
     }
 }
 
@@ -172,7 +169,12 @@ fn every_pair_gets_its_rows_and_repeats_are_embedded_once() {
         .collect();
     let prompts: std::collections::HashSet<(String, Option<&str>)> = ps
         .iter()
-        .map(|p| (p.prompt.to_text(), p.context.as_deref()))
+        .flat_map(|p| {
+            [
+                (p.prompt.to_text(), p.context.as_deref()),
+                (p.prompt.to_text(), None),
+            ]
+        })
         .collect();
     assert_eq!(
         (s.distinct_responses, s.distinct_prompts),
@@ -201,8 +203,9 @@ fn every_pair_gets_its_rows_and_repeats_are_embedded_once() {
         "the partial store is removed at the end"
     );
     // The core's training loader reads it.
-    let t = TrainingArrays::load(dir.path()).unwrap();
+    let t = TrainingArrays::load(dir.path(), RouterInput::Prompt).unwrap();
     assert_eq!((t.diff.rows, t.diff.cols, t.prompt.cols), (23, 3, 3));
+    assert_eq!(t.prompt, cache.prompt);
 }
 
 #[test]
@@ -273,6 +276,7 @@ fn shards_merged_in_any_order_equal_the_whole() {
         (a.chosen.clone(), a.rejected.clone(), a.prompt.clone()),
         (b.chosen, b.rejected, b.prompt)
     );
+    assert_eq!(a.context_prompt, b.context_prompt);
     assert_eq!(a.meta.pairs_hash, b.meta.pairs_hash);
     // A missing shard is reported; a shard twice is refused.
     let partial = merge_caches(&parts[..2], &root.path().join("partial"), None).unwrap();
@@ -302,7 +306,7 @@ fn caches_of_different_backbones_do_not_merge() {
 }
 
 #[test]
-fn decoder_router_inputs_and_scores_come_from_the_response_pass() {
+fn decoder_scores_are_stored_and_router_inputs_come_from_prompt_passes() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new(true);
     let o = EmbedOptions {
@@ -312,8 +316,8 @@ fn decoder_router_inputs_and_scores_come_from_the_response_pass() {
     let s = embed_to_cache(&fake, pairs(), dir.path(), &o, &mut |_| {}).unwrap();
     assert_eq!(
         fake.calls.load(Ordering::SeqCst),
-        s.distinct_responses.div_ceil(5),
-        "no separate prompt pass"
+        s.distinct_responses.div_ceil(5) + s.distinct_prompts.div_ceil(5),
+        "router inputs from their own passes, never from a response's"
     );
     let cache = EmbeddingCache::load(dir.path()).unwrap();
     assert_eq!(cache.meta.dtype, Dtype::F16);
@@ -329,6 +333,22 @@ fn decoder_router_inputs_and_scores_come_from_the_response_pass() {
             assert!((g - w).abs() <= w.abs() * 1e-3, "{g} vs {w}");
         }
     }
+}
+
+#[test]
+fn pairs_without_contexts_give_no_second_router_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain: Vec<PrefPair> = pairs()
+        .into_iter()
+        .map(|mut p| {
+            p.context = None;
+            p
+        })
+        .collect();
+    embed_to_cache(&Fake::new(false), plain, dir.path(), &opts(4), &mut |_| {}).unwrap();
+    let cache = EmbeddingCache::load(dir.path()).unwrap();
+    assert!(cache.context_prompt.is_none());
+    check_rows(&cache);
 }
 
 #[test]

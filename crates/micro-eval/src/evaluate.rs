@@ -83,7 +83,7 @@ pub struct EvalOptions {
 /// How the heads are mixed for each evaluated pair.
 #[derive(Clone, Debug, Default)]
 pub enum Gating {
-    /// The model's own gate f(x, c) on each pair's (context-augmented) prompt embedding.
+    /// The model's own gate f(x, c) on each pair's context-augmented prompt embedding.
     #[default]
     Model,
     /// One fixed weight vector per attribute (test-time reweighting such as HyRe). Attributes
@@ -141,8 +141,9 @@ impl EvalReport {
     }
 }
 
-/// Evaluates `model` on the selected split of `cache`, each pair routed by its own prompt
-/// embedding. Fails when the model does not fit the cache or the split is empty.
+/// Evaluates `model` on the selected split of `cache`, each pair routed by its own
+/// context-augmented prompt embedding e(x, c) (e(x) when it has no context), whichever input
+/// Stage 1 trained on. Fails when the model does not fit the cache or the split is empty.
 pub fn evaluate(
     model: &MixtureModel,
     cache: &EmbeddingCache,
@@ -236,7 +237,7 @@ fn score_pair(
         Gating::PerAttribute(map) if map.contains_key(pair.group()) => {
             map[pair.group()].iter().map(|w| w.max(0.0).ln()).collect()
         }
-        _ => model.log_weights(cache.prompt.row(i)),
+        _ => model.log_weights(cache.routed_input(i)),
     };
     let log_p = mixture_log_prob(&log_w, margins);
     let z = log_w.iter().map(|l| l.exp()).sum::<f32>();

@@ -18,7 +18,8 @@
 //! let config = ModelConfig {
 //!     format_version: 1, method: Method::Static, k: 2, dim: 2, prompt_dim: 1,
 //!     router: "static".into(), router_hidden: None, activation: Default::default(),
-//!     backbone: Default::default(), train_pairs_hash: String::new(),
+//!     backbone: Default::default(), recipe: Default::default(),
+//!     router_input: Default::default(), train_pairs_hash: String::new(),
 //!     training: serde_json::Value::Null, history: serde_json::Value::Null,
 //! };
 //! let heads = Matrix::new(2, 2, vec![1.0, 0.0, 0.0, 1.0]);

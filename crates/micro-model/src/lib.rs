@@ -15,6 +15,7 @@
 //!     pairs: vec![PrefPair::new("q", "good", "bad"); 60],
 //!     diff: Matrix::from_rows(&rows),
 //!     prompt: Matrix::zeros(60, 1),
+//!     router_input: micro_cache::RouterInput::Prompt,
 //! };
 //! let cfg = TrainConfig { method: Method::Single, k: 1, lr: 0.05, max_epochs: 20, ..Default::default() };
 //! let (model, report) = train(&arrays, &cfg, |_| {}).unwrap();
@@ -29,6 +30,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod router;
+pub mod search;
 pub mod synth;
 pub mod train;
 
@@ -37,4 +39,5 @@ pub use loss::{GateParams, LossParts, Objective, Params, Workspace};
 pub use model::{log_sigmoid, sigmoid, Gate, Method, MixtureModel, ModelConfig};
 pub use optim::{AdamW, Schedule};
 pub use router::{Activation, Router, RouterActs};
+pub use search::{train_search, Grid, Search, SearchEvent, Trial};
 pub use train::{train, train_rows, EpochStats, TrainConfig, TrainError, TrainEvent, TrainReport};

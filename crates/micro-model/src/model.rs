@@ -1,7 +1,7 @@
 //! The trained artefact: K linear reward heads and a gate that mixes them.
 
 use crate::router::{dot, log_softmax, Activation, Router};
-use micro_cache::{Backbone, CacheMeta, Matrix};
+use micro_cache::{Backbone, CacheMeta, Matrix, Recipe, RouterInput};
 use serde::{Deserialize, Serialize};
 
 /// Which Stage 1 objective produced the model.
@@ -72,6 +72,14 @@ pub struct ModelConfig {
     pub activation: Activation,
     /// The backbone of the cache the model was trained on; a cache from another is refused.
     pub backbone: Backbone,
+    /// How the training cache made its vectors (text forms, context insertion, pooling); a cache
+    /// made another way is refused.
+    #[serde(default)]
+    pub recipe: Recipe,
+    /// Which router input Stage 1 trained on: e(x) (`prompt`) or e(x, c) (`pair`). Stage 2,
+    /// evaluation and serving always route by e(x, c).
+    #[serde(default)]
+    pub router_input: RouterInput,
     /// Hash of the training pairs (provenance only).
     #[serde(default)]
     pub train_pairs_hash: String,
@@ -135,7 +143,7 @@ impl MixtureModel {
         weights.iter().zip(rewards).map(|(w, r)| w * r).sum()
     }
 
-    /// Refuses a cache whose backbone or widths differ from the training cache's.
+    /// Refuses a cache whose backbone, widths or recipe differ from the training cache's.
     pub fn check_cache(&self, meta: &CacheMeta) -> Result<(), String> {
         let c = &self.config;
         if meta.dim != c.dim || meta.prompt_dim != c.prompt_dim {
@@ -151,6 +159,11 @@ impl MixtureModel {
             return Err(format!(
                 "the model was trained on embeddings from backbone `{}`, the cache is from `{}`",
                 c.backbone.name, meta.backbone.name
+            ));
+        }
+        if let Some(what) = c.recipe.mismatch(&meta.recipe()) {
+            return Err(format!(
+                "the model was trained on a cache made another way ({what}, model first): embed the data with the same options as the training cache"
             ));
         }
         Ok(())

@@ -9,8 +9,13 @@
 //!   makes the groups' mean preference for the first response differ, which is what Theorem 3.2
 //!   needs for a non-zero single-model penalty.
 //! - The label: `a` is chosen with probability `sigma(u_z . (h_a - h_b))`.
-//! - The context of group z is a sentence and a vector `c_z`; the router input of a pair that
-//!   carries its context is `x + context_shift * c_z` (the context-augmented prompt).
+//! - The context of group z is a sentence and a vector `c_z`. Every pair's `prompt_embeddings`
+//!   is `x`, the prompt alone; a pair that carries its context has `x + context_shift * c_z` as
+//!   its context-augmented router input (`context_prompt_embeddings`).
+//! - With `unlabelled_fraction` > 0 the cache mixes the paper's two kinds of data: that share of
+//!   the training pairs are binary-only Stage 1 pairs (no context, no attribute: the group is
+//!   latent), the rest of the training pairs and every test pair carry their group's context and
+//!   name (the pool Stage 2 draws its budget from, and the evaluation set).
 //!
 //! [`Truth`] records the parameters, the Bayes-optimal accuracy per group (the expected accuracy of
 //! `sign(u_z . delta)` when the group is known) and the Theorem 3.2 lower bound on the
@@ -51,6 +56,10 @@ pub struct SynthConfig {
     pub context_shift: f64,
     /// Fraction of pairs that carry their group's context.
     pub context_fraction: f64,
+    /// Fraction of training pairs with neither context nor group name (binary-only Stage 1
+    /// pairs); test pairs always carry both.
+    #[serde(default)]
+    pub unlabelled_fraction: f64,
     /// Norm of the first response's style offset.
     pub style_scale: f64,
     /// Heads in opposite pairs (u_2 = -u_1, ...).
@@ -69,6 +78,7 @@ impl Default for SynthConfig {
             gate_scale: 0.5,
             context_shift: 3.0,
             context_fraction: 1.0,
+            unlabelled_fraction: 0.0,
             style_scale: 1.0,
             reversed_pairs: true,
         }
@@ -143,6 +153,8 @@ struct Draw {
     group: usize,
     a_chosen: bool,
     with_context: bool,
+    /// Whether the pair names its group (attribute, user id).
+    labelled: bool,
     test: bool,
 }
 
@@ -179,6 +191,12 @@ fn validate(cfg: &SynthConfig) -> Result<(), String> {
         return Err(format!(
             "context fraction {} must be in [0, 1]",
             cfg.context_fraction
+        ));
+    }
+    if !(0.0..1.0).contains(&cfg.unlabelled_fraction) {
+        return Err(format!(
+            "unlabelled fraction {} must be in [0, 1): Stage 2 needs some labelled training pairs",
+            cfg.unlabelled_fraction
         ));
     }
     Ok(())
@@ -274,13 +292,18 @@ fn draw_pair(cfg: &SynthConfig, params: &Params, rng: &mut ChaCha8Rng) -> Draw {
     let a_chosen = rng.random::<f64>() < p;
     let with_context = rng.random::<f64>() < cfg.context_fraction;
     let test = rng.random::<f64>() < cfg.test_fraction;
+    // Drawn only when asked for, so that older configurations give the same data as before.
+    let labelled = test || cfg.unlabelled_fraction == 0.0 || {
+        rng.random::<f64>() >= cfg.unlabelled_fraction
+    };
     Draw {
         x,
         h_a,
         h_b,
         group,
         a_chosen,
-        with_context,
+        with_context: with_context && labelled,
+        labelled,
         test,
     }
 }
@@ -292,11 +315,13 @@ fn assemble(
 ) -> Result<EmbeddingCache, String> {
     let n = draws.len();
     let d = cfg.dim;
-    let (mut chosen, mut rejected, mut prompt) = (
+    let (mut chosen, mut rejected, mut prompt, mut context_prompt) = (
+        Vec::with_capacity(n * d),
         Vec::with_capacity(n * d),
         Vec::with_capacity(n * d),
         Vec::with_capacity(n * d),
     );
+    let any_context = draws.iter().any(|dr| dr.with_context);
     let mut pairs = Vec::with_capacity(n);
     for (i, dr) in draws.into_iter().enumerate() {
         let (c, r) = if dr.a_chosen {
@@ -311,7 +336,8 @@ fn assemble(
         } else {
             0.0
         };
-        prompt.extend(
+        prompt.extend_from_slice(&dr.x);
+        context_prompt.extend(
             dr.x.iter()
                 .zip(&params.contexts[dr.group])
                 .map(|(x, c)| x + shift * c),
@@ -327,8 +353,8 @@ fn assemble(
             format!("{rejected_text} to prompt {i}"),
         );
         pair.id = Some(format!("synth-{i}"));
-        pair.attribute = Some(group_name(dr.group));
-        pair.user_id = Some(group_name(dr.group));
+        pair.attribute = dr.labelled.then(|| group_name(dr.group));
+        pair.user_id = dr.labelled.then(|| group_name(dr.group));
         pair.context = dr.with_context.then(|| context_sentence(dr.group));
         pair.split = Some(if dr.test { Split::Test } else { Split::Train });
         pair.source = Some("micro synth".into());
@@ -344,14 +370,20 @@ fn assemble(
         context_insertion: Some("vector-shift".into()),
         ..Default::default()
     };
-    EmbeddingCache::new(
+    let cache = EmbeddingCache::new(
         meta,
         pairs,
         Matrix::new(n, d, chosen),
         Matrix::new(n, d, rejected),
         Matrix::new(n, d, prompt),
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    if !any_context {
+        return Ok(cache);
+    }
+    cache
+        .with_context_prompt(Matrix::new(n, d, context_prompt))
+        .map_err(|e| e.to_string())
 }
 
 fn entropy(p: f64) -> f64 {

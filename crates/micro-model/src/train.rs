@@ -96,6 +96,10 @@ pub struct TrainReport {
     pub stopped_early: bool,
     pub seconds: f64,
     pub history: Vec<EpochStats>,
+    /// The rows held out for early stopping (training pairs the optimiser never saw): where
+    /// later steps that must not look at the test split compare heads.
+    #[serde(skip)]
+    pub holdout_rows: Vec<usize>,
 }
 
 /// Progress notifications for a bar or a log.
@@ -235,6 +239,7 @@ fn train_rows_here(
     check_finite_rows(diff, prompt, rows, cfg.method)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let (fit, held) = split_holdout(rows, cfg.holdout, &mut rng);
+    debug_assert_eq!(held, holdout_split(rows, cfg).1);
     if cfg.k > fit.len() {
         return Err(TrainError::Config(format!(
             "{} heads for {} training pairs (after holding out {}): use fewer heads or more data",
@@ -310,8 +315,15 @@ fn train_rows_here(
         stopped_early,
         seconds: start.elapsed().as_secs_f64(),
         history,
+        holdout_rows: held,
     };
     Ok((best.2, report))
+}
+
+/// The (fit, held-out) rows training with `cfg` uses: the same split for the same rows, seed and
+/// fraction, so a later step can find a trained model's held-out pairs again.
+pub fn holdout_split(rows: &[usize], cfg: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
+    split_holdout(rows, cfg.holdout, &mut ChaCha8Rng::seed_from_u64(cfg.seed))
 }
 
 /// Mutable state of a run: optimiser and one [`Shard`] per thread.
@@ -603,6 +615,8 @@ fn to_model(
         },
         activation: cfg.activation,
         backbone: arrays.meta.backbone.clone(),
+        recipe: arrays.meta.recipe(),
+        router_input: arrays.router_input,
         train_pairs_hash,
         training,
         history: serde_json::Value::Null,

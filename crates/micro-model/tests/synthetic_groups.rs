@@ -52,7 +52,7 @@ fn test_log_loss(model: &MixtureModel, cache: &EmbeddingCache) -> f64 {
 #[test]
 fn mixture_recovers_groups_and_single_model_hits_the_bound() {
     let (cache, truth) = data();
-    let arrays = cache.training_arrays();
+    let arrays = cache.training_arrays(micro_cache::RouterInput::Pair);
 
     let cfg = TrainConfig {
         method: Method::Micro,

@@ -19,6 +19,7 @@ fn arrays(diff: Matrix, prompt: Matrix) -> TrainingArrays {
         pairs,
         diff,
         prompt,
+        router_input: micro_cache::RouterInput::Prompt,
     }
 }
 

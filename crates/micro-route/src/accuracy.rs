@@ -39,15 +39,15 @@ pub fn credit(p: f32) -> f64 {
     }
 }
 
-/// Per-pair credit of the model routing each pair by its own (context-augmented) prompt
-/// embedding.
+/// Per-pair credit of the model routing each pair by its own context-augmented prompt
+/// embedding e(x, c) (e(x) for a pair without a context).
 pub fn routed_credit(model: &MixtureModel, cache: &EmbeddingCache, idx: &[usize]) -> Vec<f64> {
     let margins = head_margins(model, cache, idx);
     let k = model.k();
     idx.par_iter()
         .zip(margins.par_chunks(k.max(1)))
         .map(|(&i, m)| {
-            let lw = model.log_weights(cache.prompt.row(i));
+            let lw = model.log_weights(cache.routed_input(i));
             credit(micro_model::model::mixture_prob(&lw, m))
         })
         .collect()

@@ -202,7 +202,11 @@ pub fn adapt(
         }
         Gate::Router(r) => r,
     };
-    let x = cache.prompt.select_rows(idx).data;
+    // Stage 2 learns f(x, c): the router reads each budget pair's context-augmented prompt.
+    let x = cache
+        .router_inputs(micro_cache::RouterInput::Pair)
+        .select_rows(idx)
+        .data;
     let mut log_p = head_log_probs(model, cache, idx);
     if cfg.evidence == Evidence::Context {
         log_p = pool_by_context(cache, idx, &log_p, model.k());

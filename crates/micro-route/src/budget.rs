@@ -1,6 +1,11 @@
 //! The Stage 2 labelling budget: B context-labelled training pairs per attribute, drawn at
 //! random with a seed.
 //!
+//! A cache may mix the paper's two kinds of data: binary-only Stage 1 pairs (no context; often
+//! no attribute either, so they group as `all`) and context-labelled pairs per attribute. The
+//! budget is drawn from the attributes whose training pairs carry a context; the others are
+//! left to Stage 1 and listed in [`Budget::left_to_stage1`].
+//!
 //! Each attribute is drawn from its own generator (seeded by the seed and the attribute's
 //! name), as a prefix of one seeded shuffle: the sample of one attribute does not depend on which
 //! others exist, and for a fixed seed the B = 10 sample is contained in the B = 25 one, so a
@@ -19,29 +24,48 @@ pub fn has_context(p: &PrefPair) -> bool {
     p.context.as_deref().is_some_and(|c| !c.trim().is_empty())
 }
 
+/// A drawn budget: which pairs were drawn per attribute, and what was left out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Budget {
+    /// Attribute -> the drawn training pairs, in drawing order.
+    pub groups: BTreeMap<String, Vec<usize>>,
+    /// Attributes whose training pairs carry no context, with their number of training pairs:
+    /// Stage 1 data, not drawn from.
+    pub left_to_stage1: BTreeMap<String, usize>,
+}
+
+impl Budget {
+    /// Every drawn pair, sorted by attribute, then in drawing order.
+    pub fn indices(&self) -> Vec<usize> {
+        self.groups.values().flatten().copied().collect()
+    }
+}
+
 /// `budget` training pairs with a context per attribute, all attributes together (sorted by
 /// attribute, then in drawing order).
 pub fn sample_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<Vec<usize>> {
-    Ok(sample_budget_groups(cache, budget, seed)?
-        .into_values()
-        .flatten()
-        .collect())
+    Ok(draw_budget(cache, budget, seed)?.indices())
 }
 
 /// [`sample_budget`], by attribute.
-///
-/// Errors: no training pairs; an attribute whose training pairs carry no context; an
-/// attribute with fewer than `budget` context-labelled training pairs.
 pub fn sample_budget_groups(
     cache: &EmbeddingCache,
     budget: usize,
     seed: u64,
 ) -> Result<BTreeMap<String, Vec<usize>>> {
+    Ok(draw_budget(cache, budget, seed)?.groups)
+}
+
+/// Draws `budget` context-labelled training pairs from each attribute that has any.
+///
+/// Errors: no training pairs; no training pair with a context; an attribute with fewer than
+/// `budget` context-labelled training pairs.
+pub fn draw_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<Budget> {
     let train = cache.indices(PrefPair::is_train);
     if train.is_empty() {
         return Err(data("the cache has no training pairs (every pair has split = test): Stage 2 samples its budget from the train split"));
     }
-    let mut out = BTreeMap::new();
+    let mut out = Budget::default();
     for (attr, idx) in group_by_attribute(cache, &train) {
         let with_context: Vec<usize> = idx
             .iter()
@@ -49,10 +73,8 @@ pub fn sample_budget_groups(
             .filter(|&i| has_context(&cache.pairs[i]))
             .collect();
         if with_context.is_empty() {
-            return Err(data(format!(
-                "attribute `{attr}` has {} training pairs but none carries a `context`: Stage 2 routes by context, so add the attribute's criterion as each pair's `context` (or drop the attribute)",
-                idx.len()
-            )));
+            out.left_to_stage1.insert(attr, idx.len());
+            continue;
         }
         if with_context.len() < budget {
             return Err(data(format!(
@@ -61,7 +83,14 @@ pub fn sample_budget_groups(
                 with_context.len()
             )));
         }
-        out.insert(attr.clone(), draw(&with_context, budget, seed, &attr));
+        out.groups
+            .insert(attr.clone(), draw(&with_context, budget, seed, &attr));
+    }
+    if out.groups.is_empty() {
+        return Err(data(format!(
+            "none of the {} training pairs carries a `context`: Stage 2 routes by context, so give each attribute's pairs its criterion or the user's instruction as `context`",
+            train.len()
+        )));
     }
     Ok(out)
 }
@@ -183,11 +212,16 @@ mod tests {
     }
 
     #[test]
-    fn an_attribute_without_context_is_an_error() {
-        let c = cache(&[("a", 20, true), ("b", 20, false)]);
-        let e = sample_budget(&c, 5, 0).unwrap_err().to_string();
+    fn attributes_without_context_are_left_to_stage_1() {
+        let c = cache(&[("a", 20, true), ("all", 30, false)]);
+        let b = draw_budget(&c, 5, 0).unwrap();
+        assert_eq!(b.groups.keys().collect::<Vec<_>>(), vec!["a"]);
+        assert_eq!(b.left_to_stage1, BTreeMap::from([("all".to_string(), 30)]));
+        assert!(b.indices().iter().all(|&i| c.pairs[i].group() == "a"));
+        let none = cache(&[("b", 20, false)]);
+        let e = sample_budget(&none, 5, 0).unwrap_err().to_string();
         assert!(
-            e.contains("attribute `b` has 20 training pairs but none carries a `context`"),
+            e.contains("none of the 20 training pairs carries a `context`"),
             "{e}"
         );
     }

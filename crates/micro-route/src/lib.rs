@@ -39,7 +39,9 @@ pub mod targets;
 pub use accuracy::Accuracy;
 pub use adapt::{adapt, AdaptConfig, AdaptReport, EpochStats, Evidence};
 pub use audit::{audit_heads, mask_flagged, AuditReport, HeadAudit};
-pub use budget::{hold_out_per_attribute, sample_budget, sample_budget_groups};
+pub use budget::{
+    draw_budget, hold_out_per_attribute, sample_budget, sample_budget_groups, Budget,
+};
 pub use error::{Result, RouteError};
 pub use hyre::{hyre_accuracy, hyre_per_attribute, hyre_weights, HyreSplit, HYRE_PAIRS};
 pub use merge::{auto_heads, merge_correlated, MergeReport, DEFAULT_MERGE_THRESHOLD};

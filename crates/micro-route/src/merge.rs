@@ -93,28 +93,29 @@ pub fn merge_correlated(
 }
 
 /// `micro train --heads auto`: from a model trained with a generous K on `arrays`, merge the
-/// heads whose margins correlate above `threshold` on held-out pairs: the test split when it
-/// has at least [`AUTO_MIN_PAIRS`] pairs, otherwise every pair (correlations of frozen heads'
-/// predictions need no labels, so training pairs only cost independence, not validity).
+/// heads whose margins correlate above `threshold` on `held`, the training pairs the trainer
+/// held out, when there are at least [`AUTO_MIN_PAIRS`] of them; otherwise on every training
+/// pair (correlations of frozen heads' predictions need no labels, so pairs the heads were fit
+/// on cost independence, not validity). The test split is never looked at.
 pub fn auto_heads(
     model: &MixtureModel,
     arrays: &TrainingArrays,
+    held: &[usize],
     threshold: f64,
 ) -> Result<(MixtureModel, MergeReport)> {
-    let test: Vec<usize> = (0..arrays.pairs.len())
-        .filter(|&i| !arrays.pairs[i].is_train())
-        .collect();
-    let idx = if test.len() >= AUTO_MIN_PAIRS {
-        test
+    let idx: Vec<usize> = if held.len() >= AUTO_MIN_PAIRS {
+        held.to_vec()
     } else {
-        (0..arrays.pairs.len()).collect()
+        (0..arrays.pairs.len())
+            .filter(|&i| arrays.pairs[i].is_train())
+            .collect()
     };
     let held = held_out_cache(arrays, &idx)?;
     let all: Vec<usize> = (0..held.len()).collect();
     merge_correlated(model, &held, &all, threshold)
 }
 
-/// Pairs in the test split above which `auto_heads` compares heads on them alone.
+/// Held-out training pairs above which `auto_heads` compares heads on them alone.
 pub const AUTO_MIN_PAIRS: usize = 100;
 
 /// The rows `idx` as a cache whose chosen embedding is h_w - h_l and rejected is 0: all the
@@ -175,10 +176,12 @@ pub fn correlation_matrix(m: &[f32], k: usize) -> Vec<f64> {
     corr
 }
 
+/// Mean weight of each head over the pairs, each routed as Stage 1 was trained to route.
 fn router_mass(model: &MixtureModel, cache: &EmbeddingCache, idx: &[usize]) -> Vec<f64> {
     let mut mass = vec![0.0f64; model.k()];
+    let inputs = cache.router_inputs(model.config.router_input);
     for &i in idx {
-        for (m, w) in mass.iter_mut().zip(model.weights(cache.prompt.row(i))) {
+        for (m, w) in mass.iter_mut().zip(model.weights(inputs.row(i))) {
             *m += w as f64 / idx.len() as f64;
         }
     }

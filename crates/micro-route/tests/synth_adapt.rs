@@ -13,7 +13,7 @@ use micro_route::likelihood::head_margins;
 use micro_route::{adapt, sample_budget, AdaptConfig, Evidence};
 
 fn fit(cache: &EmbeddingCache, method: Method, k: usize) -> MixtureModel {
-    let arrays = cache.training_arrays();
+    let arrays = cache.training_arrays(micro_cache::RouterInput::Pair);
     let cfg = TrainConfig {
         method,
         k,

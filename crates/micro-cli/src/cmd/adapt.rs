@@ -6,7 +6,7 @@ use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
 use micro_route::accuracy::{average, by_attribute, routed_credit};
 use micro_route::fixture::{random_cache, random_model};
-use micro_route::{adapt, sample_budget, AdaptConfig, Evidence, Rate, UserState};
+use micro_route::{adapt, draw_budget, sample_budget, AdaptConfig, Evidence, Rate, UserState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,10 +16,12 @@ pub struct AdaptArgs {
     /// Stage 1 model folder.
     #[arg(long)]
     pub model: PathBuf,
-    /// Cache whose training pairs carry a `context`; its test pairs are evaluated.
+    /// Cache whose training pairs (of some attributes at least) carry a `context`; its test
+    /// pairs are evaluated. Attributes without context-labelled training pairs (binary-only
+    /// Stage 1 data) are left out of the budget.
     #[arg(long)]
     pub cache: PathBuf,
-    /// Labelled pairs per attribute (B), drawn from the train split.
+    /// Labelled pairs per attribute (B), drawn from its context-labelled training pairs.
     #[arg(long, default_value_t = 50)]
     pub budget: usize,
     /// Hedge temperature tau (> 0; the paper uses 1e-3 or 1e-4).
@@ -54,7 +56,15 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", a.model.display()))?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading cache {}", a.cache.display()))?;
-    let idx = sample_budget(&cache, a.budget, a.seed)?;
+    let budget = draw_budget(&cache, a.budget, a.seed)?;
+    if !budget.left_to_stage1.is_empty() {
+        println!(
+            "budget drawn from {} attribute(s) with context-labelled training pairs; left to Stage 1 (no context): {}",
+            budget.groups.len(),
+            counts(&budget.left_to_stage1)
+        );
+    }
+    let idx = budget.indices();
     let cfg = AdaptConfig {
         tau: a.tau,
         epochs: a.epochs,

@@ -108,7 +108,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             a.heads
         ),
     );
-    let arrays = cache.training_arrays();
+    let arrays = cache.training_arrays(micro_cache::RouterInput::auto(&cache.pairs));
     let mut models = Vec::new();
     for (name, method) in METHODS {
         let model = train_one(&arrays, name, method, &a)?;
@@ -363,7 +363,7 @@ fn hh_check(backbone_dir: &Path, hh: &Path, a: &DemoArgs) -> anyhow::Result<Stri
         });
     }
     let cache = embed_cached(backbone_dir, pairs, &a.out.join("hh-cache"))?;
-    let arrays = cache.training_arrays();
+    let arrays = cache.training_arrays(micro_cache::RouterInput::auto(&cache.pairs));
     let mut line = format!(
         "HH-RLHF harmless (real labels, {} pairs, 20% test):",
         cache.len()

@@ -5,7 +5,10 @@ use micro_cache::{Dtype, EmbeddingCache};
 use micro_data::Format;
 use micro_embed::encoder::{Encoder, Engine};
 use micro_embed::progress::Progress;
-use micro_embed::{BackboneOptions, ContextMode, DeviceKind, EmbedOptions, ModelFolder, Shard};
+use micro_embed::{
+    BackboneOptions, ContextMode, DeviceKind, EmbedOptions, ModelFolder, PromptText, ResponseText,
+    Shard,
+};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,14 @@ pub struct EmbedArgs {
     /// Where a pair's context goes: prefix (`[criteria] c\n[context] prompt`), system, none.
     #[arg(long, default_value = "prefix")]
     pub context: ContextMode,
+    /// Encoders: the text of a response's reward feature: last-turn (the last user turn, then
+    /// the response), transcript (every turn, then the response) or response (alone). Decoders
+    /// always embed the chat-templated conversation. See the README's feature table.
+    #[arg(long, default_value = "last-turn")]
+    pub response_text: ResponseText,
+    /// Encoders: the text of a router input: last-turn or transcript (the context goes before it).
+    #[arg(long, default_value = "last-turn")]
+    pub prompt_text: PromptText,
     /// Storage precision of the cache: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: Dtype,
@@ -58,6 +69,8 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
         max_len: a.max_len,
         batch_size: a.batch_size,
         device: a.device,
+        response_text: a.response_text,
+        prompt_text: a.prompt_text,
     };
     let backbone = micro_embed::load_backbone(&a.model, &opts)?;
     let info = backbone.info();

@@ -192,9 +192,18 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load the model folder {}", dir.display()))?;
     let backbone = match &a.backbone {
         Some(b) => {
+            // Text forms as the training cache made them, so that serving computes the same
+            // vectors for the same prompt and response (a model that records none predates
+            // them: micro then embedded whole transcripts).
+            let recipe = &model.config.recipe;
             let opts = BackboneOptions {
                 context: a.context_mode,
                 device: a.device,
+                response_text: parse_or(
+                    &recipe.response_text,
+                    micro_embed::ResponseText::Transcript,
+                ),
+                prompt_text: parse_or(&recipe.prompt_text, micro_embed::PromptText::Transcript),
                 ..Default::default()
             };
             let loaded = micro_embed::load_backbone(b, &opts)
@@ -300,4 +309,12 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("micro-bench-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
+}
+
+/// A recorded option's value, or `fallback` when absent or not one this build knows.
+fn parse_or<T: std::str::FromStr>(recorded: &Option<String>, fallback: T) -> T {
+    recorded
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(fallback)
 }

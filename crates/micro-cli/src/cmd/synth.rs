@@ -33,6 +33,11 @@ pub struct SynthArgs {
     /// Fraction of pairs that carry their group's context.
     #[arg(long, default_value_t = 1.0)]
     pub context_fraction: f64,
+    /// Fraction of training pairs that are binary-only Stage 1 pairs (no context, no group name),
+    /// as in the paper's data; the other training pairs and all test pairs carry their group's
+    /// context (Stage 2's pool and the evaluation set).
+    #[arg(long, default_value_t = 0.0)]
+    pub unlabelled_fraction: f64,
     /// Norm of the first response's style offset (drives the Theorem 3.2 variance term).
     #[arg(long, default_value_t = 1.0)]
     pub style_scale: f64,
@@ -56,6 +61,7 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         gate_scale: a.gate_scale,
         context_shift: a.context_shift,
         context_fraction: a.context_fraction,
+        unlabelled_fraction: a.unlabelled_fraction,
         style_scale: a.style_scale,
         reversed_pairs: !a.no_reversed_pairs,
     };

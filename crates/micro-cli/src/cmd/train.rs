@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use indicatif::ProgressBar;
-use micro_cache::{Matrix, TrainingArrays};
-use micro_model::{Activation, Method, TrainConfig, TrainEvent};
+use micro_cache::{Matrix, RouterInput, TrainingArrays};
+use micro_model::{Activation, Grid, Method, SearchEvent, TrainConfig, TrainEvent};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -34,6 +34,39 @@ impl std::str::FromStr for HeadsArg {
     }
 }
 
+/// `--router-input`: a fixed input, or `auto` (decided from the training pairs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouterInputArg {
+    Fixed(RouterInput),
+    Auto,
+}
+
+impl std::str::FromStr for RouterInputArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(RouterInputArg::Auto),
+            other => other
+                .parse()
+                .map(RouterInputArg::Fixed)
+                .map_err(|e| format!("{e}, or auto")),
+        }
+    }
+}
+
+impl RouterInputArg {
+    /// The router input for the training pairs of the cache in `dir`.
+    pub fn resolve(self, dir: &std::path::Path) -> anyhow::Result<RouterInput> {
+        match self {
+            RouterInputArg::Fixed(r) => Ok(r),
+            RouterInputArg::Auto => {
+                let pairs = micro_data::jsonl::read_pairs(&dir.join(micro_cache::PAIRS_FILE))?;
+                Ok(RouterInput::auto(&pairs))
+            }
+        }
+    }
+}
+
 /// Router layout on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RouterKind {
@@ -60,12 +93,19 @@ pub struct TrainArgs {
     /// Maximum epochs; early stopping on the held-out pairs usually ends sooner.
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
-    /// Peak learning rate (AdamW, 5% warm-up, cosine decay).
-    #[arg(long, default_value_t = 2e-3)]
-    pub lr: f32,
-    /// Weight of the negative-entropy regulariser on the router.
-    #[arg(long, default_value_t = 0.5)]
-    pub alpha: f32,
+    /// Peak learning rate (AdamW, 5% warm-up, cosine decay). Unset: chosen with alpha by the
+    /// held-out mixture NLL over 2e-3 (the paper's) and 1e-2.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Weight of the negative-entropy regulariser on the router. Unset: chosen with the learning
+    /// rate by the held-out mixture NLL over 0.5 (the paper's), 0.05 and 0.005.
+    #[arg(long)]
+    pub alpha: Option<f32>,
+    /// The router input of Stage 1: `prompt` (e(x), the paper's binary-only Stage 1, contexts
+    /// ignored even where present), `pair` (e(x, c), each pair's context where it has one), or
+    /// `auto`: pair when every training pair carries a context, prompt otherwise.
+    #[arg(long, default_value = "auto")]
+    pub router_input: RouterInputArg,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     #[arg(long, value_enum, default_value = "mlp")]
@@ -102,15 +142,16 @@ impl TrainArgs {
             None if self.method == Method::Single => 1,
             None => 10,
         };
+        let defaults = TrainConfig::default();
         TrainConfig {
             method: self.method,
             k,
-            lr: self.lr,
+            lr: self.lr.unwrap_or(defaults.lr),
             warmup_ratio: self.warmup,
             weight_decay: self.weight_decay,
             batch: self.batch,
             max_epochs: self.epochs,
-            alpha: self.alpha,
+            alpha: self.alpha.unwrap_or(defaults.alpha),
             router_hidden: (self.router == RouterKind::Mlp).then_some(self.hidden),
             activation: self.activation,
             seed: self.seed,
@@ -120,18 +161,51 @@ impl TrainArgs {
             threads: 0,
         }
     }
+
+    /// The grid to search: the values the user left unset (none when both are given).
+    fn grid(&self) -> Option<Grid> {
+        let full = Grid::default();
+        match (self.alpha, self.lr) {
+            (Some(_), Some(_)) => None,
+            (alpha, lr) => Some(Grid {
+                alphas: alpha.map_or(full.alphas, |a| vec![a]),
+                lrs: lr.map_or(full.lrs, |l| vec![l]),
+            }),
+        }
+    }
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = a.config();
     cfg.validate()?;
-    let arrays = TrainingArrays::load(&a.cache)
+    let router_input = a
+        .router_input
+        .resolve(&a.cache)
+        .with_context(|| format!("reading the pairs of {}", a.cache.display()))?;
+    let arrays = TrainingArrays::load(&a.cache, router_input)
         .with_context(|| format!("loading the cache {}", a.cache.display()))?;
+    eprintln!(
+        "router input: {} ({})",
+        router_input,
+        match router_input {
+            RouterInput::Prompt => "e(x), the prompt alone",
+            RouterInput::Pair => "e(x, c), each pair's prompt with its context",
+        }
+    );
     let mut reporter = Reporter::new();
-    let (model, report) = micro_model::train(&arrays, &cfg, |e| reporter.event(e))?;
+    let (model, report) = match a.grid() {
+        None => micro_model::train(&arrays, &cfg, |e| reporter.event(e))?,
+        Some(grid) => {
+            let (model, report, search) =
+                micro_model::train_search(&arrays, &cfg, &grid, |e| reporter.search_event(e))?;
+            reporter.finish();
+            print_search(&search, report.n_holdout);
+            (model, report)
+        }
+    };
     reporter.finish();
     let model = if a.heads == Some(HeadsArg::Auto) {
-        merge_auto(model, &arrays)?
+        merge_auto(model, &arrays, &report.holdout_rows)?
     } else {
         model
     };
@@ -142,10 +216,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         Some(nll) => format!("held-out NLL {nll:.4} on {} pairs", report.n_holdout),
         None => "no held-out pairs".to_string(),
     };
+    let hp = &model.config.training["hyperparameters"];
     println!(
-        "trained {} (K={}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
+        "trained {} (K={}, alpha {}, lr {}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
         cfg.method,
         cfg.k,
+        hp["alpha"],
+        hp["lr"],
         report.n_train,
         report.epochs_run,
         if report.stopped_early {
@@ -160,13 +237,38 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--heads auto`: merge the correlated heads of the generously sized model.
+/// The grid, each point's held-out NLL, and the kept point.
+fn print_search(search: &micro_model::Search, n_holdout: usize) {
+    println!(
+        "hyperparameters chosen by held-out mixture NLL on {n_holdout} training pairs (give --alpha and --lr to skip):"
+    );
+    println!(
+        "  {:>7} {:>8} {:>12} {:>6} {:>7} {:>8}",
+        "alpha", "lr", "held-out NLL", "epoch", "epochs", "seconds"
+    );
+    for (i, t) in search.trials.iter().enumerate() {
+        println!(
+            "  {:>7} {:>8.1e} {:>12.4} {:>6} {:>7} {:>8.1}{}",
+            t.alpha,
+            t.lr,
+            t.holdout_nll,
+            t.best_epoch,
+            t.epochs_run,
+            t.seconds,
+            if i == search.chosen { "  <- kept" } else { "" }
+        );
+    }
+}
+
+/// `--heads auto`: merge the correlated heads of the generously sized model, compared on the
+/// training pairs the trainer held out.
 fn merge_auto(
     model: micro_model::MixtureModel,
     arrays: &TrainingArrays,
+    held: &[usize],
 ) -> anyhow::Result<micro_model::MixtureModel> {
     let (merged, r) =
-        micro_route::auto_heads(&model, arrays, micro_route::DEFAULT_MERGE_THRESHOLD)?;
+        micro_route::auto_heads(&model, arrays, held, micro_route::DEFAULT_MERGE_THRESHOLD)?;
     println!(
         "--heads auto: {} heads -> {} (margins correlated above {} on {} pairs merged: {:?})",
         model.k(),
@@ -235,6 +337,31 @@ impl Reporter {
                     None => eprintln!("{line}"),
                 }
             }
+        }
+    }
+
+    /// A search: a line per trial, the trial's training shown as usual.
+    fn search_event(&mut self, e: SearchEvent<'_>) {
+        match e {
+            SearchEvent::Trial {
+                index,
+                total,
+                alpha,
+                lr,
+            } => {
+                self.finish();
+                self.bar = None;
+                eprintln!("search {}/{total}: alpha {alpha}, lr {lr:.1e}", index + 1);
+            }
+            SearchEvent::Train(t) => {
+                if !matches!(t, TrainEvent::Epoch(_)) || self.bar.is_some() {
+                    self.event(t)
+                }
+            }
+            SearchEvent::Done(t) => eprintln!(
+                "  held-out NLL {:.4} at epoch {} of {} ({:.1} s)",
+                t.holdout_nll, t.best_epoch, t.epochs_run, t.seconds
+            ),
         }
     }
 

@@ -11,41 +11,27 @@ use crate::{
     PromptFeatures, PromptItem, ResponseFeatures, Result,
 };
 
-/// Which hidden state of a response's pass becomes its router input.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum RouterPosition {
-    /// Position `prompt_length`, the first response token, as MiCRo's code does.
-    #[default]
-    FirstResponseToken,
-    /// Position `prompt_length - 1`, the last prompt token: independent of the response and
-    /// equal to what [`Backbone::embed_prompts`] gives for a new prompt.
-    LastPromptToken,
-}
-
 /// A loaded decoder with the identity `meta.json` records.
+///
+/// Its router input is the final hidden state at the last token of the prompt rendered with the
+/// generation prompt, from a pass over the prompt alone ([`Backbone::embed_prompts`]). MiCRo's
+/// code reads position `prompt_length` of the chosen response's pass instead: that state has
+/// seen the response's first token, so the label would leak into f(x), and a server, which has
+/// no response when it routes, could not compute it.
 pub struct Decoder {
     model: DecoderBackbone,
     info: micro_cache::Backbone,
     context: ContextMode,
-    router: RouterPosition,
 }
 
 /// Loads the Llama / Qwen2 checkpoint of `folder` as a [`Backbone`].
 pub fn load(folder: &ModelFolder, opts: &BackboneOptions) -> Result<Box<dyn Backbone>> {
-    Ok(Box::new(Decoder::load(
-        folder,
-        opts,
-        RouterPosition::default(),
-    )?))
+    Ok(Box::new(Decoder::load(folder, opts)?))
 }
 
 impl Decoder {
-    /// Loads `folder` with the crate-wide options; `router` picks the router-input position.
-    pub fn load(
-        folder: &ModelFolder,
-        opts: &BackboneOptions,
-        router: RouterPosition,
-    ) -> Result<Self> {
+    /// Loads `folder` with the crate-wide options.
+    pub fn load(folder: &ModelFolder, opts: &BackboneOptions) -> Result<Self> {
         let options = DecoderOptions {
             max_length: opts.max_len,
             context: opts.context,
@@ -63,15 +49,7 @@ impl Decoder {
             model,
             info,
             context: opts.context,
-            router,
         })
-    }
-
-    fn router_input(&self, f: &DecoderFeatures) -> Vec<f32> {
-        match self.router {
-            RouterPosition::FirstResponseToken => f.boundary.clone(),
-            RouterPosition::LastPromptToken => f.prompt_last.clone(),
-        }
     }
 }
 
@@ -86,6 +64,8 @@ impl Backbone for Decoder {
             normalized: false,
             max_len: self.model.input().max_length(),
             context: self.context,
+            response_text: "chat-template".into(),
+            prompt_text: "chat-template".into(),
         }
     }
 
@@ -109,10 +89,8 @@ impl Backbone for Decoder {
                 .collect()
         });
         let rewards: Vec<Vec<f32>> = features.iter().map(|f| f.reward.clone()).collect();
-        let routers: Vec<Vec<f32>> = features.iter().map(|f| self.router_input(f)).collect();
         Ok(ResponseFeatures {
             features: matrix(&rewards, self.dim()),
-            router_inputs: Some(matrix(&routers, self.dim())),
             scores,
             truncated: features.iter().filter(|f| f.truncated).count(),
         })

@@ -30,7 +30,7 @@ pub mod rope;
 mod template;
 mod weights;
 
-pub use adapter::{load, Decoder, RouterPosition};
+pub use adapter::{load, Decoder};
 pub use backbone::{
     DecoderBackbone, DecoderFeatures, DecoderOptions, PairFeatures, DEFAULT_MAX_LENGTH,
 };

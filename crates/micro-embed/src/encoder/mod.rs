@@ -1,8 +1,9 @@
 //! BERT-family sentence encoders (all-MiniLM-L6-v2, BGE, E5, GTE) as a [`Backbone`].
 //!
 //! Pooling, normalisation and the maximum length follow the folder's sentence-transformers
-//! files. The reward feature of a response embeds "prompt + response" (oldest prompt text
-//! dropped first when too long); the router input embeds the prompt with the context before it.
+//! files. The reward feature of a response embeds its prompt part ([`ResponseText`]: by
+//! default the last user turn) followed by the response, oldest prompt text dropped first when
+//! too long; the router input embeds the prompt ([`PromptText`]) with the context before it.
 
 mod bench_texts;
 mod bert;
@@ -19,7 +20,7 @@ pub use tokens::Segments;
 
 use crate::backbone::{
     active_context, criteria_head, Backbone, BackboneOptions, ContextMode, Description, DeviceKind,
-    Item, PromptFeatures, PromptItem, ResponseFeatures,
+    Item, PromptFeatures, PromptItem, PromptText, ResponseFeatures, ResponseText,
 };
 use crate::error::{EmbedError, Result};
 use crate::folder::{ModelFolder, TOKENIZER_CONFIG};
@@ -56,6 +57,8 @@ pub struct Encoder {
     vocab: usize,
     batch_size: usize,
     context: ContextMode,
+    response_text: ResponseText,
+    prompt_text: PromptText,
 }
 
 impl Encoder {
@@ -104,6 +107,8 @@ impl Encoder {
             vocab,
             batch_size: opts.batch_size.max(1),
             context: opts.context,
+            response_text: opts.response_text,
+            prompt_text: opts.prompt_text,
         })
     }
 
@@ -179,6 +184,8 @@ impl Backbone for Encoder {
             normalized: self.st.normalize,
             max_len: self.tokenizer.max_len,
             context: self.context,
+            response_text: self.response_text.as_str().into(),
+            prompt_text: self.prompt_text.as_str().into(),
         }
     }
 
@@ -191,7 +198,10 @@ impl Backbone for Encoder {
     }
 
     fn embed_responses(&self, items: &[Item<'_>]) -> Result<ResponseFeatures> {
-        let prompts: Vec<String> = items.iter().map(|it| it.prompt.to_text()).collect();
+        let prompts: Vec<String> = items
+            .iter()
+            .map(|it| self.response_text.prompt_part(it.prompt))
+            .collect();
         let segs: Vec<Segments> = items
             .iter()
             .zip(&prompts)
@@ -204,7 +214,6 @@ impl Backbone for Encoder {
         let (features, truncated) = self.embed_segments(&segs)?;
         Ok(ResponseFeatures {
             features,
-            router_inputs: None,
             scores: None,
             truncated,
         })
@@ -217,7 +226,7 @@ impl Backbone for Encoder {
                 let head = active_context(p.context, self.context)
                     .map(criteria_head)
                     .unwrap_or_default();
-                (head, p.prompt.to_text())
+                (head, self.prompt_text.text(p.prompt))
             })
             .collect();
         let segs: Vec<Segments> = texts

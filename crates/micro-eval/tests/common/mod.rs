@@ -24,6 +24,8 @@ pub fn config(
         router_hidden: None,
         activation: Activation::Relu,
         backbone: Default::default(),
+        recipe: Default::default(),
+        router_input: Default::default(),
         train_pairs_hash: String::new(),
         training: serde_json::Value::Null,
         history: serde_json::Value::Null,
