@@ -48,6 +48,7 @@ mod evaluate;
 pub mod metrics;
 pub mod report;
 mod results;
+mod seeds;
 mod stage2;
 mod sweep;
 mod table;
@@ -59,9 +60,10 @@ pub use evaluate::{
 pub use metrics::Stat;
 pub use report::{write_report, ReportFiles};
 pub use results::{write_json, Results, RESULTS_FILE, RESULTS_FORMAT_VERSION};
+pub use seeds::{render_seed_summary, summarize_seeds, SeedRow, SeedSummary};
 pub use stage2::RouteStage2;
 pub use sweep::{
-    budget_sweep, shuffled_train, take_budget, NamedModel, RowKind, Stage2, SweepOptions,
+    budget_sweep, pool_sweeps, shuffled_train, take_budget, NamedModel, RowKind, Stage2, SweepOptions,
     SweepPoint, SweepReport, SweepRow,
 };
 pub use table::{comparison_rows, render_comparison, render_sweep, render_table};

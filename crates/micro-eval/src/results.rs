@@ -31,6 +31,9 @@ pub struct Results {
     pub methods: Vec<EvalReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepReport>,
+    /// Stage 1 figures over several training seeds, when more than one was trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<crate::seeds::SeedSummary>,
     #[serde(default)]
     pub notes: Vec<String>,
 }
@@ -43,6 +46,7 @@ impl Default for Results {
             source: None,
             methods: vec![],
             sweep: None,
+            seeds: None,
             notes: vec![],
         }
     }
@@ -118,6 +122,9 @@ impl Results {
         self.methods.extend(other.methods);
         if self.sweep.is_none() {
             self.sweep = other.sweep;
+        }
+        if self.seeds.is_none() {
+            self.seeds = other.seeds;
         }
         if self.title.is_empty() {
             self.title = other.title;

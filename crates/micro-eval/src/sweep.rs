@@ -114,22 +114,30 @@ pub struct SweepReport {
 }
 
 /// Stage 2 learns to route by context, so where an attribute's train pairs carry one, only
-/// those are sampled (as `micro adapt` does); an attribute without any keeps all its pairs.
+/// those are sampled (as `micro adapt` does). In a cache that mixes binary-only Stage 1 pairs
+/// with context-labelled ones, the attributes without any context are Stage 1 data and are not
+/// sampled; only a cache with no context at all samples every attribute's pairs.
 fn with_context_first(
     cache: &EmbeddingCache,
     groups: BTreeMap<String, Vec<usize>>,
 ) -> BTreeMap<String, Vec<usize>> {
-    groups
-        .into_iter()
+    let with_context: BTreeMap<String, Vec<usize>> = groups
+        .iter()
         .map(|(a, rows)| {
             let with: Vec<usize> = rows
                 .iter()
                 .copied()
                 .filter(|&i| micro_route::budget::has_context(&cache.pairs[i]))
                 .collect();
-            (a, if with.is_empty() { rows } else { with })
+            (a.clone(), with)
         })
-        .collect()
+        .filter(|(_, with)| !with.is_empty())
+        .collect();
+    if with_context.is_empty() {
+        groups
+    } else {
+        with_context
+    }
 }
 
 /// A seed for one (run, purpose): runs never share a random stream.
@@ -426,5 +434,89 @@ mod tests {
         // attribute b has only 10 rows: B = 20 takes them all.
         assert_eq!(b20.len(), 30);
         assert!(b5.iter().all(|i| b20.contains(i)));
+    }
+}
+
+/// Studies of the same design (e.g. one per training seed) as one: each point's runs pooled, so
+/// its mean ± std is over every (seed, run). Fails when the studies' rows or budgets differ.
+pub fn pool_sweeps(reports: &[SweepReport]) -> Result<SweepReport> {
+    let Some(first) = reports.first() else {
+        return Err(EvalError::Options("no budget studies to pool".into()));
+    };
+    let mut out = first.clone();
+    for other in &reports[1..] {
+        let same_design = other.budgets == first.budgets
+            && other.attributes == first.attributes
+            && other.rows.len() == first.rows.len();
+        if !same_design {
+            return Err(EvalError::Options(
+                "budget studies with different budgets, attributes or rows cannot be pooled".into(),
+            ));
+        }
+        for (row, o) in out.rows.iter_mut().zip(&other.rows) {
+            if row.method != o.method || row.points.len() != o.points.len() {
+                return Err(EvalError::Options(format!(
+                    "row `{}` does not match `{}` in another study",
+                    row.method, o.method
+                )));
+            }
+            for (p, q) in row.points.iter_mut().zip(&o.points) {
+                p.average = pooled(&p.average, &q.average);
+                for (a, st) in p.per_attribute.iter_mut() {
+                    if let Some(qs) = q.per_attribute.get(a) {
+                        *st = pooled(st, qs);
+                    }
+                }
+            }
+        }
+        out.runs += other.runs;
+        for n in &other.notes {
+            if !out.notes.contains(n) {
+                out.notes.push(n.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pooled(a: &Stat, b: &Stat) -> Stat {
+    Stat::of(a.values.iter().chain(&b.values).copied().collect())
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    fn study(values: &[f64]) -> SweepReport {
+        let point = SweepPoint {
+            budget: 10,
+            average: Stat::of(values.to_vec()),
+            per_attribute: [("u".to_string(), Stat::of(values.to_vec()))].into(),
+        };
+        SweepReport {
+            budgets: vec![10],
+            runs: values.len(),
+            seed: 0,
+            hyre_shots: 0,
+            attributes: vec!["u".into()],
+            rows: vec![SweepRow {
+                method: "micro".into(),
+                kind: RowKind::Adapted,
+                points: vec![point],
+            }],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn pooled_points_are_over_every_run_of_every_study() {
+        let p = pool_sweeps(&[study(&[0.5, 0.7]), study(&[0.9])]).unwrap();
+        let avg = &p.rows[0].points[0].average;
+        assert_eq!(p.runs, 3);
+        assert!((avg.mean - 0.7).abs() < 1e-12);
+        assert!((avg.std - (0.08f64 / 3.0).sqrt()).abs() < 1e-12);
+        let mut other = study(&[0.1]);
+        other.budgets = vec![20];
+        assert!(pool_sweeps(&[study(&[0.5]), other]).is_err());
     }
 }

@@ -40,8 +40,14 @@ pub(crate) fn page(r: &Results, figures: &[(&str, &str)]) -> String {
     {
         let _ = writeln!(s, "<p class=\"note\">{}</p>", esc(n));
     }
+    if let Some(seeds) = &r.seeds {
+        seed_table(&mut s, seeds);
+    }
     if !r.methods.is_empty() {
         s.push_str("<h2>Accuracy per user</h2>\n");
+        if r.seeds.is_some() {
+            s.push_str("<p>The first training seed's models, in full (the figures below show them).</p>\n");
+        }
         method_table(&mut s, r);
         loss_table(&mut s, r);
     }
@@ -82,6 +88,45 @@ fn method_table(s: &mut String, r: &Results) {
         s.push_str("</tr>\n");
     }
     s.push_str("</table>\n<p>Rows “… best head” pick the best single head per user on the test pairs themselves (an oracle, as in the paper's Stage 1 analysis).</p>\n");
+}
+
+fn seed_table(s: &mut String, seeds: &crate::seeds::SeedSummary) {
+    let _ = writeln!(
+        s,
+        "<h2>Stage 1 over {} training seeds</h2>\n<p>Test accuracy, mean ± std over training seeds {:?}.</p>",
+        seeds.seeds.len(),
+        seeds.seeds
+    );
+    let attrs: Vec<&String> = seeds
+        .rows
+        .first()
+        .map(|r| r.per_attribute.keys().collect())
+        .unwrap_or_default();
+    s.push_str("<table><tr><th>method</th>");
+    for a in &attrs {
+        let _ = write!(s, "<th>{}</th>", esc(a));
+    }
+    s.push_str("<th>average</th></tr>\n");
+    let stat = |s: &mut String, st: Option<&crate::metrics::Stat>| {
+        match st {
+            Some(st) => write!(s, "<td>{:.4} ± {:.4}</td>", st.mean, st.std),
+            None => write!(s, "<td>–</td>"),
+        }
+        .ok();
+    };
+    for best in [false, true] {
+        for r in seeds.rows.iter().filter(|r| !best || r.k > 1) {
+            let name = if best { format!("{} best head", r.method) } else { r.method.clone() };
+            let _ = write!(s, "<tr><td>{}</td>", esc(&name));
+            for a in &attrs {
+                let map = if best { &r.best_head } else { &r.per_attribute };
+                stat(s, map.get(*a));
+            }
+            stat(s, Some(if best { &r.best_head_average } else { &r.average }));
+            s.push_str("</tr>\n");
+        }
+    }
+    s.push_str("</table>\n");
 }
 
 fn cell(s: &mut String, v: Option<f64>, best: f64) {
