@@ -33,6 +33,7 @@
 pub mod error;
 pub mod fields;
 pub mod formats;
+pub mod hh_users;
 pub mod home;
 pub mod jsonl;
 pub mod pair;
