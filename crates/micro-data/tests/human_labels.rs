@@ -149,6 +149,11 @@ fn topical_chat_ratings_give_helpsteer2_pairs_per_attribute() {
     )
     .unwrap();
     assert_split_by_prompt(&split.pairs, 0.2);
+    assert!(split
+        .report
+        .notes
+        .iter()
+        .any(|n| n.starts_with("split by prompt: 12 prompts")));
     let dropped = split
         .report
         .skipped

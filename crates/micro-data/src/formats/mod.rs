@@ -316,10 +316,9 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded> {
     };
     if let (Some(fraction), false) = (options.test_fraction, ctx.split_done) {
         let test = split_by_prompt(&mut pairs, fraction, options.seed);
-        ctx.report.notes.push(format!(
-            "split by prompt: {test} prompts to test (fraction {fraction}, seed {})",
-            options.seed
-        ));
+        ctx.report
+            .notes
+            .push(split_note(test, fraction, options.seed));
     }
     ctx.report.pairs = pairs.len();
     if pairs.is_empty() {
@@ -386,6 +385,11 @@ fn ratings_layout(path: &Path, options: &LoadOptions) -> Result<RatingsLayout> {
             Ok(layout)
         }
     }
+}
+
+/// The report's note on a split by prompt.
+pub fn split_note(test_prompts: usize, fraction: f64, seed: u64) -> String {
+    format!("split by prompt: {test_prompts} prompts to test (fraction {fraction}, seed {seed})")
 }
 
 /// What an adapter needs while reading one file.

@@ -361,6 +361,8 @@ fn group_splits(ctx: &mut LoadCtx, groups: &[Group]) -> Vec<Option<Split>> {
     let keys: Vec<String> = groups.iter().map(|g| g.prompt.to_text()).collect();
     let split = PromptSplit::new(keys.iter().map(String::as_str), fraction, ctx.options.seed);
     ctx.split_done = true;
+    let note = super::split_note(split.test_prompts(), fraction, ctx.options.seed);
+    ctx.report.notes.push(note);
     keys.iter().map(|k| Some(split.of(k))).collect()
 }
 
