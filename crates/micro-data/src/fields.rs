@@ -13,17 +13,12 @@ pub struct Row<'a> {
     pub obj: &'a Map<String, Value>,
     /// What the dataset rows must hold, quoted when a field is missing, e.g.
     /// "RPR rows need prompt, response_a, response_b, criteria_x, category_x, criteria_y, category_y".
-    pub expects: &'static str,
+    pub expects: &'a str,
 }
 
 impl<'a> Row<'a> {
     /// Views `value` as a row; anything but a JSON object is an error.
-    pub fn new(
-        value: &'a Value,
-        path: &'a Path,
-        line: usize,
-        expects: &'static str,
-    ) -> Result<Self> {
+    pub fn new(value: &'a Value, path: &'a Path, line: usize, expects: &'a str) -> Result<Self> {
         let obj = value.as_object().ok_or_else(|| {
             DataError::invalid(
                 path,

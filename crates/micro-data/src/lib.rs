@@ -33,15 +33,18 @@
 pub mod error;
 pub mod fields;
 pub mod formats;
+pub mod hh_users;
 pub mod home;
 pub mod jsonl;
 pub mod pair;
 pub mod record;
+pub mod split;
 pub mod stats;
 pub mod table;
 
 pub use error::{DataError, Result};
 pub use formats::{load, load_many, load_with, Format, LoadOptions, LoadReport, Loaded, PkuSelect};
 pub use pair::{Message, PrefPair, Prompt, Split};
+pub use split::{split_by_prompt, PromptSplit};
 pub use stats::DataStats;
 pub mod builtin;

@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 use micro_data::builtin::candidates::question_key;
 use micro_data::builtin::corpus::parse_topic_file;
 use micro_data::builtin::raters::{informal_markers, word_count};
-use micro_data::builtin::{build, default_corpus_dir, load_corpus, BuiltinOptions, USER_TYPES};
+use micro_data::builtin::{
+    build, default_corpus_dir, load_corpus, BuiltinLayout, BuiltinOptions, USER_TYPES,
+};
 use micro_data::{PrefPair, Split};
 
 fn corpus_dir() -> std::path::PathBuf {
@@ -268,4 +270,161 @@ fn bad_files_give_clear_errors() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("test fraction"), "{err}");
+}
+
+fn helpsteer2_pairs() -> &'static [PrefPair] {
+    static PAIRS: OnceLock<Vec<PrefPair>> = OnceLock::new();
+    PAIRS.get_or_init(|| {
+        let opts = BuiltinOptions {
+            corpus_dir: Some(corpus_dir()),
+            layout: BuiltinLayout::HelpSteer2,
+            ..Default::default()
+        };
+        build(&opts).unwrap_or_else(|e| panic!("building the HelpSteer2 layout failed: {e}"))
+    })
+}
+
+fn is_stage1(p: &PrefPair) -> bool {
+    p.split == Some(Split::Train) && p.context.is_none()
+}
+
+#[test]
+fn helpsteer2_layout_keeps_the_default_test_split() {
+    let test = |pairs: &[PrefPair]| -> Vec<PrefPair> {
+        let mut t: Vec<PrefPair> = pairs
+            .iter()
+            .filter(|p| p.split == Some(Split::Test))
+            .cloned()
+            .collect();
+        t.sort_by(|a, b| a.id.cmp(&b.id));
+        t
+    };
+    assert_eq!(test(helpsteer2_pairs()), test(default_pairs()));
+    let opts = BuiltinOptions {
+        corpus_dir: Some(corpus_dir()),
+        layout: BuiltinLayout::HelpSteer2,
+        ..Default::default()
+    };
+    assert_eq!(
+        helpsteer2_pairs(),
+        build(&opts).expect("build").as_slice(),
+        "deterministic by seed"
+    );
+}
+
+#[test]
+fn helpsteer2_stage1_pairs_have_latent_users_whose_share_follows_the_topic() {
+    let stage1: Vec<&PrefPair> = helpsteer2_pairs().iter().filter(|p| is_stage1(p)).collect();
+    assert!(stage1
+        .iter()
+        .all(|p| p.attribute.is_none() && p.user_id.is_some()));
+    let topic_of = default_topics();
+    for (fwd, rev) in [
+        ("concise", "detailed"),
+        ("formal", "playful"),
+        ("tech_fan", "culture_fan"),
+    ] {
+        // Oracle: per topic, the share of this criterion's Stage 1 pairs each side labels.
+        let mut per_topic: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for p in stage1
+            .iter()
+            .filter(|p| matches!(p.user_id.as_deref(), Some(u) if u == fwd || u == rev))
+        {
+            let topic = topic_of[&question_key(&p.prompt.to_text())].as_str();
+            let e = per_topic.entry(topic).or_default();
+            if p.user_id.as_deref() == Some(fwd) {
+                e.0 += 1
+            } else {
+                e.1 += 1
+            }
+        }
+        let (mut majority, mut total, mut fwd_topics, mut rev_topics) = (0, 0, 0, 0);
+        for (f, r) in per_topic.values().filter(|(f, r)| f + r >= 10) {
+            majority += f.max(r);
+            total += f + r;
+            if f > r {
+                fwd_topics += 1
+            } else {
+                rev_topics += 1
+            }
+        }
+        let share = majority as f64 / total as f64;
+        assert!(
+            (0.78..=0.92).contains(&share),
+            "{fwd}/{rev}: majority share {share}"
+        );
+        assert!(
+            fwd_topics >= 3 && rev_topics >= 3,
+            "{fwd}/{rev}: {fwd_topics} vs {rev_topics} topics"
+        );
+        // Over all topics the two sides are close to even, so a prompt-blind model sits near 0.5.
+        let f: usize = per_topic.values().map(|v| v.0).sum();
+        let n: usize = per_topic.values().map(|v| v.0 + v.1).sum();
+        println!("{fwd}/{rev}: {f} of {n} Stage 1 pairs; majority share {share:.3}; topics favouring each side {fwd_topics}/{rev_topics}");
+        assert!(
+            (0.4..=0.6).contains(&(f as f64 / n as f64)),
+            "{fwd}: {f} of {n}"
+        );
+        assert!(n >= 500, "{fwd}/{rev}: {n} Stage 1 pairs");
+    }
+}
+
+#[test]
+fn helpsteer2_pool_has_contexts_on_train_prompts_apart_from_stage1() {
+    let pairs = helpsteer2_pairs();
+    let test_prompts: HashSet<String> = pairs
+        .iter()
+        .filter(|p| p.split == Some(Split::Test))
+        .map(|p| question_key(&p.prompt.to_text()))
+        .collect();
+    // A triple may be judged under two criteria (length and domain, say); within one criterion
+    // the pool and Stage 1 take different triples.
+    let key = |p: &PrefPair| {
+        let user = p.user_id.as_deref().expect("user");
+        let criterion = USER_TYPES
+            .iter()
+            .find(|u| u.name == user)
+            .expect("known user")
+            .criterion;
+        let mut t = [p.chosen.clone(), p.rejected.clone()];
+        t.sort();
+        (criterion, p.prompt.to_text(), t)
+    };
+    let stage1: HashSet<_> = pairs.iter().filter(|p| is_stage1(p)).map(key).collect();
+    let pool: Vec<&PrefPair> = pairs
+        .iter()
+        .filter(|p| p.split == Some(Split::Train) && p.context.is_some())
+        .collect();
+    for user in USER_TYPES {
+        let mine: Vec<&&PrefPair> = pool
+            .iter()
+            .filter(|p| p.user_id.as_deref() == Some(user.name))
+            .collect();
+        assert!(
+            mine.len() >= 120,
+            "{}: {} pool pairs",
+            user.name,
+            mine.len()
+        );
+        for p in mine {
+            assert_eq!(p.attribute.as_deref(), Some(user.name));
+            assert_eq!(p.context.as_deref(), Some(user.context));
+            assert!(!test_prompts.contains(&question_key(&p.prompt.to_text())));
+            assert!(
+                !stage1.contains(&key(p)),
+                "a pool triple is also a Stage 1 triple: {p:?}"
+            );
+        }
+    }
+}
+
+/// Each question's topic, from the corpus files (independent of the builder).
+fn default_topics() -> BTreeMap<String, String> {
+    let corpus = load_corpus(&corpus_dir()).expect("corpus");
+    let mut m = BTreeMap::new();
+    for ex in &corpus.exchanges {
+        m.entry(question_key(&ex.question))
+            .or_insert_with(|| ex.topic.clone());
+    }
+    m
 }

@@ -49,7 +49,12 @@ fn truncated_gzip_names_the_line() {
 fn empty_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "empty.jsonl", "\n\n");
-    for format in [Format::Auto, Format::HelpSteer2, Format::Native] {
+    for format in [
+        Format::Auto,
+        Format::HelpSteer2,
+        Format::Native,
+        Format::Ratings,
+    ] {
         let msg = error(&path, format);
         assert!(msg.contains("no records"), "{msg}");
     }
@@ -105,8 +110,103 @@ fn invalid_json_and_non_objects_name_the_line() {
         "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n{oops\n",
     );
     assert!(error(&path, Format::Native).contains(":2: invalid JSON"));
-    let path = write(dir.path(), "list.jsonl", "[1, 2]\n");
-    assert!(error(&path, Format::Rpr).contains(":1: expected a JSON object, got a list"));
+    let row = r#"{"prompt": "p", "response_a": "a", "response_b": "b", "criteria_x": "x", "category_x": "X", "criteria_y": "y", "category_y": "Y"}"#;
+    let path = write(dir.path(), "list.jsonl", &format!("{row}\n[1, 2]\n"));
+    assert!(error(&path, Format::Rpr).contains(":2: expected a JSON object, got a list"));
+    // A file that starts with `[` is one JSON array: its elements are the records.
+    let path = write(dir.path(), "array.json", "[1, 2]\n");
+    assert!(error(&path, Format::Rpr).contains(":1: expected a JSON object, got a number"));
+}
+
+#[test]
+fn json_array_errors_name_the_element_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"prompt": "p", "chosen": "a", "rejected": "b"}"#;
+    let path = write(
+        dir.path(),
+        "a.json",
+        &format!("[\n  {good},\n  {{\"prompt\": oops}}\n]\n"),
+    );
+    let msg = error(&path, Format::Native);
+    assert!(
+        msg.contains(":3: invalid JSON") && msg.contains("one JSON array"),
+        "{msg}"
+    );
+    let path = write(dir.path(), "b.json", &format!("[\n  {good}\n  {good}\n]"));
+    assert!(error(&path, Format::Native).contains(":3: expected `,` or `]`"));
+    let path = write(dir.path(), "c.json", &format!("[{good},\n"));
+    assert!(error(&path, Format::Native).contains("unexpected end of file inside the array"));
+    let path = write(dir.path(), "d.json", &format!("[{good}]\n[]"));
+    assert!(error(&path, Format::Native).contains(":2: text after the closing `]`"));
+    let path = write(
+        dir.path(),
+        "e.json",
+        &format!("[{good},\n {{\"prompt\": \"q\", \"chosen\": 1, \"rejected\": \"b\"}}]"),
+    );
+    assert!(error(&path, Format::Native).contains(":2 field `chosen`"));
+}
+
+#[test]
+fn ratings_errors_name_the_nested_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let row =
+        |scores: &str| format!(r#"{{"source": "hi", "system_output": "yo", "scores": {scores}}}"#);
+    let path = write(
+        dir.path(),
+        "r.json",
+        &format!(
+            "[{},\n{}]",
+            row(r#"{"a": 1, "b": 2}"#),
+            row(r#"{"a": "x", "b": 2}"#)
+        ),
+    );
+    let msg = error(&path, Format::Ratings);
+    assert!(
+        msg.contains(":2 field `scores.a`: expected a number, got a string"),
+        "{msg}"
+    );
+    // A misspelt attribute is a missing field, not a silent skip.
+    let path = write(
+        dir.path(),
+        "s.json",
+        &format!("[{},\n{}]", row(r#"{"a": 1, "b": 2}"#), row(r#"{"b": 2}"#)),
+    );
+    assert!(error(&path, Format::Ratings).contains(":2 field `scores.a`: missing"));
+    // Without UniEval's shape the layout must be named.
+    let path = write(
+        dir.path(),
+        "t.jsonl",
+        r#"{"q": "hi", "r": "yo", "score": 1}"#,
+    );
+    assert!(error(&path, Format::Ratings).contains("--attributes"));
+}
+
+#[test]
+fn prometheus_and_pandalm_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = |q: &str, a: &str| {
+        format!("###The instruction to evaluate:\n{q}\n###Response to evaluate:\n{a}\n###Score Rubrics:\n[Good?]\n###Feedback:")
+    };
+    let row = serde_json::json!({"source": "helpful", "chosen_instruction": t("q1", "a"), "rejected_instruction": t("q2", "b")});
+    let path = write(dir.path(), "p.jsonl", &row.to_string());
+    let msg = error(&path, Format::Prometheus);
+    assert!(
+        msg.contains(":1 field `rejected_instruction`: wraps another instruction"),
+        "{msg}"
+    );
+    let row = serde_json::json!({"source": "helpful", "chosen_instruction": "no template", "rejected_instruction": t("q", "b")});
+    let path = write(dir.path(), "p2.jsonl", &row.to_string());
+    assert!(error(&path, Format::Prometheus)
+        .contains("field `chosen_instruction`: no `###The instruction to evaluate:` section"));
+    let row = r#"{"instruction": "i", "input": "", "response1": "a", "response2": "b", "annotator1": 3, "annotator2": 1, "annotator3": 1}"#;
+    let path = write(dir.path(), "panda.jsonl", row);
+    let msg = error(&path, Format::PandaLm);
+    assert!(
+        msg.contains(
+            ":1 field `annotator1`: expected 0 (tie), 1 or 2 (the better response), got 3"
+        ),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -49,7 +49,7 @@ fn helpsteer2_train_drops_ties_and_unanimous_pairs() {
     .collect();
     assert_eq!(per_attribute(&pairs), expected);
     assert_eq!(
-        loaded.report.skipped["pairs where all five attributes agree (train only)"],
+        loaded.report.skipped["pairs where all 5 attributes agree (train only)"],
         1
     );
     assert_eq!(loaded.report.skipped["attribute ties"], 4);
@@ -564,4 +564,113 @@ fn hh_real_harmless_base_test() {
             .iter()
             .all(|t| t.role == "user" || t.role == "assistant"));
     }
+}
+
+/// Bare `NaN` (as Python's `json.dump` writes it) is a missing value, counted in the report:
+/// a missing rating drops that attribute's pairs, a missing PandaLM label that annotator's pair.
+#[test]
+fn bare_nan_is_a_counted_missing_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ratings.json");
+    std::fs::write(
+        &path,
+        r#"[
+  {"source": "hi \n hey", "system_output": "a NaN here", "context": "k", "scores": {"x": 1, "y": NaN}},
+  {"source": "hi \n hey", "system_output": "b", "context": "k", "scores": {"x": 2, "y": 3}}
+]"#,
+    )
+    .unwrap();
+    let loaded = load_with(
+        &path,
+        &LoadOptions {
+            format: Format::Ratings,
+            split: Some(Split::Test),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(loaded.pairs.len(), 1, "only x has both ratings");
+    assert_eq!(loaded.pairs[0].group(), "x");
+    assert_eq!(
+        loaded.pairs[0].rejected, "a NaN here",
+        "text inside strings is untouched"
+    );
+    assert_eq!(loaded.report.skipped["missing ratings"], 1);
+    assert!(
+        loaded
+            .report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("1 bare NaN")),
+        "{:?}",
+        loaded.report.notes
+    );
+    assert!(loaded
+        .report
+        .notes
+        .iter()
+        .any(|n| n.contains("no context sentence for x, y")));
+    let path = dir.path().join("panda.jsonl");
+    std::fs::write(
+        &path,
+        r#"{"idx": 7, "instruction": "Say hi", "input": "", "response1": "hi", "response2": "hello", "annotator1": NaN, "annotator2": 2, "annotator3": 0}"#,
+    )
+    .unwrap();
+    let loaded = load_with(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(loaded.report.format, "pandalm");
+    assert_eq!(loaded.pairs.len(), 1);
+    assert_eq!(
+        (loaded.pairs[0].chosen.as_str(), loaded.pairs[0].group()),
+        ("hello", "annotator2")
+    );
+    assert_eq!(loaded.pairs[0].id.as_deref(), Some("panda:7:annotator2"));
+    assert_eq!(loaded.report.skipped["missing labels (annotator1)"], 1);
+    assert_eq!(loaded.report.skipped["ties (annotator3)"], 1);
+}
+
+/// The generic ratings layout: named top-level columns, a user context sentence, a gap of 2.
+#[test]
+fn ratings_with_named_columns_and_contexts() {
+    use micro_data::formats::ratings::RatingsLayout;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rated.jsonl");
+    // Prompt q: r1 [5, 1], r2 [2, 2], r3 [1, 4]. Gap 2: fun r1>r2 (3), r1>r3 (4); calm r3>r1 (3),
+    // r3>r2 is a gap of 2 (kept). Nothing is unanimous.
+    let rows = [("r1", 5, 1), ("r2", 2, 2), ("r3", 1, 4)].map(|(r, f, c)| {
+        serde_json::json!({"question": "q", "answer": r, "fun": f, "calm": c}).to_string()
+    });
+    std::fs::write(&path, rows.join("\n")).unwrap();
+    let options = LoadOptions {
+        format: Format::Ratings,
+        ratings: Some(RatingsLayout {
+            prompt: "question".into(),
+            response: "answer".into(),
+            attributes: vec!["fun".into(), "calm".into()],
+            ..Default::default()
+        }),
+        min_gap: Some(2.0),
+        contexts: [("fun".to_string(), "Make me laugh.".to_string())]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let loaded = load_with(&path, &options).unwrap();
+    let got: Vec<(&str, &str, &str)> = loaded
+        .pairs
+        .iter()
+        .map(|p| (p.group(), p.chosen.as_str(), p.rejected.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("fun", "r1", "r2"),
+            ("fun", "r1", "r3"),
+            ("calm", "r3", "r1"),
+            ("calm", "r3", "r2")
+        ]
+    );
+    assert_eq!(loaded.report.skipped["rating gaps below 2"], 2);
+    assert_eq!(loaded.pairs[0].context.as_deref(), Some("Make me laugh."));
+    assert_eq!(loaded.pairs[2].context, None);
+    assert_eq!(loaded.pairs[0].prompt, Prompt::Text("q".into()));
 }

@@ -1,25 +1,31 @@
 //! `micro data`: convert public preference sets into native pairs, summarise pair files, and
 //! build the built-in multi-user set.
 
-use anyhow::{Context, Result};
-use micro_data::builtin::BuiltinOptions;
+use anyhow::{bail, Context, Result};
+use micro_data::builtin::{BuiltinLayout, BuiltinOptions};
+use micro_data::formats::ratings::RatingsLayout;
+use micro_data::hh_users::HhUsersOptions;
 use micro_data::{formats, DataStats, Format, LoadOptions, PkuSelect, Split};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand)]
 pub enum DataCommand {
     /// Convert dataset files (JSONL, .gz, Parquet, Arrow) into native pairs (JSONL).
-    Convert(ConvertArgs),
+    Convert(Box<ConvertArgs>),
     /// Summarise a pair file: counts per split/attribute/user, contexts, lengths, duplicates.
     Stats(StatsArgs),
     /// Write the built-in multi-user preference set.
     Builtin(BuiltinArgs),
+    /// Write a multi-user set on HH-RLHF harmless-base: the real label plus users who reverse each other.
+    HhUsers(HhUsersArgs),
 }
 
 #[derive(clap::Args)]
 pub struct ConvertArgs {
     /// Input format: auto, native, helpsteer2, rpr, ultrafeedback, ultrafeedback-binarized,
-    /// pku-saferlhf, hh-rlhf. `auto` decides from the first record's fields.
+    /// pku-saferlhf, hh-rlhf, ratings, prometheus, pandalm. `auto` decides from the first
+    /// record's fields.
     #[arg(long, short, default_value = "auto")]
     pub format: Format,
     /// Input files; the split of each comes from --split, else from its name (train/test/validation).
@@ -29,14 +35,123 @@ pub struct ConvertArgs {
     #[arg(long, short)]
     pub output: PathBuf,
     /// Mark every pair as this split (HelpSteer2: train drops pairs all five attributes agree on).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "test_fraction")]
     pub split: Option<SplitArg>,
+    /// Split by prompt instead: this fraction of the distinct prompts goes to test (e.g. 0.2),
+    /// drawn with --seed; for small sets that ship as one file.
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
+    /// Seed of the split by prompt.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub ratings: RatingsArgs,
     /// PKU-SafeRLHF: which pairs to take: both, harmlessness or helpfulness.
     #[arg(long, default_value = "both")]
     pub pku: PkuSelect,
     /// PKU-SafeRLHF: skip harmlessness pairs whose two responses are both safe.
     #[arg(long)]
     pub pku_unsafe_only: bool,
+}
+
+/// Rated responses (`--format ratings`, and the gap and contexts of `helpsteer2`).
+#[derive(clap::Args)]
+pub struct RatingsArgs {
+    /// ratings: the prompt field (default `prompt`; UniEval files: `source`).
+    #[arg(long)]
+    pub prompt_field: Option<String>,
+    /// ratings: the response field (default `response`; UniEval files: `system_output`).
+    #[arg(long)]
+    pub response_field: Option<String>,
+    /// ratings: a nested object holding the ratings (UniEval files: `scores`).
+    #[arg(long)]
+    pub ratings_field: Option<String>,
+    /// ratings: the rated attributes, comma-separated (columns, or keys of --ratings-field;
+    /// default: every key of --ratings-field, UniEval's `overall` left out).
+    #[arg(long, value_delimiter = ',')]
+    pub attributes: Vec<String>,
+    /// ratings: a field with knowledge for the reply, put first in the prompt as a system turn
+    /// (UniEval files: `context`).
+    #[arg(long)]
+    pub knowledge_field: Option<String>,
+    /// ratings: split a text prompt into dialogue turns at this separator (`\n` for a newline;
+    /// UniEval files: a newline).
+    #[arg(long)]
+    pub turn_separator: Option<String>,
+    /// ratings, helpsteer2: the minimum rating gap for a pair (default: HelpSteer2 1, UniEval 0.5).
+    #[arg(long)]
+    pub min_gap: Option<f64>,
+    /// A context sentence for an attribute, NAME=SENTENCE (repeatable); ahead of the built-in ones.
+    #[arg(long = "context", value_name = "NAME=SENTENCE")]
+    pub contexts: Vec<String>,
+    /// A JSON file of context sentences, {"attribute": "sentence", ...}.
+    #[arg(long)]
+    pub contexts_file: Option<PathBuf>,
+}
+
+impl RatingsArgs {
+    /// Whether any flag names where the fields are.
+    fn names_fields(&self) -> bool {
+        self.prompt_field.is_some()
+            || self.response_field.is_some()
+            || self.ratings_field.is_some()
+            || !self.attributes.is_empty()
+            || self.knowledge_field.is_some()
+            || self.turn_separator.is_some()
+    }
+
+    /// The layout for `input`: the file's own (UniEval's or the generic one) with the named
+    /// fields put in; `None` when no field is named (the loader then decides).
+    fn layout(&self, input: &Path) -> Result<Option<RatingsLayout>> {
+        if !self.names_fields() {
+            return Ok(None);
+        }
+        let mut layout = RatingsLayout::for_file(input)?;
+        let set = |slot: &mut String, v: &Option<String>| {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        };
+        set(&mut layout.prompt, &self.prompt_field);
+        set(&mut layout.response, &self.response_field);
+        if self.ratings_field.is_some() {
+            layout.ratings = self.ratings_field.clone();
+        }
+        if !self.attributes.is_empty() {
+            layout.attributes = self.attributes.clone();
+        }
+        if self.knowledge_field.is_some() {
+            layout.knowledge = self.knowledge_field.clone();
+        }
+        if let Some(sep) = &self.turn_separator {
+            layout.turn_separator = Some(sep.replace("\\n", "\n"));
+        }
+        Ok(Some(layout))
+    }
+
+    /// The user's context sentences: the file's, then each --context (later ones win).
+    fn contexts(&self) -> Result<BTreeMap<String, String>> {
+        let mut out: BTreeMap<String, String> = match &self.contexts_file {
+            None => BTreeMap::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{}: expected a JSON object of attribute -> sentence strings",
+                        path.display()
+                    )
+                })?
+            }
+        };
+        for c in &self.contexts {
+            let Some((name, sentence)) = c.split_once('=') else {
+                bail!("--context {c:?}: expected NAME=SENTENCE, e.g. --context coherence='Stay on topic.'");
+            };
+            out.insert(name.trim().to_string(), sentence.trim().to_string());
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -78,25 +193,92 @@ pub struct BuiltinArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Train-split layout: `rpr` (every pair with its user's context) or `helpsteer2` (Stage 1
+    /// pairs without context, labelled by latent users whose share depends on the topic, plus
+    /// a context-labelled Stage 2 pool per user). The test split is the same in both.
+    #[arg(long, default_value = "rpr")]
+    pub layout: BuiltinLayout,
+}
+
+#[derive(clap::Args)]
+pub struct HhUsersArgs {
+    /// The HH-RLHF harmless-base file (e.g. ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output pairs (native JSONL).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Random seed (selection and split).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Pairs per user (fewer only when a rater has fewer decisive pairs).
+    #[arg(long, default_value_t = HhUsersOptions::default().pairs_per_user)]
+    pub pairs_per_user: usize,
+    /// Fraction of the prompts in the test split.
+    #[arg(long, default_value_t = HhUsersOptions::default().test_fraction)]
+    pub test_fraction: f64,
 }
 
 pub fn run(command: DataCommand) -> Result<()> {
     match command {
-        DataCommand::Convert(a) => convert(a),
+        DataCommand::Convert(a) => convert(*a),
         DataCommand::Stats(a) => stats(a),
         DataCommand::Builtin(a) => builtin(a),
+        DataCommand::HhUsers(a) => hh_users(a),
     }
 }
 
+fn hh_users(a: HhUsersArgs) -> Result<()> {
+    let loaded = formats::load_with(
+        &a.input,
+        &LoadOptions {
+            format: Format::HhRlhf,
+            ..Default::default()
+        },
+    )?;
+    eprintln!("{}", loaded.report);
+    let options = HhUsersOptions {
+        seed: a.seed,
+        pairs_per_user: a.pairs_per_user,
+        test_fraction: a.test_fraction,
+    };
+    let (pairs, report) = micro_data::hh_users::build(&loaded.pairs, &options)?;
+    micro_data::jsonl::write_pairs(&a.output, &pairs)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    for (user, n) in &report.pairs {
+        eprintln!(
+            "  {user:<10} {n} pairs of {} decisive",
+            report.decisive[user]
+        );
+    }
+    let s = DataStats::compute(&pairs);
+    eprintln!(
+        "wrote {} pairs (train {}, test {}; {} / {} prompts) to {}",
+        s.pairs,
+        s.splits.train,
+        s.splits.test,
+        report.train_prompts,
+        report.test_prompts,
+        a.output.display()
+    );
+    Ok(())
+}
+
 fn convert(a: ConvertArgs) -> Result<()> {
-    let options = LoadOptions {
+    let mut options = LoadOptions {
         format: a.format,
         split: a.split.map(Split::from),
+        test_fraction: a.test_fraction,
+        seed: a.seed,
         pku: a.pku,
         pku_unsafe_only: a.pku_unsafe_only,
+        ratings: None,
+        min_gap: a.ratings.min_gap,
+        contexts: a.ratings.contexts()?,
     };
     let mut pairs = Vec::new();
     for input in &a.inputs {
+        options.ratings = a.ratings.layout(input)?;
         let loaded = formats::load_with(input, &options)?;
         eprintln!("{}", loaded.report);
         pairs.extend(loaded.pairs);
@@ -146,6 +328,7 @@ fn builtin(a: BuiltinArgs) -> Result<()> {
     let options = BuiltinOptions {
         corpus_dir: a.corpus,
         seed: a.seed,
+        layout: a.layout,
         ..Default::default()
     };
     let pairs = micro_data::builtin::build(&options)?;

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::candidates::{draw_candidates, judge_pairs, BasePair, Candidate, Pool};
 use super::corpus::Corpus;
 use super::raters::{domain_of, Criterion, Domain, UserType, USER_TYPES};
-use super::BuiltinOptions;
+use super::{latent, BuiltinLayout, BuiltinOptions};
 use crate::{PrefPair, Prompt, Split};
 
 /// Independent random streams, so changing one step does not reshuffle the others.
@@ -17,9 +17,9 @@ const STREAM_CANDIDATES: u64 = 1;
 const STREAM_SELECT: u64 = 2;
 const STREAM_SPLIT: u64 = 3;
 
-const SOURCE: &str = "chatterbot-corpus 1.3.3";
+pub(super) const SOURCE: &str = "chatterbot-corpus 1.3.3";
 
-fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
+pub(super) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     r.set_stream(stream);
     r
@@ -35,27 +35,32 @@ pub fn pairs_from_corpus(corpus: &Corpus, opts: &BuiltinOptions) -> Vec<PrefPair
             by_criterion.entry(p.criterion).or_default().push(p);
         }
     }
+    // Every decisive pair in round-robin order; the default layout keeps the first
+    // `pairs_per_user`, the HelpSteer2 layout keeps those as its test split and draws its train
+    // split from the rest of the order.
     let mut select_rng = rng(opts.seed, STREAM_SELECT);
-    let chosen: BTreeMap<Criterion, Vec<BasePair>> = by_criterion
+    let ordered: BTreeMap<Criterion, Vec<BasePair>> = by_criterion
         .into_iter()
-        .map(|(c, pairs)| (c, round_robin(pairs, opts.pairs_per_user, &mut select_rng)))
+        .map(|(c, pairs)| (c, round_robin(pairs, usize::MAX, &mut select_rng)))
         .collect();
     let test = test_questions(&pool, opts);
+    let keep_train = opts.layout == BuiltinLayout::Rpr;
     let mut out = Vec::new();
     for user in &USER_TYPES {
-        for (i, base) in chosen
-            .get(&user.criterion)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        let chosen = ordered.get(&user.criterion).into_iter().flatten();
+        for (i, base) in chosen.take(opts.pairs_per_user).enumerate() {
             let split = if test.contains(&base.question) {
                 Split::Test
             } else {
                 Split::Train
             };
-            out.push(to_pair(&pool, user, base, split, i));
+            if split == Split::Test || keep_train {
+                out.push(to_pair(&pool, user, base, split, i));
+            }
         }
+    }
+    if opts.layout == BuiltinLayout::HelpSteer2 {
+        out.extend(latent::train_pairs(&pool, &ordered, &test, opts));
     }
     out
 }
@@ -88,7 +93,13 @@ fn test_questions(pool: &Pool, opts: &BuiltinOptions) -> HashSet<usize> {
     order.into_iter().take(k).collect()
 }
 
-fn to_pair(pool: &Pool, user: &UserType, base: &BasePair, split: Split, i: usize) -> PrefPair {
+pub(super) fn to_pair(
+    pool: &Pool,
+    user: &UserType,
+    base: &BasePair,
+    split: Split,
+    i: usize,
+) -> PrefPair {
     let (chosen, rejected) = if user.reversed {
         (&base.second, &base.first)
     } else {

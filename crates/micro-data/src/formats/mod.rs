@@ -11,14 +11,24 @@
 //! 4. `response` and `helpfulness` → [`Format::HelpSteer2`]
 //! 5. `chosen` a message list and `score_chosen` → [`Format::UltraFeedbackBinarized`]
 //! 6. `chosen` a string holding `"\n\nAssistant:"` and no `prompt` → [`Format::HhRlhf`]
-//! 7. `chosen` and `rejected` → [`Format::Native`]
+//! 7. `chosen_instruction` and `rejected_instruction` → [`Format::Prometheus`]
+//! 8. `response1`, `response2` and `annotator1` → [`Format::PandaLm`]
+//! 9. `system_output` and a `scores` object → [`Format::Ratings`] (UniEval's layout)
+//! 10. `chosen` and `rejected` → [`Format::Native`]
 //!
 //! Anything else is an error listing the fields found.
+//!
+//! Small sets without a usable split (the three human-label sets above ship as one file) can be
+//! split by prompt at load time: [`LoadOptions::test_fraction`] and [`LoadOptions::seed`]
+//! (see [`crate::split`]).
 
 pub mod helpsteer2;
 pub mod hh;
 pub mod native;
+pub mod pandalm;
 pub mod pku;
+pub mod prometheus;
+pub mod ratings;
 pub mod rpr;
 pub mod ultrafeedback;
 pub mod ultrafeedback_binarized;
@@ -27,6 +37,8 @@ use crate::error::{DataError, Result};
 use crate::fields::Row;
 use crate::pair::{PrefPair, Split};
 use crate::record::{first_record, records, Record};
+use crate::split::{check_fraction, split_by_prompt};
+use ratings::RatingsLayout;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +60,13 @@ pub enum Format {
     PkuSafeRlhf,
     /// `Anthropic/hh-rlhf`: full `chosen`/`rejected` transcripts.
     HhRlhf,
+    /// Rated responses with named rating columns (or a nested object such as UniEval's
+    /// `scores`), binarised per attribute by HelpSteer2's rule (see [`ratings`]).
+    Ratings,
+    /// Two filled-in Prometheus grading templates per row (BIG-bench HHH alignment).
+    Prometheus,
+    /// PandaLM's human test set: two responses and three annotators' labels.
+    PandaLm,
     /// Decide from the first record's fields (rules in the module docs).
     #[default]
     Auto,
@@ -55,7 +74,7 @@ pub enum Format {
 
 impl Format {
     /// Every format, by its command-line name.
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 11] = [
         Format::Auto,
         Format::Native,
         Format::HelpSteer2,
@@ -64,6 +83,9 @@ impl Format {
         Format::UltraFeedbackBinarized,
         Format::PkuSafeRlhf,
         Format::HhRlhf,
+        Format::Ratings,
+        Format::Prometheus,
+        Format::PandaLm,
     ];
 
     /// The command-line name.
@@ -76,6 +98,9 @@ impl Format {
             Format::UltraFeedbackBinarized => "ultrafeedback-binarized",
             Format::PkuSafeRlhf => "pku-saferlhf",
             Format::HhRlhf => "hh-rlhf",
+            Format::Ratings => "ratings",
+            Format::Prometheus => "prometheus",
+            Format::PandaLm => "pandalm",
             Format::Auto => "auto",
         }
     }
@@ -110,6 +135,9 @@ impl std::str::FromStr for Format {
             "uf-binarized" | "ultrafeedback-binary" => Some(Format::UltraFeedbackBinarized),
             "pku" | "pku-safe-rlhf" | "saferlhf" => Some(Format::PkuSafeRlhf),
             "hh" | "hhrlhf" | "anthropic-hh" => Some(Format::HhRlhf),
+            "unieval" | "rated" => Some(Format::Ratings),
+            "hhh" | "hhh-alignment" => Some(Format::Prometheus),
+            "panda-lm" | "panda" => Some(Format::PandaLm),
             _ => None,
         };
         alias
@@ -151,9 +179,24 @@ pub struct LoadOptions {
     /// Overrides the split for every pair; when `None` it comes from the record (native) or
     /// from the file name (see [`split_from_path`]).
     pub split: Option<Split>,
+    /// Splits by prompt instead: this fraction of the distinct prompts, drawn with
+    /// [`LoadOptions::seed`], goes to test, the rest to train (see [`crate::split`]).
+    /// Cannot be combined with `split`.
+    pub test_fraction: Option<f64>,
+    /// Seed of the split by prompt.
+    pub seed: u64,
     pub pku: PkuSelect,
     /// PKU-SafeRLHF: skip harmlessness pairs where both responses are safe (the MiCRo fork's filter).
     pub pku_unsafe_only: bool,
+    /// [`Format::Ratings`]: where the fields are; `None` takes UniEval's layout when the first
+    /// record has its shape, else asks for the fields to be named.
+    pub ratings: Option<RatingsLayout>,
+    /// [`Format::Ratings`] and [`Format::HelpSteer2`]: the minimum rating gap for a pair,
+    /// instead of the layout's (HelpSteer2 1, UniEval 0.5).
+    pub min_gap: Option<f64>,
+    /// Context sentences by attribute, ahead of the built-in ones ([`Format::Ratings`],
+    /// [`Format::HelpSteer2`]).
+    pub contexts: BTreeMap<String, String>,
 }
 
 /// What a load read, produced and skipped (skips are counted by reason, never silent).
@@ -230,6 +273,16 @@ pub fn load(path: &Path, format: Format) -> Result<Vec<PrefPair>> {
 
 /// Reads `path` with `options`; an input that yields no pair at all is an error.
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded> {
+    if let Some(fraction) = options.test_fraction {
+        check_fraction(fraction)?;
+        if options.split.is_some() {
+            return Err(DataError::Other(
+                "give either a split for every pair or a test fraction to split by prompt, \
+                 not both"
+                    .into(),
+            ));
+        }
+    }
     let format = match options.format {
         Format::Auto => sniff(path)?,
         f => f,
@@ -243,8 +296,9 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded> {
             format: format.name().into(),
             ..Default::default()
         },
+        split_done: false,
     };
-    let pairs = match format {
+    let mut pairs = match format {
         Format::Native => native::load(&mut ctx)?,
         Format::HelpSteer2 => helpsteer2::load(&mut ctx)?,
         Format::Rpr => rpr::load(&mut ctx)?,
@@ -252,8 +306,20 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded> {
         Format::UltraFeedbackBinarized => ultrafeedback_binarized::load(&mut ctx)?,
         Format::PkuSafeRlhf => pku::load(&mut ctx)?,
         Format::HhRlhf => hh::load(&mut ctx)?,
+        Format::Ratings => {
+            let layout = ratings_layout(path, options)?;
+            ratings::load(&mut ctx, &layout)?
+        }
+        Format::Prometheus => prometheus::load(&mut ctx)?,
+        Format::PandaLm => pandalm::load(&mut ctx)?,
         Format::Auto => return Err(DataError::Other("format sniffing gave no format".into())),
     };
+    if let (Some(fraction), false) = (options.test_fraction, ctx.split_done) {
+        let test = split_by_prompt(&mut pairs, fraction, options.seed);
+        ctx.report
+            .notes
+            .push(split_note(test, fraction, options.seed));
+    }
     ctx.report.pairs = pairs.len();
     if pairs.is_empty() {
         let hint = if ctx.report.records == 0 {
@@ -301,6 +367,31 @@ pub fn load_many(
     Ok((pairs, reports))
 }
 
+/// The ratings layout to use: the option's, else UniEval's when the first record has its shape.
+fn ratings_layout(path: &Path, options: &LoadOptions) -> Result<RatingsLayout> {
+    match &options.ratings {
+        Some(layout) => Ok(layout.clone()),
+        None => {
+            let layout = RatingsLayout::for_file(path)?;
+            let empty = first_record(path)?.is_none(); // reported by the loader
+            if layout.attributes.is_empty() && layout.ratings.is_none() && !empty {
+                return Err(DataError::Other(format!(
+                    "{}: name the ratings layout: the prompt and response fields (--prompt-field, \
+                     --response-field) and the rating columns (--attributes a,b,c) or the object \
+                     holding them (--ratings-field)",
+                    path.display()
+                )));
+            }
+            Ok(layout)
+        }
+    }
+}
+
+/// The report's note on a split by prompt.
+pub fn split_note(test_prompts: usize, fraction: f64, seed: u64) -> String {
+    format!("split by prompt: {test_prompts} prompts to test (fraction {fraction}, seed {seed})")
+}
+
 /// What an adapter needs while reading one file.
 pub struct LoadCtx<'a> {
     pub path: &'a Path,
@@ -308,6 +399,9 @@ pub struct LoadCtx<'a> {
     /// The split for pairs without one of their own: the option, else the file name's.
     pub split: Option<Split>,
     pub report: LoadReport,
+    /// Set by an adapter that already split by prompt ([`LoadOptions::test_fraction`]), because
+    /// its rule depends on the split (HelpSteer2's train-only drop).
+    pub split_done: bool,
 }
 
 impl LoadCtx<'_> {
@@ -316,10 +410,17 @@ impl LoadCtx<'_> {
         &mut self,
         mut f: impl FnMut(&mut LoadReport, Record) -> Result<()>,
     ) -> Result<()> {
-        for record in records(self.path)? {
+        let mut all = records(self.path)?;
+        for record in all.by_ref() {
             let record = record?;
             self.report.records += 1;
             f(&mut self.report, record)?;
+        }
+        if all.non_finite > 0 {
+            self.report.notes.push(format!(
+                "{} bare NaN/Infinity values read as missing (null)",
+                all.non_finite
+            ));
         }
         Ok(())
     }
@@ -388,6 +489,12 @@ pub fn sniff(path: &Path) -> Result<Format> {
             .is_some_and(|c| c.contains(hh::ASSISTANT))
     {
         Format::HhRlhf
+    } else if has("chosen_instruction") && has("rejected_instruction") {
+        Format::Prometheus
+    } else if has("response1") && has("response2") && row.obj.contains_key("annotator1") {
+        Format::PandaLm
+    } else if RatingsLayout::is_unieval(row.obj) {
+        Format::Ratings
     } else if has("chosen") && has("rejected") {
         Format::Native
     } else {
