@@ -16,13 +16,18 @@ pub fn embed_cached(
 ) -> anyhow::Result<EmbeddingCache> {
     if let Ok(cache) = EmbeddingCache::load(dir) {
         if is_current(&cache, &pairs, backbone) {
-            obs.line(&format!("  reusing {} ({} pairs)", dir.display(), cache.len()));
+            obs.line(&format!(
+                "  reusing {} ({} pairs)",
+                dir.display(),
+                cache.len()
+            ));
             return Ok(cache);
         }
     }
-    let s = micro_embed::embed_to_cache(backbone, pairs, dir, &EmbedOptions::default(), &mut |t| {
-        obs.embed(t)
-    })?;
+    let s =
+        micro_embed::embed_to_cache(backbone, pairs, dir, &EmbedOptions::default(), &mut |t| {
+            obs.embed(t)
+        })?;
     obs.line(&format!(
         "  {} pairs, {} distinct responses, {} distinct prompts in {:.0} s ({:.0} texts/s)",
         s.pairs, s.distinct_responses, s.distinct_prompts, s.seconds, s.texts_per_second

@@ -58,7 +58,10 @@ pub fn run_demo(cfg: &DemoConfig, obs: &mut dyn Observer) -> anyhow::Result<Vec<
     for (i, &layout) in cfg.layouts.iter().enumerate() {
         let story = story_for(layout, &cfg.story);
         let dir = cfg.out.join(&story.name);
-        obs.step(2 * i + 1, &format!("{}: building and embedding the pairs", story.title));
+        obs.step(
+            2 * i + 1,
+            &format!("{}: building and embedding the pairs", story.title),
+        );
         let pairs = builtin::build(&BuiltinOptions {
             corpus_dir: Some(cfg.corpus.clone()),
             seed: cfg.data_seed,
@@ -66,7 +69,11 @@ pub fn run_demo(cfg: &DemoConfig, obs: &mut dyn Observer) -> anyhow::Result<Vec<
             ..Default::default()
         })?;
         write_pairs(&dir, &pairs)?;
-        obs.line(&format!("  {} pairs -> {}", pairs.len(), dir.join("pairs.jsonl").display()));
+        obs.line(&format!(
+            "  {} pairs -> {}",
+            pairs.len(),
+            dir.join("pairs.jsonl").display()
+        ));
         let cache = embed_cached(backbone.as_ref(), pairs, &dir.join("cache"), obs)?;
         obs.step(
             2 * i + 2,

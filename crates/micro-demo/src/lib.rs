@@ -25,6 +25,7 @@ pub mod assets;
 pub mod cache;
 pub mod demo;
 pub mod observer;
+pub mod real;
 pub mod story;
 
 pub use demo::{run_demo, DemoConfig};

@@ -5,7 +5,7 @@ use micro_embed::Tick;
 use micro_model::TrainEvent;
 
 /// Receives a recipe's progress. Every method has a silent default.
-pub trait Observer {
+pub trait Observer: Send {
     /// A numbered step begins.
     fn step(&mut self, _number: usize, _what: &str) {}
     /// A line worth printing (a result, a choice the recipe made).

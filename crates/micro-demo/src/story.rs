@@ -81,7 +81,10 @@ pub fn run_story(
     out: &Path,
     obs: &mut dyn Observer,
 ) -> anyhow::Result<StoryOutput> {
-    anyhow::ensure!(!cfg.seeds.is_empty(), "a story needs at least one training seed");
+    anyhow::ensure!(
+        !cfg.seeds.is_empty(),
+        "a story needs at least one training seed"
+    );
     let router_input = cfg
         .router_input
         .unwrap_or_else(|| RouterInput::auto(&cache.pairs));
@@ -116,7 +119,11 @@ pub fn run_story(
     let sweep = pool_sweeps(&sweeps)?;
     let results = Results {
         title: cfg.title.clone(),
-        source: Some(format!("{} pairs, backbone {}", cache.len(), cache.meta.backbone.name)),
+        source: Some(format!(
+            "{} pairs, backbone {}",
+            cache.len(),
+            cache.meta.backbone.name
+        )),
         methods: per_seed[0].clone(),
         sweep: Some(sweep.clone()),
         seeds: Some(seeds.clone()),
@@ -150,7 +157,11 @@ fn train_all(
     for (name, method) in METHODS {
         let train = TrainConfig {
             method,
-            k: if method == Method::Single { 1 } else { cfg.heads },
+            k: if method == Method::Single {
+                1
+            } else {
+                cfg.heads
+            },
             seed,
             ..cfg.train.clone()
         };
@@ -195,7 +206,11 @@ fn adapt_micro(
     Ok(micro_route::adapt(micro, cache, &idx, &adapt)?.0)
 }
 
-fn evaluate_as(model: &MixtureModel, cache: &EmbeddingCache, label: &str) -> anyhow::Result<EvalReport> {
+fn evaluate_as(
+    model: &MixtureModel,
+    cache: &EmbeddingCache,
+    label: &str,
+) -> anyhow::Result<EvalReport> {
     Ok(evaluate(
         model,
         cache,

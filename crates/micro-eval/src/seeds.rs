@@ -134,10 +134,18 @@ pub fn render_seed_summary(s: &SeedSummary) -> String {
             }
             let _ = write!(out, "{:<w$}", format!("{}{suffix}", r.method));
             for a in &attrs {
-                let st = if pick { r.best_head.get(*a) } else { r.per_attribute.get(*a) };
+                let st = if pick {
+                    r.best_head.get(*a)
+                } else {
+                    r.per_attribute.get(*a)
+                };
                 let _ = write!(out, " {:>cw$}", st.map(fmt).unwrap_or_else(|| "-".into()));
             }
-            let avg = if pick { &r.best_head_average } else { &r.average };
+            let avg = if pick {
+                &r.best_head_average
+            } else {
+                &r.average
+            };
             let _ = writeln!(out, " {:>cw$}", fmt(avg));
         }
     }

@@ -200,7 +200,10 @@ fn defaults_learn_a_mixed_cache_near_its_truth() {
         "Bayes {:.4}, best heads {heads:.4}; router ceiling {:.4}, routed {routed:.4}",
         truth.bayes_average, truth.routed_bayes_average
     );
-    assert!(heads >= truth.bayes_average - 0.015, "best heads {heads:.4}");
+    assert!(
+        heads >= truth.bayes_average - 0.015,
+        "best heads {heads:.4}"
+    );
     assert!(
         routed >= truth.routed_bayes_average - 0.02,
         "routed {routed:.4} vs ceiling {:.4}",

@@ -45,6 +45,10 @@ pub struct DemoArgs {
     /// Recompute everything, ignoring what earlier runs left in --out.
     #[arg(long)]
     pub fresh: bool,
+    /// Instead of the built-in data: the real human-label sets under this folder (the shared
+    /// data: unieval-topical-chat, hhh-alignment, pandalm, hh-rlhf), each told as a story.
+    #[arg(long)]
+    pub real: Option<PathBuf>,
 }
 
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
@@ -70,7 +74,23 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
-    let outputs = run_demo(&cfg, &mut Bars::default())?;
+    let outputs = match &a.real {
+        None => run_demo(&cfg, &mut Bars::default())?,
+        Some(dir) => {
+            let backbone = micro_embed::load_backbone(
+                &cfg.backbone,
+                &micro_embed::BackboneOptions::default(),
+            )?;
+            micro_demo::real::run_real(
+                backbone.as_ref(),
+                dir,
+                &a.out,
+                &cfg.story,
+                a.seed,
+                &mut Bars::default(),
+            )?
+        }
+    };
     for o in &outputs {
         println!("\n== {}\n", o.results.title);
         for t in &o.tables {

@@ -46,7 +46,9 @@ pub(crate) fn page(r: &Results, figures: &[(&str, &str)]) -> String {
     if !r.methods.is_empty() {
         s.push_str("<h2>Accuracy per user</h2>\n");
         if r.seeds.is_some() {
-            s.push_str("<p>The first training seed's models, in full (the figures below show them).</p>\n");
+            s.push_str(
+                "<p>The first training seed's models, in full (the figures below show them).</p>\n",
+            );
         }
         method_table(&mut s, r);
         loss_table(&mut s, r);
@@ -116,13 +118,24 @@ fn seed_table(s: &mut String, seeds: &crate::seeds::SeedSummary) {
     };
     for best in [false, true] {
         for r in seeds.rows.iter().filter(|r| !best || r.k > 1) {
-            let name = if best { format!("{} best head", r.method) } else { r.method.clone() };
+            let name = if best {
+                format!("{} best head", r.method)
+            } else {
+                r.method.clone()
+            };
             let _ = write!(s, "<tr><td>{}</td>", esc(&name));
             for a in &attrs {
                 let map = if best { &r.best_head } else { &r.per_attribute };
                 stat(s, map.get(*a));
             }
-            stat(s, Some(if best { &r.best_head_average } else { &r.average }));
+            stat(
+                s,
+                Some(if best {
+                    &r.best_head_average
+                } else {
+                    &r.average
+                }),
+            );
             s.push_str("</tr>\n");
         }
     }
