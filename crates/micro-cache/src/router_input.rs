@@ -6,10 +6,13 @@
 //! e(x) for a pair without a context). MiCRo's Stage 1 learns f(x) from binary labels alone;
 //! Stage 2 and evaluation route by f(x, c).
 
-use micro_data::PrefPair;
 use serde::{Deserialize, Serialize};
 
-/// The router input of a pair.
+/// The router input of a pair. Stage 1 defaults to [`RouterInput::Pair`]: measured on data of
+/// both kinds (README, "Router input"), reading the contexts that come with training pairs never
+/// hurt, and it is necessary when users reverse each other on the same prompts (RPR-style data),
+/// where a router that sees the prompt alone cannot tell them apart. [`RouterInput::Prompt`]
+/// reproduces the paper's binary-only Stage 1 (its HelpSteer2 protocol).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RouterInput {
@@ -46,45 +49,15 @@ impl std::str::FromStr for RouterInput {
     }
 }
 
-impl RouterInput {
-    /// Stage 1's router input for `--router-input auto`: e(x, c) when every training pair
-    /// carries a context (RPR-style data, whose criteria come with every pair), e(x) otherwise
-    /// (binary-only Stage 1 data, contexts kept for Stage 2's budget and the test set: the
-    /// paper's HelpSteer2 protocol, which a context on some training pairs would leak into).
-    pub fn auto(pairs: &[PrefPair]) -> RouterInput {
-        let has_context = |p: &PrefPair| p.context.as_deref().is_some_and(|c| !c.trim().is_empty());
-        let mut train = pairs.iter().filter(|p| p.is_train()).peekable();
-        if train.peek().is_some() && train.all(has_context) {
-            RouterInput::Pair
-        } else {
-            RouterInput::Prompt
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn auto_reads_the_context_only_when_every_training_pair_has_one() {
-        let with = |c: Option<&str>| {
-            let mut p = PrefPair::new("q", "a", "b");
-            p.context = c.map(String::from);
-            p
-        };
-        let mut test_only = with(None);
-        test_only.split = Some(micro_data::Split::Test);
-        assert_eq!(
-            RouterInput::auto(&[with(Some("c")), with(Some("d")), test_only]),
-            RouterInput::Pair
-        );
-        assert_eq!(
-            RouterInput::auto(&[with(Some("c")), with(Some(" "))]),
-            RouterInput::Prompt
-        );
-        assert_eq!(RouterInput::auto(&[with(None)]), RouterInput::Prompt);
+    fn parses_by_name() {
         assert_eq!("PAIR".parse::<RouterInput>(), Ok(RouterInput::Pair));
+        assert_eq!("prompt".parse::<RouterInput>(), Ok(RouterInput::Prompt));
         assert!("both".parse::<RouterInput>().is_err());
+        assert_eq!(RouterInput::default(), RouterInput::Pair);
     }
 }

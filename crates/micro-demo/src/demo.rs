@@ -46,7 +46,7 @@ pub fn story_for(layout: BuiltinLayout, base: &StoryConfig) -> StoryConfig {
     StoryConfig {
         name: name.into(),
         title: title.into(),
-        router_input: Some(router_input),
+        router_input,
         ..base.clone()
     }
 }

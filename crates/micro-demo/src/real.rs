@@ -116,7 +116,6 @@ pub fn run_real(
         let story = StoryConfig {
             name: set.name.into(),
             title: format!("{}: real human labels", set.name),
-            router_input: None,
             budget,
             budgets: base
                 .budgets

@@ -31,8 +31,8 @@ pub struct StoryConfig {
     pub heads: usize,
     /// Training seeds: Stage 1 figures are mean ± std over them.
     pub seeds: Vec<u64>,
-    /// Stage 1's router input; `None`: [`RouterInput::auto`] on the cache's pairs.
-    pub router_input: Option<RouterInput>,
+    /// Stage 1's router input.
+    pub router_input: RouterInput,
     /// Everything else of Stage 1 (method, K and seed are set per model).
     pub train: TrainConfig,
     /// The hyperparameter search; `None` trains with `train`'s alpha and learning rate.
@@ -54,7 +54,7 @@ impl Default for StoryConfig {
             title: "micro demo".into(),
             heads: 8,
             seeds: vec![0, 1, 2],
-            router_input: None,
+            router_input: RouterInput::Pair,
             train: TrainConfig::default(),
             grid: Some(Grid::default()),
             budget: 50,
@@ -85,9 +85,7 @@ pub fn run_story(
         !cfg.seeds.is_empty(),
         "a story needs at least one training seed"
     );
-    let router_input = cfg
-        .router_input
-        .unwrap_or_else(|| RouterInput::auto(&cache.pairs));
+    let router_input = cfg.router_input;
     let arrays = cache.training_arrays(router_input);
     obs.line(&format!("Stage 1 router input: {router_input}"));
     let routed_label = format!("micro (B={})", cfg.budget);

@@ -206,18 +206,43 @@ pub fn train(
         )));
     }
     let hash = train_pairs_hash(arrays, &train_idx);
-    let (params, report) = train_rows(&arrays.diff, &arrays.prompt, &train_idx, cfg, progress)?;
+    let groups = prompt_groups(&arrays.pairs);
+    let (params, report) = train_rows(
+        &arrays.diff,
+        &arrays.prompt,
+        &train_idx,
+        Some(&groups),
+        cfg,
+        progress,
+    )?;
     let model = to_model(params, arrays, cfg, hash, &report);
     Ok((model, report))
 }
 
+/// Each pair's prompt as a group id: pairs of one prompt are held out together.
+fn prompt_groups(pairs: &[micro_data::PrefPair]) -> Vec<u64> {
+    pairs
+        .iter()
+        .map(|p| {
+            let key = serde_json::to_vec(&p.prompt).unwrap_or_default();
+            key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+            })
+        })
+        .collect()
+}
+
 /// The trainer on raw arrays: rows `rows` of `diff` [n, dim] and `prompt` [n, prompt_dim].
+/// With `groups` (a group id per row of the arrays, e.g. its prompt), the held-out pairs are
+/// whole groups: test splits are by prompt, and a router that memorises prompts would look good
+/// on held-out pairs of prompts it has seen.
 ///
 /// The run happens on a thread of rayon's pool (the caller waits), so `progress` is called there.
 pub fn train_rows(
     diff: &Matrix,
     prompt: &Matrix,
     rows: &[usize],
+    groups: Option<&[u64]>,
     cfg: &TrainConfig,
     progress: impl FnMut(&TrainEvent) + Send,
 ) -> Result<(Params<f32>, TrainReport), TrainError> {
@@ -225,21 +250,21 @@ pub fn train_rows(
     // while it still spins; from outside, every step pays to wake it and to wake us back
     // (measured on 2 cores: an empty rayon::join costs 7-14 µs from outside, ~0 from inside;
     // AdamW over 107k parameters in two halves took 114 µs from outside, 50 µs from inside).
-    rayon::scope(|_| train_rows_here(diff, prompt, rows, cfg, progress))
+    rayon::scope(|_| train_rows_here(diff, prompt, rows, groups, cfg, progress))
 }
 
 fn train_rows_here(
     diff: &Matrix,
     prompt: &Matrix,
     rows: &[usize],
+    groups: Option<&[u64]>,
     cfg: &TrainConfig,
     mut progress: impl FnMut(&TrainEvent),
 ) -> Result<(Params<f32>, TrainReport), TrainError> {
     cfg.validate()?;
     check_finite_rows(diff, prompt, rows, cfg.method)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let (fit, held) = split_holdout(rows, cfg.holdout, &mut rng);
-    debug_assert_eq!(held, holdout_split(rows, cfg).1);
+    let (fit, held) = split_holdout(rows, groups, cfg.holdout, &mut rng);
     if cfg.k > fit.len() {
         return Err(TrainError::Config(format!(
             "{} heads for {} training pairs (after holding out {}): use fewer heads or more data",
@@ -318,12 +343,6 @@ fn train_rows_here(
         holdout_rows: held,
     };
     Ok((best.2, report))
-}
-
-/// The (fit, held-out) rows training with `cfg` uses: the same split for the same rows, seed and
-/// fraction, so a later step can find a trained model's held-out pairs again.
-pub fn holdout_split(rows: &[usize], cfg: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
-    split_holdout(rows, cfg.holdout, &mut ChaCha8Rng::seed_from_u64(cfg.seed))
 }
 
 /// Mutable state of a run: optimiser and one [`Shard`] per thread.
@@ -529,15 +548,48 @@ impl Run {
 /// Held-out pairs per forward pass.
 const HOLDOUT_CHUNK: usize = 512;
 
-/// Shuffles `rows` and splits off round(fraction * n) of them for early stopping, keeping at
-/// least one pair to train on.
-fn split_holdout(rows: &[usize], fraction: f32, rng: &mut ChaCha8Rng) -> (Vec<usize>, Vec<usize>) {
+/// Shuffles `rows` and splits off about round(fraction * n) of them for early stopping, keeping
+/// at least one pair to train on. With `groups`, whole groups go: groups in a shuffled order
+/// until the held-out rows reach the target.
+fn split_holdout(
+    rows: &[usize],
+    groups: Option<&[u64]>,
+    fraction: f32,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<usize>, Vec<usize>) {
     let mut all = rows.to_vec();
     all.shuffle(rng);
     let n_held =
         ((fraction as f64 * rows.len() as f64).round() as usize).min(rows.len().saturating_sub(1));
-    let fit = all.split_off(n_held);
-    (fit, all)
+    let Some(groups) = groups else {
+        let fit = all.split_off(n_held);
+        return (fit, all);
+    };
+    let mut size: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for &r in rows {
+        *size.entry(groups[r]).or_insert(0) += 1;
+    }
+    // Groups in the order of their first row in the shuffle: a seeded order of groups.
+    let mut held_groups = std::collections::HashSet::new();
+    let mut held = 0usize;
+    for &r in &all {
+        if held >= n_held {
+            break;
+        }
+        if held_groups.insert(groups[r]) {
+            held += size[&groups[r]];
+        }
+    }
+    let (mut held_rows, fit): (Vec<usize>, Vec<usize>) = all
+        .into_iter()
+        .partition(|&r| held_groups.contains(&groups[r]));
+    if fit.is_empty() {
+        // One group only: hold out by pair rather than train on nothing.
+        let mut fit = held_rows;
+        held_rows = fit.split_off(fit.len() - n_held.min(fit.len().saturating_sub(1)));
+        return (fit, held_rows);
+    }
+    (fit, held_rows)
 }
 
 /// Refuses NaN or infinite inputs up front, naming the first offending pair.
@@ -706,5 +758,38 @@ mod tests {
                 assert!((x - y).abs() < 1e-5, "parameter {x} vs {y}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod holdout_tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_held_out_whole_and_the_split_is_seeded() {
+        let rows: Vec<usize> = (0..100).collect();
+        let groups: Vec<u64> = (0..100).map(|i| (i / 4) as u64).collect();
+        let split = |seed| {
+            split_holdout(
+                &rows,
+                Some(&groups),
+                0.1,
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            )
+        };
+        let (fit, held) = split(7);
+        assert_eq!(fit.len() + held.len(), 100);
+        assert!((10..=12).contains(&held.len()), "{}", held.len());
+        for h in &held {
+            assert!(fit.iter().all(|f| groups[*f] != groups[*h]), "group split");
+        }
+        assert_eq!(split(7), (fit, held));
+        let (fit1, _) = split_holdout(
+            &rows[..4],
+            Some(&groups),
+            0.5,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        );
+        assert!(!fit1.is_empty(), "one group: still something to train on");
     }
 }

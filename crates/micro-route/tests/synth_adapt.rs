@@ -165,8 +165,8 @@ fn at_the_default_shift_context_evidence_comes_within_three_points_on_average() 
 
 /// The paper's data layout in one cache: 80% of the training pairs are binary-only Stage 1
 /// pairs (no context, no group), the rest and every test pair carry their group's context; the
-/// groups' share depends on the prompt. With `micro train`'s defaults (router input chosen by
-/// `RouterInput::auto`, alpha and learning rate by the held-out search) and Stage 2's defaults
+/// groups' share depends on the prompt. With `micro train`'s defaults (router input `pair`,
+/// alpha and learning rate by the held-out search) and Stage 2's defaults
 /// at B = 50, the best heads come within 1.5 points of the Bayes accuracy and the routed model
 /// within 2 points of the best any router over the true heads can do from its input.
 #[test]
@@ -181,8 +181,7 @@ fn defaults_learn_a_mixed_cache_near_its_truth() {
         ..SynthConfig::default()
     })
     .unwrap();
-    let input = micro_cache::RouterInput::auto(&cache.pairs);
-    assert_eq!(input, micro_cache::RouterInput::Prompt, "binary-only pairs");
+    let input = micro_cache::RouterInput::default();
     let cfg = TrainConfig {
         k: 3,
         ..TrainConfig::default()

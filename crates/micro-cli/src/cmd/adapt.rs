@@ -35,7 +35,7 @@ pub struct AdaptArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Peak AdamW learning rate of the router (not given by the paper; see micro-route's adapt).
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = 1e-2)]
     pub lr: f32,
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f32,

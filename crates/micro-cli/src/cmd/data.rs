@@ -198,6 +198,18 @@ pub struct BuiltinArgs {
     /// a context-labelled Stage 2 pool per user). The test split is the same in both.
     #[arg(long, default_value = "rpr")]
     pub layout: BuiltinLayout,
+    /// Pairs per user (rpr) or Stage 1 triples per criterion (helpsteer2).
+    #[arg(long, default_value_t = BuiltinOptions::default().pairs_per_user)]
+    pub pairs_per_user: usize,
+    /// helpsteer2: context-labelled Stage 2 pairs per user.
+    #[arg(long, default_value_t = BuiltinOptions::default().pool_per_user)]
+    pub pool_per_user: usize,
+    /// helpsteer2: the share of a topic's Stage 1 pairs labelled by the user it favours.
+    #[arg(long, default_value_t = BuiltinOptions::default().majority_share)]
+    pub majority_share: f64,
+    /// Candidate responses drawn per prompt (at least 3): more gives more pairs per prompt.
+    #[arg(long, default_value_t = BuiltinOptions::default().candidates_per_prompt)]
+    pub candidates: usize,
 }
 
 #[derive(clap::Args)]
@@ -329,6 +341,10 @@ fn builtin(a: BuiltinArgs) -> Result<()> {
         corpus_dir: a.corpus,
         seed: a.seed,
         layout: a.layout,
+        pairs_per_user: a.pairs_per_user,
+        pool_per_user: a.pool_per_user,
+        majority_share: a.majority_share,
+        candidates_per_prompt: a.candidates,
         ..Default::default()
     };
     let pairs = micro_data::builtin::build(&options)?;

@@ -38,14 +38,15 @@ pub struct AuditArgs {
 pub struct MergeArgs {
     #[arg(long)]
     pub model: PathBuf,
-    /// Cache with held-out pairs to compare the heads on.
+    /// Cache with the pairs to compare the heads on.
     #[arg(long)]
     pub cache: PathBuf,
     /// Correlation of two heads' margins above which they are merged.
     #[arg(long, default_value_t = DEFAULT_MERGE_THRESHOLD)]
     pub threshold: f64,
-    /// Which pairs to use: test, train or all.
-    #[arg(long, default_value = "test")]
+    /// Which pairs to use: train (the default: a merge decided on test pairs would leak the test
+    /// split into the model), test or all. Correlations of frozen heads need no labels.
+    #[arg(long, default_value = "train")]
     pub pairs: SplitSel,
     /// Output model folder.
     #[arg(short, long)]

@@ -34,39 +34,6 @@ impl std::str::FromStr for HeadsArg {
     }
 }
 
-/// `--router-input`: a fixed input, or `auto` (decided from the training pairs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouterInputArg {
-    Fixed(RouterInput),
-    Auto,
-}
-
-impl std::str::FromStr for RouterInputArg {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(RouterInputArg::Auto),
-            other => other
-                .parse()
-                .map(RouterInputArg::Fixed)
-                .map_err(|e| format!("{e}, or auto")),
-        }
-    }
-}
-
-impl RouterInputArg {
-    /// The router input for the training pairs of the cache in `dir`.
-    pub fn resolve(self, dir: &std::path::Path) -> anyhow::Result<RouterInput> {
-        match self {
-            RouterInputArg::Fixed(r) => Ok(r),
-            RouterInputArg::Auto => {
-                let pairs = micro_data::jsonl::read_pairs(&dir.join(micro_cache::PAIRS_FILE))?;
-                Ok(RouterInput::auto(&pairs))
-            }
-        }
-    }
-}
-
 /// Router layout on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RouterKind {
@@ -101,11 +68,11 @@ pub struct TrainArgs {
     /// rate by the held-out mixture NLL over 0.5 (the paper's), 0.05 and 0.005.
     #[arg(long)]
     pub alpha: Option<f32>,
-    /// The router input of Stage 1: `prompt` (e(x), the paper's binary-only Stage 1, contexts
-    /// ignored even where present), `pair` (e(x, c), each pair's context where it has one), or
-    /// `auto`: pair when every training pair carries a context, prompt otherwise.
-    #[arg(long, default_value = "auto")]
-    pub router_input: RouterInputArg,
+    /// The router input of Stage 1: `pair` (e(x, c), each pair's context where it has one) or
+    /// `prompt` (e(x), the paper's binary-only Stage 1: contexts ignored even where present,
+    /// left to Stage 2). Evaluation and Stage 2 route by e(x, c) either way.
+    #[arg(long, default_value = "pair")]
+    pub router_input: RouterInput,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     #[arg(long, value_enum, default_value = "mlp")]
@@ -178,10 +145,7 @@ impl TrainArgs {
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = a.config();
     cfg.validate()?;
-    let router_input = a
-        .router_input
-        .resolve(&a.cache)
-        .with_context(|| format!("reading the pairs of {}", a.cache.display()))?;
+    let router_input = a.router_input;
     let arrays = TrainingArrays::load(&a.cache, router_input)
         .with_context(|| format!("loading the cache {}", a.cache.display()))?;
     eprintln!(
@@ -426,7 +390,7 @@ pub fn bench(a: BenchTrainArgs) -> anyhow::Result<()> {
             holdout: 0.0,
             ..TrainConfig::default()
         };
-        let (_, report) = micro_model::train_rows(&diff, &prompt, &rows, &cfg, |_| {})?;
+        let (_, report) = micro_model::train_rows(&diff, &prompt, &rows, None, &cfg, |_| {})?;
         let secs: Vec<f64> = report.history.iter().map(|e| e.seconds).collect();
         let mean = secs.iter().sum::<f64>() / secs.len().max(1) as f64;
         let list: Vec<String> = secs.iter().map(|s| format!("{s:.3}")).collect();
