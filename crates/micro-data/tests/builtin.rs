@@ -319,53 +319,52 @@ fn helpsteer2_stage1_pairs_have_latent_users_whose_share_follows_the_topic() {
         .iter()
         .all(|p| p.attribute.is_none() && p.user_id.is_some()));
     let topic_of = default_topics();
+    let criterion_of = |user: &str| {
+        USER_TYPES
+            .iter()
+            .find(|u| u.name == user)
+            .expect("known user")
+            .criterion
+    };
+    // Oracle: per topic, the Stage 1 pairs by user.
+    let mut per_topic: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for p in &stage1 {
+        let topic = topic_of[&question_key(&p.prompt.to_text())].as_str();
+        let user = p.user_id.as_deref().expect("user");
+        *per_topic.entry(topic).or_default().entry(user).or_default() += 1;
+    }
+    let (mut majority, mut total) = (0, 0);
+    let mut dominated: BTreeMap<&str, usize> = BTreeMap::new();
+    for users in per_topic.values() {
+        // One criterion per topic: its dominant user and, rarely, that user's opposite.
+        let criteria: HashSet<_> = users.keys().map(|u| criterion_of(u)).collect();
+        assert_eq!(criteria.len(), 1, "{users:?}");
+        let (top, n) = users.iter().max_by_key(|(_, n)| **n).expect("a user");
+        *dominated.entry(top).or_default() += 1;
+        majority += n;
+        total += users.values().sum::<usize>();
+    }
+    let share = majority as f64 / total as f64;
+    assert!((0.85..=0.95).contains(&share), "majority share {share}");
+    for u in USER_TYPES {
+        assert!(dominated.get(u.name).copied().unwrap_or(0) >= 1, "{} dominates no topic", u.name);
+    }
+    // Over all topics, opposite users label about as many pairs, so a prompt-blind model sits
+    // near 0.5 on both.
     for (fwd, rev) in [
         ("concise", "detailed"),
         ("formal", "playful"),
         ("tech_fan", "culture_fan"),
     ] {
-        // Oracle: per topic, the share of this criterion's Stage 1 pairs each side labels.
-        let mut per_topic: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-        for p in stage1
-            .iter()
-            .filter(|p| matches!(p.user_id.as_deref(), Some(u) if u == fwd || u == rev))
-        {
-            let topic = topic_of[&question_key(&p.prompt.to_text())].as_str();
-            let e = per_topic.entry(topic).or_default();
-            if p.user_id.as_deref() == Some(fwd) {
-                e.0 += 1
-            } else {
-                e.1 += 1
-            }
-        }
-        let (mut majority, mut total, mut fwd_topics, mut rev_topics) = (0, 0, 0, 0);
-        for (f, r) in per_topic.values().filter(|(f, r)| f + r >= 10) {
-            majority += f.max(r);
-            total += f + r;
-            if f > r {
-                fwd_topics += 1
-            } else {
-                rev_topics += 1
-            }
-        }
-        let share = majority as f64 / total as f64;
+        let count = |u: &str| stage1.iter().filter(|p| p.user_id.as_deref() == Some(u)).count();
+        let (f, r) = (count(fwd), count(rev));
+        println!("{fwd}/{rev}: {f} / {r} Stage 1 pairs");
         assert!(
-            (0.78..=0.92).contains(&share),
-            "{fwd}/{rev}: majority share {share}"
+            (0.35..=0.65).contains(&(f as f64 / (f + r) as f64)),
+            "{fwd}: {f} of {}",
+            f + r
         );
-        assert!(
-            fwd_topics >= 3 && rev_topics >= 3,
-            "{fwd}/{rev}: {fwd_topics} vs {rev_topics} topics"
-        );
-        // Over all topics the two sides are close to even, so a prompt-blind model sits near 0.5.
-        let f: usize = per_topic.values().map(|v| v.0).sum();
-        let n: usize = per_topic.values().map(|v| v.0 + v.1).sum();
-        println!("{fwd}/{rev}: {f} of {n} Stage 1 pairs; majority share {share:.3}; topics favouring each side {fwd_topics}/{rev_topics}");
-        assert!(
-            (0.4..=0.6).contains(&(f as f64 / n as f64)),
-            "{fwd}: {f} of {n}"
-        );
-        assert!(n >= 500, "{fwd}/{rev}: {n} Stage 1 pairs");
+        assert!(f + r >= 300, "{fwd}/{rev}: {} Stage 1 pairs", f + r);
     }
 }
 

@@ -16,7 +16,7 @@
 //! `categories:` entry of its file. Questions equal up to case and a trailing `?`, `.` or `!`
 //! are one prompt.
 //!
-//! Every prompt is a real question. For each, [`BuiltinOptions::candidates_per_prompt`] (6)
+//! Every prompt is a real question. For each, [`BuiltinOptions::candidates_per_prompt`] (10)
 //! real answers are drawn: one of the question's own answers, one other answer of the same
 //! topic, one answer from each of the two domains below that the question is not in, and random
 //! answers of other topics for the rest. Each user's pairs come from these candidates, so a
@@ -60,9 +60,10 @@
 //! # Sizes and split
 //! Each criterion's decisive pairs are shuffled and taken round-robin over prompts (each
 //! prompt's first pair before any prompt's second) up to [`BuiltinOptions::pairs_per_user`]
-//! (600), so users are balanced: 7 x 600 = 4,200 pairs over 2,400 distinct triples, 746
-//! prompts, about 3,200 distinct prompt + response texts (the reward features of an encoder) and
-//! about 4,000 distinct context + prompt texts (the router inputs): some 7,200 texts to embed.
+//! (600), so users are balanced: 7 x 600 = 4,200 pairs over 2,344 distinct triples, 746
+//! prompts, 3,779 distinct prompt + response texts (the reward features of an encoder) and
+//! 4,946 distinct router inputs (each prompt alone, and with each user's context): some 8,700
+//! texts to embed (seed 0).
 //! Prompts are split train/test 80/20 by a seeded
 //! shuffle, so no prompt is in both splits; every pair carries its `split`.
 //! `chosen_rating`/`rejected_rating` are the rater's score for each reply, higher preferred by
@@ -75,16 +76,19 @@
 //! split for the paper's other protocol: Stage 1 learns from binary labels alone, and contexts
 //! appear only in Stage 2's budget and in the test split. Same users, raters, candidates and
 //! round-robin order as above; the test split is exactly the default layout's.
-//! - **Stage 1 pairs** (train, no `context`, no `attribute`; `user_id` kept for audit): per
-//!   criterion, [`BuiltinOptions::pairs_per_user`] (600) decisive triples on train prompts, each
-//!   labelled by one user. For the three criteria with opposite users, each topic (of 21)
-//!   favours one side: the seed orders the topics, and each in turn goes to the side that so
-//!   far favours fewer of the criterion's Stage 1 pairs (a seeded coin on a tie), so both sides
-//!   are favoured on about half the pairs. A triple is labelled by the side its question's
-//!   topic favours with probability [`BuiltinOptions::majority_share`] (0.85), else by the
-//!   other side; relevance triples are all `relevant`'s. So a router that reads the prompt
-//!   alone can learn who is likely to be asking, the heads can split, and a model that ignores
-//!   the prompt sees the two sides about evenly.
+//! - **Stage 1 pairs** (train, no `context`, no `attribute`; `user_id` kept for audit): the
+//!   users' share varies with the prompt's topic. Each topic (of 21) has a dominant user: the
+//!   seed orders the topics, and each in turn goes to the user with the fewest Stage 1 pairs so
+//!   far among those whose criterion has triples there. A topic's Stage 1 pairs are its
+//!   dominant user's criterion's train-prompt triples (at most
+//!   [`BuiltinOptions::pairs_per_user`] per user), each labelled by the dominant user with
+//!   probability [`BuiltinOptions::majority_share`] (0.9), else by the opposite user (relevance
+//!   has none). Opposite users dominate different topics with similar masses, so a model that
+//!   ignores the prompt sees the two sides about evenly, while a router that reads the prompt
+//!   can learn who is likely to be asking and the heads can split. (A first version gave every
+//!   topic one favoured side per criterion, 85%; with the share spread over four criteria per
+//!   prompt, Stage 1 from the prompt alone did not split the heads: best heads 0.67 over the
+//!   users, routed at B = 50 0.60.)
 //! - **Stage 2 pool** (train, `attribute` = user, `context` = the user's sentence):
 //!   [`BuiltinOptions::pool_per_user`] (150) pairs per user, taken from the train-prompt triples
 //!   of its criterion ahead of the Stage 1 ones and dealt in turn, so opposite users' pool
@@ -92,10 +96,9 @@
 //! - **Test**: as the default layout (every user on test prompts, with contexts, opposite users
 //!   on the same triples).
 //!
-//! Sizes on seed 0: 2,400 Stage 1 pairs, 1,050 pool pairs, 825 test pairs (115-121 per user):
-//! 4,275 in all. Of each opposite pair's 600 Stage 1 pairs the forward user labels 306
-//! (length), 324 (register) and 304 (domain); on topics with at least 10 such pairs the
-//! favoured side labels 87%, 84% and 87% of them (`tests/builtin.rs` checks 40-60% and 78-92%).
+//! Sizes on seed 0 (10 candidates per prompt): 3,278 Stage 1 pairs, 1,050 pool pairs, 821 test
+//! pairs (114-121 per user): 5,149 in all; the dominant users label about 90% of their topics'
+//! pairs (`tests/builtin.rs` checks 85-95%, and 35-65% for each side of an opposite pair).
 //!
 //! ```no_run
 //! use micro_data::builtin::{build, BuiltinOptions};
@@ -171,10 +174,10 @@ impl Default for BuiltinOptions {
             seed: 0,
             pairs_per_user: 600,
             test_fraction: 0.2,
-            candidates_per_prompt: 6,
+            candidates_per_prompt: 10,
             layout: BuiltinLayout::Rpr,
             pool_per_user: 150,
-            majority_share: 0.85,
+            majority_share: 0.9,
         }
     }
 }
