@@ -222,6 +222,13 @@ fn print_search(search: &micro_model::Search, n_holdout: usize) {
             if i == search.chosen { "  <- kept" } else { "" }
         );
     }
+    let total: f64 = search.trials.iter().map(|t| t.seconds).sum();
+    let first = search.trials.first().map_or(0.0, |t| t.seconds);
+    println!(
+        "  search: {} trainings in {total:.1} s, {:.1}x the first point's ({first:.1} s)",
+        search.trials.len(),
+        total / first.max(1e-9)
+    );
 }
 
 /// `--heads auto`: merge the correlated heads of the generously sized model, compared on the
