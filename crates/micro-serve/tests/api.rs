@@ -405,6 +405,7 @@ fn serve_app(
         async move {
             let _ = rx.await;
         },
+        micro_serve::ConnLimits::from(&Limits::default()),
     ));
     (addr, tx, task)
 }

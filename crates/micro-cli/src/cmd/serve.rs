@@ -6,7 +6,7 @@ use micro_embed::{BackboneOptions, ContextMode, DeviceKind};
 use micro_model::MixtureModel;
 use micro_route::Rate;
 use micro_serve::store::{self, SqliteSync, StateStore};
-use micro_serve::{auth, bench, AppState, Engine, Limits};
+use micro_serve::{auth, bench, AppState, BatchOptions, Engine, Limits};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,9 +79,45 @@ pub struct ServeArgs {
     /// Longest text, characters.
     #[arg(long, default_value_t = Limits::default().max_text_chars)]
     max_text_chars: usize,
-    /// Requests running longer are answered 408.
+    /// Requests running longer are answered 408; on SIGTERM, connections still open after
+    /// this long are closed.
     #[arg(long, default_value_t = 30_000)]
     request_timeout_ms: u64,
+    /// A connection that has not sent its request headers within this is closed.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    #[command(flatten)]
+    batching: BatchArgs,
+}
+
+/// How concurrent text requests share backbone passes.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct BatchArgs {
+    /// Most texts in one shared backbone pass; 0 turns batching off (each request runs its
+    /// own pass).
+    #[arg(long, default_value_t = BatchOptions::default().max_texts)]
+    batch_max_texts: usize,
+    /// How long, in milliseconds, a batch's first request waits for others to join.
+    #[arg(long, default_value_t = BatchOptions::default().max_wait.as_secs_f64() * 1e3)]
+    batch_wait_ms: f64,
+}
+
+impl BatchArgs {
+    fn options(self) -> anyhow::Result<BatchOptions> {
+        let wait = Duration::try_from_secs_f64(self.batch_wait_ms / 1e3)
+            .ok()
+            .filter(|w| *w <= Duration::from_secs(1))
+            .with_context(|| {
+                format!(
+                    "--batch-wait-ms {}: give 0 to 1000 milliseconds",
+                    self.batch_wait_ms
+                )
+            })?;
+        Ok(BatchOptions {
+            max_texts: self.batch_max_texts,
+            max_wait: wait,
+        })
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -205,17 +241,19 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                     "warning: the model was trained on backbone `{want}`, serving with `{got}`"
                 );
             }
-            Some(loaded)
+            Some(Arc::from(loaded))
         }
         None => None,
     };
-    let engine = Engine::new(model, backbone).map_err(anyhow::Error::msg)?;
+    let engine = Engine::with_batching(model, backbone, a.batching.options()?)
+        .map_err(anyhow::Error::msg)?;
     let store = a.db.open().await?;
     let limits = Limits {
         max_body_bytes: a.max_body_bytes,
         max_texts: a.max_texts,
         max_text_chars: a.max_text_chars,
         timeout: Duration::from_millis(a.request_timeout_ms),
+        header_timeout: Duration::from_millis(a.header_timeout_ms),
     };
     let summary = format!(
         "model K={} d={}, store {} ({}), text {}",

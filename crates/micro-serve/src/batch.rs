@@ -1,0 +1,224 @@
+//! Shared backbone passes for concurrent text requests.
+//!
+//! An RL trainer sends many single-query requests at once; embedding each on its own runs many
+//! tiny forward passes that compete for the cores. The [`Batcher`] queues what each request
+//! needs embedded and one worker thread runs the queued texts together: one `embed_prompts`
+//! and one `embed_responses` call per batch. A batch closes when it holds
+//! [`BatchOptions::max_texts`] texts or [`BatchOptions::max_wait`] after its first request;
+//! requests that arrive while a batch runs make up the next one, so under load batches fill
+//! without any waiting.
+
+use micro_cache::Matrix;
+use micro_data::Prompt;
+use micro_embed::{Backbone, Item, PromptItem};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How text requests share backbone passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Most texts in one backbone call (a larger request still runs, alone); 0 turns batching
+    /// off, so each request runs its own call on the blocking pool.
+    pub max_texts: usize,
+    /// How long a batch's first request waits for others to join it.
+    pub max_wait: Duration,
+}
+
+impl BatchOptions {
+    /// Every request on its own backbone call.
+    pub const OFF: BatchOptions = BatchOptions {
+        max_texts: 0,
+        max_wait: Duration::ZERO,
+    };
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            max_texts: 64,
+            max_wait: Duration::from_millis(2),
+        }
+    }
+}
+
+/// What one request needs embedded.
+#[derive(Clone, Debug)]
+pub enum Texts {
+    /// Router inputs e(x, c), one row each.
+    Prompts(Vec<(Prompt, Option<String>)>),
+    /// Reward features h(x, a) of several responses to one prompt, one row each.
+    Responses {
+        prompt: Prompt,
+        context: Option<String>,
+        responses: Vec<String>,
+    },
+}
+
+impl Texts {
+    /// Rows this request gets back.
+    pub fn len(&self) -> usize {
+        match self {
+            Texts::Prompts(p) => p.len(),
+            Texts::Responses { responses, .. } => responses.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Job {
+    texts: Texts,
+    reply: oneshot::Sender<Result<Matrix, String>>,
+}
+
+/// The queue in front of the backbone and its worker thread (which ends when this is dropped).
+pub struct Batcher {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Batcher {
+    pub fn start(backbone: Arc<dyn Backbone>, opts: BatchOptions) -> std::io::Result<Self> {
+        let (queue, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("micro-batcher".into())
+            .spawn(move || worker(&rx, backbone.as_ref(), opts))?;
+        Ok(Batcher { queue })
+    }
+
+    /// The rows for `texts`, from whichever batch they ride in.
+    pub async fn embed(&self, texts: Texts) -> Result<Matrix, String> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { texts, reply })
+            .map_err(|_| "the backbone worker has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the backbone worker dropped the request".to_owned())?
+    }
+}
+
+fn worker(rx: &Receiver<Job>, backbone: &dyn Backbone, opts: BatchOptions) {
+    let mut carried = None;
+    while let Some(first) = carried.take().or_else(|| rx.recv().ok()) {
+        let (batch, next) = collect(rx, first, opts);
+        carried = next;
+        run(backbone, batch);
+    }
+}
+
+/// `first` plus whatever joins it within the limits; a job that would overflow the batch is
+/// returned to start the next one.
+fn collect(rx: &Receiver<Job>, first: Job, opts: BatchOptions) -> (Vec<Job>, Option<Job>) {
+    let deadline = Instant::now() + opts.max_wait;
+    let mut n = first.texts.len();
+    let mut batch = vec![first];
+    while n < opts.max_texts {
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
+        if n + job.texts.len() > opts.max_texts {
+            return (batch, Some(job));
+        }
+        n += job.texts.len();
+        batch.push(job);
+    }
+    (batch, None)
+}
+
+/// Embeds a batch and answers each job; requests whose client has gone (timeout, disconnect)
+/// are skipped. A backbone error or panic fails the whole batch, not the worker.
+fn run(backbone: &dyn Backbone, batch: Vec<Job>) {
+    let jobs: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let texts: Vec<&Texts> = jobs.iter().map(|j| &j.texts).collect();
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| embed_all(backbone, &texts)));
+    let rows = match outcome {
+        Ok(Ok(rows)) => rows.into_iter().map(Ok).collect(),
+        Ok(Err(e)) => vec![Err(e); jobs.len()],
+        Err(_) => vec![Err("the backbone panicked on this batch".to_owned()); jobs.len()],
+    };
+    for (job, r) in jobs.into_iter().zip(rows) {
+        let _ = job.reply.send(r);
+    }
+}
+
+/// The rows of each request, with all router inputs in one backbone call and all responses in
+/// another.
+pub fn embed_all(backbone: &dyn Backbone, requests: &[&Texts]) -> Result<Vec<Matrix>, String> {
+    let mut prompts = Vec::new();
+    let mut responses = Vec::new();
+    for t in requests {
+        match t {
+            Texts::Prompts(p) => prompts.extend(p.iter().map(|(prompt, context)| PromptItem {
+                prompt,
+                context: context.as_deref(),
+            })),
+            Texts::Responses {
+                prompt,
+                context,
+                responses: r,
+            } => responses.extend(r.iter().map(|response| Item {
+                prompt,
+                context: context.as_deref(),
+                response,
+            })),
+        }
+    }
+    let failed = |e: micro_embed::EmbedError| format!("embedding failed: {e}");
+    let prompt_rows = match prompts.is_empty() {
+        true => Matrix::default(),
+        false => checked(
+            backbone.embed_prompts(&prompts).map_err(failed)?.features,
+            prompts.len(),
+        )?,
+    };
+    let response_rows = match responses.is_empty() {
+        true => Matrix::default(),
+        false => checked(
+            backbone
+                .embed_responses(&responses)
+                .map_err(failed)?
+                .features,
+            responses.len(),
+        )?,
+    };
+    let (mut p, mut r) = (0, 0);
+    Ok(requests
+        .iter()
+        .map(|t| {
+            let (source, at) = match t {
+                Texts::Prompts(_) => (&prompt_rows, &mut p),
+                Texts::Responses { .. } => (&response_rows, &mut r),
+            };
+            let idx: Vec<usize> = (*at..*at + t.len()).collect();
+            *at += t.len();
+            source.select_rows(&idx)
+        })
+        .collect())
+}
+
+/// Refuses a backbone answer with the wrong number of rows (instead of slicing past its end).
+fn checked(m: Matrix, want: usize) -> Result<Matrix, String> {
+    if m.rows == want {
+        Ok(m)
+    } else {
+        Err(format!(
+            "the backbone returned {} rows for {want} texts",
+            m.rows
+        ))
+    }
+}
