@@ -179,22 +179,30 @@ pub fn embed_all(backbone: &dyn Backbone, requests: &[&Texts]) -> Result<Vec<Mat
         }
     }
     let failed = |e: micro_embed::EmbedError| format!("embedding failed: {e}");
+    // Requests often repeat texts (a trainer samples several responses per prompt, each call
+    // needing the same router input): each distinct text is embedded once.
     let prompt_rows = match prompts.is_empty() {
         true => Matrix::default(),
-        false => checked(
-            backbone.embed_prompts(&prompts).map_err(failed)?.features,
-            prompts.len(),
-        )?,
+        false => {
+            let (distinct, at) = distinct_by(&prompts, |a, b| {
+                a.prompt == b.prompt && a.context == b.context
+            });
+            let rows = backbone.embed_prompts(&distinct).map_err(failed)?.features;
+            checked(rows, distinct.len())?.select_rows(&at)
+        }
     };
     let response_rows = match responses.is_empty() {
         true => Matrix::default(),
-        false => checked(
-            backbone
-                .embed_responses(&responses)
+        false => {
+            let (distinct, at) = distinct_by(&responses, |a, b| {
+                a.response == b.response && a.prompt == b.prompt && a.context == b.context
+            });
+            let rows = backbone
+                .embed_responses(&distinct)
                 .map_err(failed)?
-                .features,
-            responses.len(),
-        )?,
+                .features;
+            checked(rows, distinct.len())?.select_rows(&at)
+        }
     };
     let (mut p, mut r) = (0, 0);
     Ok(requests
@@ -211,6 +219,23 @@ pub fn embed_all(backbone: &dyn Backbone, requests: &[&Texts]) -> Result<Vec<Mat
         .collect())
 }
 
+/// The distinct items (first occurrences, in order) and, for each item, the index of its
+/// distinct copy. Quadratic, which is cheap at batch sizes.
+fn distinct_by<T: Copy>(items: &[T], same: impl Fn(&T, &T) -> bool) -> (Vec<T>, Vec<usize>) {
+    let mut distinct: Vec<T> = Vec::new();
+    let at = items
+        .iter()
+        .map(|item| match distinct.iter().position(|d| same(d, item)) {
+            Some(i) => i,
+            None => {
+                distinct.push(*item);
+                distinct.len() - 1
+            }
+        })
+        .collect();
+    (distinct, at)
+}
+
 /// Refuses a backbone answer with the wrong number of rows (instead of slicing past its end).
 fn checked(m: Matrix, want: usize) -> Result<Matrix, String> {
     if m.rows == want {
@@ -220,5 +245,17 @@ fn checked(m: Matrix, want: usize) -> Result<Matrix, String> {
             "the backbone returned {} rows for {want} texts",
             m.rows
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_items_map_to_one_distinct_copy() {
+        let (distinct, at) = distinct_by(&[3, 1, 3, 2, 1], |a, b| a == b);
+        assert_eq!(distinct, vec![3, 1, 2]);
+        assert_eq!(at, vec![0, 1, 0, 2, 1]);
     }
 }

@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 pub struct Limits {
     /// Largest request body, bytes (413).
     pub max_body_bytes: usize,
-    /// Most responses (texts or embeddings) in one request (413).
+    /// Most responses (texts or embeddings), or `/get_reward` queries, in one request (413).
     pub max_texts: usize,
     /// Longest text, in characters (413).
     pub max_text_chars: usize,
@@ -350,17 +350,29 @@ pub async fn serve_router(
         .await
         .is_err()
     {
+        eprintln!(
+            "micro serve: closing {} connection(s) still open {} ms after the shutdown signal",
+            conns.len(),
+            limits.grace.as_millis()
+        );
         conns.abort_all();
     }
     while conns.join_next().await.is_some() {}
     Ok(())
 }
 
-/// After a failed accept (out of file descriptors, a connection reset before it was taken),
-/// pauses briefly so that a persistent error does not spin the loop.
+/// After a failed accept: a connection reset before it was taken is the client's business;
+/// anything else (out of file descriptors) is logged and paused on, so that a persistent error
+/// does not spin the loop.
 async fn accept_failed(e: std::io::Error) {
-    eprintln!("micro serve: accept failed: {e}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if !matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        eprintln!("micro serve: accept failed: {e}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
