@@ -2,18 +2,20 @@
 //!
 //! An RL trainer sends many single-query requests at once; embedding each on its own runs many
 //! tiny forward passes that compete for the cores. The [`Batcher`] queues what each request
-//! needs embedded and one worker thread runs the queued texts together: one `embed_prompts`
-//! and one `embed_responses` call per batch. A batch closes when it holds
+//! needs embedded and worker threads run the queued texts together: one `embed_prompts` and
+//! one `embed_responses` call per batch, each distinct text once. A batch closes when it holds
 //! [`BatchOptions::max_texts`] texts or [`BatchOptions::max_wait`] after its first request;
 //! requests that arrive while a batch runs make up the next one, so under load batches fill
-//! without any waiting.
+//! without any waiting. With [`BatchOptions::workers`] above one, the next batch is collected
+//! and run while the previous one still runs, so the serial parts of one pass (tokenising,
+//! pooling) overlap the parallel parts of another.
 
 use micro_cache::Matrix;
 use micro_data::Prompt;
 use micro_embed::{Backbone, Item, PromptItem};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -25,6 +27,8 @@ pub struct BatchOptions {
     pub max_texts: usize,
     /// How long a batch's first request waits for others to join it.
     pub max_wait: Duration,
+    /// Batches that may run at once.
+    pub workers: usize,
 }
 
 impl BatchOptions {
@@ -32,6 +36,7 @@ impl BatchOptions {
     pub const OFF: BatchOptions = BatchOptions {
         max_texts: 0,
         max_wait: Duration::ZERO,
+        workers: 0,
     };
 }
 
@@ -40,6 +45,7 @@ impl Default for BatchOptions {
         BatchOptions {
             max_texts: 64,
             max_wait: Duration::from_millis(2),
+            workers: 2,
         }
     }
 }
@@ -76,17 +82,28 @@ struct Job {
     reply: oneshot::Sender<Result<Matrix, String>>,
 }
 
-/// The queue in front of the backbone and its worker thread (which ends when this is dropped).
+/// The queue in front of the backbone and its worker threads (which end when this is dropped).
 pub struct Batcher {
     queue: mpsc::Sender<Job>,
+}
+
+/// The receiving end, shared by the workers: one collects a batch at a time.
+struct Queue {
+    rx: Receiver<Job>,
+    /// A job that did not fit the last batch: the first of the next.
+    carried: Option<Job>,
 }
 
 impl Batcher {
     pub fn start(backbone: Arc<dyn Backbone>, opts: BatchOptions) -> std::io::Result<Self> {
         let (queue, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("micro-batcher".into())
-            .spawn(move || worker(&rx, backbone.as_ref(), opts))?;
+        let shared = Arc::new(Mutex::new(Queue { rx, carried: None }));
+        for i in 0..opts.workers.max(1) {
+            let (shared, backbone) = (shared.clone(), backbone.clone());
+            std::thread::Builder::new()
+                .name(format!("micro-batcher-{i}"))
+                .spawn(move || worker(&shared, backbone.as_ref(), opts))?;
+        }
         Ok(Batcher { queue })
     }
 
@@ -102,13 +119,22 @@ impl Batcher {
     }
 }
 
-fn worker(rx: &Receiver<Job>, backbone: &dyn Backbone, opts: BatchOptions) {
-    let mut carried = None;
-    while let Some(first) = carried.take().or_else(|| rx.recv().ok()) {
-        let (batch, next) = collect(rx, first, opts);
-        carried = next;
+fn worker(queue: &Mutex<Queue>, backbone: &dyn Backbone, opts: BatchOptions) {
+    while let Some(batch) = next_batch(queue, opts) {
         run(backbone, batch);
     }
+}
+
+/// The next batch, collected while holding the queue; `None` once the batcher is dropped.
+fn next_batch(queue: &Mutex<Queue>, opts: BatchOptions) -> Option<Vec<Job>> {
+    // A worker that panicked holding the lock left the queue itself intact: keep using it.
+    let mut q = queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let first = q.carried.take().or_else(|| q.rx.recv().ok())?;
+    let (batch, carried) = collect(&q.rx, first, opts);
+    q.carried = carried;
+    Some(batch)
 }
 
 /// `first` plus whatever joins it within the limits; a job that would overflow the batch is

@@ -303,6 +303,7 @@ fn concurrent_text_requests_share_backbone_passes_and_get_the_same_answers() {
     let opts = BatchOptions {
         max_texts: 8,
         max_wait: Duration::from_millis(5),
+        workers: 2,
     };
     let server = f.start(engine(&batched, opts), Limits::default());
     let with = concurrent_rewards(server.addr, &key, 24);

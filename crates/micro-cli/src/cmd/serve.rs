@@ -100,6 +100,9 @@ pub struct BatchArgs {
     /// How long, in milliseconds, a batch's first request waits for others to join.
     #[arg(long, default_value_t = BatchOptions::default().max_wait.as_secs_f64() * 1e3)]
     batch_wait_ms: f64,
+    /// Batches that may run at once (the next is collected while the previous runs).
+    #[arg(long, default_value_t = BatchOptions::default().workers)]
+    batch_workers: usize,
 }
 
 impl BatchArgs {
@@ -116,6 +119,7 @@ impl BatchArgs {
         Ok(BatchOptions {
             max_texts: self.batch_max_texts,
             max_wait: wait,
+            workers: self.batch_workers.max(1),
         })
     }
 }
@@ -374,7 +378,7 @@ fn bench_text(a: BenchServeArgs) -> anyhow::Result<()> {
         samples_per_prompt: a.samples_per_prompt,
     };
     println!(
-        "micro bench serve --text: loopback, backbone {} (d={}), synthetic model K={}, {} single-query /get_reward calls per phase (2 backbone texts each), {} per prompt, batching: up to {} texts, wait {:?}, {} core(s)",
+        "micro bench serve --text: loopback, backbone {} (d={}), synthetic model K={}, {} single-query /get_reward calls per phase (2 backbone texts each), {} per prompt, batching: up to {} texts, wait {:?}, {} worker(s), {} core(s)",
         backbone.info().name,
         backbone.dim(),
         opts.k,
@@ -382,6 +386,7 @@ fn bench_text(a: BenchServeArgs) -> anyhow::Result<()> {
         opts.samples_per_prompt,
         opts.batching.max_texts,
         opts.batching.max_wait,
+        opts.batching.workers,
         cores()
     );
     let tmp = tempfile_dir()?;
