@@ -168,13 +168,14 @@ fn assert_differ(a: f64, b: f64) {
     );
 }
 
-#[test]
-fn openrlhfs_own_client_gets_micro_rewards_with_the_key_in_the_url() {
-    let Some(packages) = python_packages() else {
-        return;
-    };
-    let server = Server::start();
-    let url = format!("http://micro:{}@{}/get_reward", server.key, server.addr);
+/// Runs OpenRLHF's `SingleTurnAgentExecutor` with `remote` as its `remote_rm_url` on three
+/// samples (two contexts, no label) and checks each reward against `/v1/score`.
+fn openrlhf_executor_matches_v1_score(
+    server: &Server,
+    packages: &Path,
+    remote: &str,
+    env: &[(&str, String)],
+) {
     let response = format!("{RESPONSE}<|im_end|>");
     let cases = json!([
         {"prompt": PROMPT, "response": response, "label": json!({"context": BRIEF}).to_string()},
@@ -184,10 +185,11 @@ fn openrlhfs_own_client_gets_micro_rewards_with_the_key_in_the_url() {
     let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rl_openrlhf_harness.py");
     let out = Command::new("python3")
         .arg(&harness)
-        .arg(&packages)
-        .arg(&url)
+        .arg(packages)
+        .arg(remote)
         .arg(cases.to_string())
-        .env("PYTHONPATH", &packages)
+        .env("PYTHONPATH", packages)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("python3 is needed for this test");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -202,25 +204,49 @@ fn openrlhfs_own_client_gets_micro_rewards_with_the_key_in_the_url() {
     let reward = |i: usize| {
         results[i]["reward"][0]
             .as_f64()
-            .unwrap_or_else(|| panic!("OpenRLHF got no reward: {}", results[i]))
+            .unwrap_or_else(|| panic!("OpenRLHF got no reward: {}\n{stdout}", results[i]))
     };
-    assert_close(
-        reward(0),
-        server.v1_reward(RESPONSE, json!({"context": BRIEF})),
-        "brief",
-    );
-    assert_close(
-        reward(1),
-        server.v1_reward(RESPONSE, json!({"context": DETAILED})),
-        "detailed",
-    );
+    let brief = server.v1_reward(RESPONSE, json!({"context": BRIEF}));
+    assert_close(reward(0), brief, "brief");
+    let detailed = server.v1_reward(RESPONSE, json!({"context": DETAILED}));
+    assert_close(reward(1), detailed, "detailed");
     assert_close(reward(2), server.v1_reward(RESPONSE, json!({})), "no label");
     assert_differ(reward(0), reward(1));
     assert_eq!(results[0]["scores"], results[0]["reward"]);
     let logs = results[0]["extra_logs"].as_object().unwrap();
+    let last = format!("micro_weight{}", K - 1);
     assert!(
-        logs.contains_key("micro_head0") && logs.contains_key(&format!("micro_weight{}", K - 1))
+        logs.contains_key("micro_head0") && logs.contains_key(&last),
+        "{logs:?}"
     );
+}
+
+#[test]
+fn openrlhfs_own_client_gets_micro_rewards_with_the_key_in_the_url() {
+    let Some(packages) = python_packages() else {
+        return;
+    };
+    let server = Server::start();
+    let url = format!("http://micro:{}@{}/get_reward", server.key, server.addr);
+    openrlhf_executor_matches_v1_score(&server, &packages, &url, &[]);
+}
+
+#[test]
+fn openrlhfs_own_client_loads_the_python_clients_reward_func_file() {
+    let Some(packages) = python_packages() else {
+        return;
+    };
+    let server = Server::start();
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/python");
+    let file = client.join("micro_client/openrlhf.py");
+    // The file imports micro_client, as from an installed package.
+    let path = std::env::join_paths([packages.clone(), client]).unwrap();
+    let env = [
+        ("PYTHONPATH", path.to_string_lossy().into_owned()),
+        ("MICRO_URL", format!("http://{}", server.addr)),
+        ("MICRO_API_KEY", server.key.clone()),
+    ];
+    openrlhf_executor_matches_v1_score(&server, &packages, file.to_str().unwrap(), &env);
 }
 
 #[test]

@@ -107,6 +107,7 @@ fn checked_head_rewards(st: &AppState, h: &Matrix, field: &str) -> Result<Vec<Ve
     }
     Ok(heads)
 }
+
 /// Where a request's weights come from: a user, a context or prompt, or the static gate.
 pub(crate) struct WeightSource<'a> {
     pub user_id: Option<&'a str>,
