@@ -63,7 +63,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    /// Stops accepting connections, lets in-flight requests finish (closing connections still
+    /// open after the request timeout), and waits.
     pub async fn stop(self) -> std::io::Result<()> {
         let _ = self.stop.send(());
         self.task.await.map_err(std::io::Error::other)?
