@@ -9,6 +9,7 @@ use crate::server::AppState;
 use crate::store::{now_ms, KeyRecord, StateStore};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -101,7 +102,9 @@ impl KeyCache {
     }
 }
 
-/// The tenant a request's API key belongs to (`Authorization: Bearer KEY` or `X-Api-Key: KEY`).
+/// The tenant a request's API key belongs to: `Authorization: Bearer KEY`, `X-Api-Key: KEY`, or
+/// HTTP Basic credentials with the key as the password (what a client sends for a URL like
+/// `http://name:KEY@host/`; RL trainers that send no headers of their own call such URLs).
 #[derive(Clone, Debug)]
 pub struct Tenant(pub String);
 
@@ -112,26 +115,52 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
-        let key = header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .or_else(|| header("x-api-key"))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing API key: send `Authorization: Bearer KEY` (create one with `micro serve keys add`)")
-            })?;
-        match state.keys.tenant(state.store.as_ref(), key).await? {
+        let key = request_key(parts)?.ok_or_else(|| {
+            ApiError::unauthorized("missing API key: send `Authorization: Bearer KEY`, or put the key in the URL as `http://micro:KEY@host/` (create one with `micro serve keys add`)")
+        })?;
+        match state.keys.tenant(state.store.as_ref(), &key).await? {
             Some(t) => Ok(Tenant(t)),
             None => Err(ApiError::unauthorized("invalid API key")),
         }
     }
+}
+
+/// The key a request carries, if any.
+fn request_key(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let key = match header("authorization") {
+        Some(v) => match v.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Some(rest.to_owned()),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+                Some(basic_password(rest)?)
+            }
+            _ => None,
+        },
+        None => header("x-api-key").map(str::to_owned),
+    };
+    Ok(key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()))
+}
+
+/// The password of HTTP Basic credentials (`base64(user:password)`), or the user name when
+/// the password is empty (`http://KEY@host/`).
+fn basic_password(credentials: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::unauthorized(
+            "malformed Basic credentials: use a URL like `http://micro:KEY@host/`",
+        )
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(credentials.trim())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (user, password) = text.split_once(':').unwrap_or((&text, ""));
+    Ok(if password.is_empty() { user } else { password }.to_owned())
 }
 
 #[cfg(test)]
@@ -148,6 +177,39 @@ mod tests {
             hash_key("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    fn parts(authorization: &str) -> Parts {
+        let req = axum::http::Request::builder()
+            .header("authorization", authorization)
+            .body(())
+            .unwrap();
+        req.into_parts().0
+    }
+
+    #[test]
+    fn the_key_comes_from_bearer_or_basic_credentials() {
+        assert_eq!(
+            request_key(&parts("Bearer mk_1")).unwrap().as_deref(),
+            Some("mk_1")
+        );
+        assert_eq!(
+            request_key(&parts("bearer  mk_1 ")).unwrap().as_deref(),
+            Some("mk_1")
+        );
+        // base64("micro:mk_2") and base64("mk_3:"), as a client sends them for key-in-URL.
+        assert_eq!(
+            request_key(&parts("Basic bWljcm86bWtfMg=="))
+                .unwrap()
+                .as_deref(),
+            Some("mk_2")
+        );
+        assert_eq!(
+            request_key(&parts("Basic bWtfMzo=")).unwrap().as_deref(),
+            Some("mk_3")
+        );
+        assert!(request_key(&parts("Basic %%%")).is_err());
+        assert_eq!(request_key(&parts("Digest x")).unwrap(), None);
     }
 
     #[test]

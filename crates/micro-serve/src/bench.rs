@@ -1,12 +1,16 @@
-//! The load benchmark behind `micro bench serve`: a server in process on loopback with a
-//! synthetic model, C blocking keep-alive clients on their own threads, N requests each for
-//! scoring (precomputed embeddings) and feedback; reports requests/s and latency percentiles.
+//! The load benchmarks behind `micro bench serve`: a server in process on loopback with a
+//! synthetic model, C blocking keep-alive clients on their own threads, N requests in all.
+//! [`run`] measures scoring (precomputed embeddings) and feedback; [`run_text`] measures text
+//! scoring through a real backbone as an RL trainer calls it (single-query `/get_reward`
+//! calls), with and without batching. Both report requests/s and latency percentiles.
 
 use crate::auth;
+use crate::batch::BatchOptions;
 use crate::client::Client;
 use crate::engine::Engine;
 use crate::server::{AppState, Limits};
 use crate::store::{self, SqliteSync};
+use micro_embed::Backbone;
 use micro_model::MixtureModel;
 use micro_route::Rate;
 use rand::rngs::StdRng;
@@ -64,6 +68,8 @@ impl Default for BenchOptions {
 #[derive(Clone, Debug)]
 pub struct BenchResult {
     pub name: String,
+    /// What one request scores: `req` in general, `texts` for single-query text calls.
+    pub unit: &'static str,
     pub requests: usize,
     pub errors: usize,
     pub seconds: f64,
@@ -71,15 +77,28 @@ pub struct BenchResult {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// CPU seconds the process used in the phase (server and clients), when known: on a
+    /// machine shared with other work, requests per CPU second compare runs that got different
+    /// shares of the cores.
+    pub cpu_seconds: Option<f64>,
 }
 
 impl std::fmt::Display for BenchResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<28} {:>7} req  {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>7.3} ms  errors {}",
-            self.name, self.requests, self.per_second, self.p50_ms, self.p99_ms, self.max_ms, self.errors
-        )
+            "{:<28} {:>7} {u:<5} {:>9.1} {u}/s  p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms  errors {}",
+            self.name, self.requests, self.per_second, self.p50_ms, self.p99_ms, self.max_ms, self.errors, u = self.unit
+        )?;
+        match self.cpu_seconds {
+            Some(cpu) => write!(
+                f,
+                "  cpu {cpu:.1} s ({:.1} {}/cpu-s)",
+                self.requests as f64 / cpu,
+                self.unit
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -126,7 +145,8 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
         .collect();
     let addr = running.addr;
     let label = format!("score {} responses (d={})", opts.responses, opts.dim);
-    let score = phase(&label, opts, addr, &key, |i| {
+    let (n, c) = (opts.requests, opts.concurrency);
+    let score = phase(&label, n, c, addr, &key, |i| {
         (
             "/v1/score".to_owned(),
             score_bodies[i % score_bodies.len()].clone(),
@@ -141,7 +161,7 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
             "sqlite"
         }
     );
-    let feedback = phase(&label, opts, addr, &key, |i| {
+    let feedback = phase(&label, n, c, addr, &key, |i| {
         (
             format!("/v1/users/u{}/feedback", i % users),
             feedback_bodies[i % feedback_bodies.len()].clone(),
@@ -151,23 +171,23 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
     Ok(vec![score, feedback])
 }
 
-/// Sends `opts.requests` POSTs from `opts.concurrency` threads; request i is `make(i)`.
+/// Sends `n` POSTs from `c` threads; request i is `make(i)`.
 fn phase(
     name: &str,
-    opts: &BenchOptions,
+    n: usize,
+    c: usize,
     addr: std::net::SocketAddr,
     key: &str,
     make: impl Fn(usize) -> (String, String) + Sync,
 ) -> BenchResult {
-    let c = opts.concurrency.max(1);
-    let n = opts.requests;
+    let c = c.max(1);
     // Warm the connections and code paths so the figures are steady-state.
     let mut warm = Client::new(addr, Some(key));
     for i in 0..(n / 20).min(200) {
         let (path, body) = make(n + i);
         let _ = warm.post(&path, &body);
     }
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), cpu_seconds());
     let per_thread: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..c)
             .map(|t| {
@@ -193,6 +213,7 @@ fn phase(
             .collect()
     });
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| b - a);
     let errors = per_thread.iter().map(|p| p.1).sum();
     let mut lat: Vec<f64> = per_thread
         .into_iter()
@@ -209,6 +230,7 @@ fn phase(
     };
     BenchResult {
         name: name.to_owned(),
+        unit: "req",
         requests: n,
         errors,
         seconds,
@@ -216,5 +238,134 @@ fn phase(
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         max_ms: pct(1.0),
+        cpu_seconds: cpu,
     }
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, in the kernel's
+/// usual 100 ticks per second); `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Options of the text-scoring benchmark.
+#[derive(Clone, Debug)]
+pub struct TextBenchOptions {
+    /// Requests per (clients, batching) phase.
+    pub requests: usize,
+    /// Concurrent single-query clients, one phase each.
+    pub clients: Vec<usize>,
+    /// Heads of the synthetic model (its width is the backbone's).
+    pub k: usize,
+    /// The batching of the batched phases.
+    pub batching: BatchOptions,
+    /// Consecutive requests that share a prompt and a label, as a trainer that samples
+    /// several responses per prompt sends them (1: every prompt distinct, the worst case).
+    pub samples_per_prompt: usize,
+}
+
+impl Default for TextBenchOptions {
+    fn default() -> Self {
+        TextBenchOptions {
+            requests: 320,
+            clients: vec![1, 8, 32],
+            k: 10,
+            batching: BatchOptions::default(),
+            samples_per_prompt: 1,
+        }
+    }
+}
+
+/// Text scoring as an RL trainer drives it: each client sends OpenRLHF-shaped `/get_reward`
+/// calls with one query (a prompt, a response, a context label), so each call needs two
+/// backbone texts (the router input and the response feature). One phase per client count,
+/// without batching, then with it.
+pub fn run_text(
+    opts: &TextBenchOptions,
+    backbone: Arc<dyn Backbone>,
+    db_dir: &std::path::Path,
+) -> Result<Vec<BenchResult>, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = db_dir.join("bench-text.sqlite").display().to_string();
+    let model = synthetic_model(backbone.dim(), opts.k, 7);
+    let group = opts.samples_per_prompt.max(1) as u64;
+    let bodies: Vec<String> = (0..opts.requests as u64 + 64)
+        .map(|i| get_reward_body(i / group, i))
+        .collect();
+    let mut results = Vec::new();
+    for (mode, batching) in [("off", BatchOptions::OFF), ("on", opts.batching)] {
+        for &c in &opts.clients {
+            let engine = Engine::with_batching(model.clone(), Some(backbone.clone()), batching)?;
+            let (running, key) = rt.block_on(start_bench_server(engine, &url))?;
+            let name = format!("text, {c:>2} clients, batching {mode}");
+            let mut r = phase(&name, opts.requests, c, running.addr, &key, |i| {
+                ("/get_reward".to_owned(), bodies[i % bodies.len()].clone())
+            });
+            r.unit = "texts";
+            rt.block_on(running.stop()).map_err(|e| e.to_string())?;
+            results.push(r);
+        }
+    }
+    Ok(results)
+}
+
+async fn start_bench_server(engine: Engine, url: &str) -> Result<(crate::Running, String), String> {
+    let store = store::open(url, SqliteSync::Normal)
+        .await
+        .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
+    let tenant = format!("bench-{}", store::now_ms());
+    let (key, _) = auth::add_key(store.as_ref(), &tenant, "bench").await?;
+    let state = Arc::new(AppState::new(
+        engine,
+        store,
+        Limits::default(),
+        Rate::Anytime,
+    ));
+    let running = crate::start(state, "127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot listen on loopback: {e}"))?;
+    Ok((running, key))
+}
+
+const WORDS: [&str; 32] = [
+    "the", "answer", "should", "explain", "water", "history", "simple", "garden", "recipe",
+    "travel", "library", "morning", "friend", "teacher", "number", "energy", "market", "health",
+    "weather", "river", "mountain", "animal", "language", "computer", "music", "careful",
+    "example", "problem", "reason", "city", "because", "quality",
+];
+
+/// `n` words drawn with `rng`, as a sentence.
+fn sentence(rng: &mut StdRng, n: usize) -> String {
+    let words: Vec<&str> = (0..n)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect();
+    format!("{}.", words.join(" "))
+}
+
+/// A single-query `/get_reward` body: a ChatML prompt of about 12 words and one of four
+/// contexts as the label (both from `prompt_seed`), and a response of about 24 words (from
+/// `response_seed`).
+pub fn get_reward_body(prompt_seed: u64, response_seed: u64) -> String {
+    const CONTEXTS: [&str; 4] = [
+        "I like short answers.",
+        "I want every detail.",
+        "Keep it formal.",
+        "Make it playful.",
+    ];
+    let prompt = format!(
+        "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
+        sentence(&mut StdRng::seed_from_u64(prompt_seed), 12)
+    );
+    let response_words = sentence(&mut StdRng::seed_from_u64(response_seed ^ (1 << 40)), 24);
+    let response = format!("{response_words}<|im_end|>");
+    let context = CONTEXTS[prompt_seed as usize % CONTEXTS.len()];
+    let label = serde_json::json!({ "context": context }).to_string();
+    serde_json::json!({"query": [format!("{prompt}{response}")], "prompts": [prompt], "labels": [label]})
+        .to_string()
 }

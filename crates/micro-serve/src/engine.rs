@@ -1,10 +1,12 @@
 //! The model side of serving: checking vectors against the model's widths, turning text into
-//! vectors with the backbone (off the async threads), and the mixture arithmetic.
+//! vectors with the backbone (batched across requests, off the async threads), and the mixture
+//! arithmetic.
 
+use crate::batch::{self, BatchOptions, Batcher, Texts};
 use crate::error::ApiError;
 use micro_cache::Matrix;
 use micro_data::Prompt;
-use micro_embed::{Backbone, Item, PromptItem};
+use micro_embed::Backbone;
 use micro_model::{sigmoid, Gate, MixtureModel};
 use std::sync::Arc;
 
@@ -12,11 +14,22 @@ use std::sync::Arc;
 pub struct Engine {
     pub model: MixtureModel,
     backbone: Option<Arc<dyn Backbone>>,
+    /// Shares backbone passes between concurrent requests; `None` when batching is off.
+    batcher: Option<Batcher>,
 }
 
 impl Engine {
-    /// Refuses a backbone whose widths differ from the model's.
+    /// [`Engine::with_batching`] with the default batching.
     pub fn new(model: MixtureModel, backbone: Option<Box<dyn Backbone>>) -> Result<Self, String> {
+        Self::with_batching(model, backbone.map(Arc::from), BatchOptions::default())
+    }
+
+    /// Refuses a backbone whose widths differ from the model's.
+    pub fn with_batching(
+        model: MixtureModel,
+        backbone: Option<Arc<dyn Backbone>>,
+        batching: BatchOptions,
+    ) -> Result<Self, String> {
         if let Some(b) = &backbone {
             let c = &model.config;
             if b.dim() != c.dim || b.prompt_dim() != c.prompt_dim {
@@ -31,9 +44,17 @@ impl Engine {
                 ));
             }
         }
+        let batcher = match &backbone {
+            Some(b) if batching.max_texts > 0 => Some(
+                Batcher::start(b.clone(), batching)
+                    .map_err(|e| format!("cannot start the batching thread: {e}"))?,
+            ),
+            _ => None,
+        };
         Ok(Engine {
             model,
-            backbone: backbone.map(Arc::from),
+            backbone,
+            batcher,
         })
     }
 
@@ -90,32 +111,18 @@ impl Engine {
             .collect()
     }
 
-    fn text_backbone(&self) -> Result<Arc<dyn Backbone>, ApiError> {
-        self.backbone.clone().ok_or_else(|| {
-            ApiError::bad_request(
-                "this server has no backbone to embed text: send embeddings instead, or start it with --backbone DIR",
-            )
-        })
-    }
-
     /// e(x, c): the router input for a prompt and context, embedded by the backbone.
     pub async fn embed_router_input(
         &self,
         prompt: Option<&Prompt>,
         context: Option<&str>,
     ) -> Result<Vec<f32>, ApiError> {
-        let backbone = self.text_backbone()?;
-        let prompt = prompt.cloned().unwrap_or_default();
-        let context = context.map(str::to_owned);
-        let features = run_blocking(move || {
-            let item = PromptItem {
-                prompt: &prompt,
-                context: context.as_deref(),
-            };
-            backbone.embed_prompts(&[item]).map(|f| f.features)
-        })
-        .await?;
-        Ok(features.row(0).to_vec())
+        let item = (
+            prompt.cloned().unwrap_or_default(),
+            context.map(str::to_owned),
+        );
+        let rows = self.embed(Texts::Prompts(vec![item])).await?;
+        Ok(rows.row(0).to_vec())
     }
 
     /// h(x, a) for each response text.
@@ -125,32 +132,30 @@ impl Engine {
         context: Option<&str>,
         responses: Vec<String>,
     ) -> Result<Matrix, ApiError> {
-        let backbone = self.text_backbone()?;
-        let prompt = prompt.cloned().unwrap_or_default();
-        let context = context.map(str::to_owned);
-        run_blocking(move || {
-            let items: Vec<Item<'_>> = responses
-                .iter()
-                .map(|r| Item {
-                    prompt: &prompt,
-                    context: context.as_deref(),
-                    response: r,
-                })
-                .collect();
-            backbone.embed_responses(&items).map(|f| f.features)
+        self.embed(Texts::Responses {
+            prompt: prompt.cloned().unwrap_or_default(),
+            context: context.map(str::to_owned),
+            responses,
         })
         .await
     }
-}
 
-/// Runs a forward pass on the blocking pool so the async workers keep serving.
-async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> micro_embed::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::unprocessable(format!("embedding failed: {e}"))),
-        Err(e) => Err(ApiError::internal(format!("embedding task failed: {e}"))),
+    /// Embeds through the batcher, or alone on the blocking pool when batching is off.
+    async fn embed(&self, texts: Texts) -> Result<Matrix, ApiError> {
+        let backbone = self.backbone.clone().ok_or_else(|| {
+            ApiError::bad_request(
+                "this server has no backbone to embed text: send embeddings instead, or start it with --backbone DIR",
+            )
+        })?;
+        let rows = match &self.batcher {
+            Some(b) => b.embed(texts).await,
+            None => tokio::task::spawn_blocking(move || {
+                batch::embed_all(backbone.as_ref(), &[&texts]).map(|mut v| v.remove(0))
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("embedding task failed: {e}"))),
+        };
+        rows.map_err(ApiError::unprocessable)
     }
 }
 

@@ -8,9 +8,9 @@ use crate::api::{
 use crate::auth::Tenant;
 use crate::engine::{mixed_reward, pair_prob};
 use crate::error::ApiError;
-use crate::server::{ApiJson, AppState};
+use crate::server::{ApiJson, ApiPath, ApiQuery, AppState};
 use crate::store::{Feedback, NewUser, UserKey, UserRecord};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -45,11 +45,15 @@ pub async fn metrics(State(st): St) -> impl IntoResponse {
     )
 }
 
-fn user_key(tenant: &Tenant, user_id: &str) -> Result<UserKey, ApiError> {
-    if user_id.is_empty() || user_id.len() > 256 || user_id.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "user_id must be 1-256 characters without control characters",
-        ));
+/// Longest user id, in characters.
+pub const MAX_USER_ID_CHARS: usize = 256;
+
+pub(crate) fn user_key(tenant: &Tenant, user_id: &str) -> Result<UserKey, ApiError> {
+    let n = user_id.chars().count();
+    if n == 0 || n > MAX_USER_ID_CHARS || user_id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "user_id has {n} characters: it must be 1-{MAX_USER_ID_CHARS} characters without control characters"
+        )));
     }
     Ok(UserKey::new(&tenant.0, user_id))
 }
@@ -58,7 +62,7 @@ fn not_found(user_id: &str) -> ApiError {
     ApiError::not_found(format!("no user {user_id:?} for this API key's tenant"))
 }
 
-fn check_text(st: &AppState, field: &str, text: &str) -> Result<(), ApiError> {
+pub(crate) fn check_text(st: &AppState, field: &str, text: &str) -> Result<(), ApiError> {
     let n = text.chars().count();
     if n > st.limits.max_text_chars {
         return Err(ApiError::too_large(format!(
@@ -73,16 +77,47 @@ fn check_prompt(st: &AppState, prompt: Option<&Prompt>) -> Result<(), ApiError> 
     prompt.map_or(Ok(()), |p| check_text(st, "prompt", &p.to_text()))
 }
 
-/// Where a request's weights come from: a user, a context or prompt, or the static gate.
-struct WeightSource<'a> {
-    user_id: Option<&'a str>,
-    context: Option<&'a str>,
-    context_embedding: Option<&'a [f32]>,
-    prompt: Option<&'a Prompt>,
-    prompt_embedding: Option<&'a [f32]>,
+/// The prompt and context limits hold whether or not the request also carries embeddings:
+/// both are logged or stored with the user.
+pub(crate) fn check_prompt_and_context(
+    st: &AppState,
+    prompt: Option<&Prompt>,
+    context: Option<&str>,
+) -> Result<(), ApiError> {
+    check_prompt(st, prompt)?;
+    context.map_or(Ok(()), |c| check_text(st, "context", c))
 }
 
-async fn resolve_weights(
+/// Refuses a result that overflowed: finite inputs too large for the model's arithmetic.
+fn check_finite(values: &[f32], what: impl FnOnce() -> String) -> Result<(), ApiError> {
+    if values.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    Err(ApiError::unprocessable(format!(
+        "{} not finite: the values are too large for the model's arithmetic; send embeddings as the backbone makes them",
+        what()
+    )))
+}
+
+/// Head rewards per response, each checked finite.
+fn checked_head_rewards(st: &AppState, h: &Matrix, field: &str) -> Result<Vec<Vec<f32>>, ApiError> {
+    let heads = st.engine.head_rewards(h);
+    for (i, r) in heads.iter().enumerate() {
+        check_finite(r, || format!("the head rewards of `{field}`[{i}] are"))?;
+    }
+    Ok(heads)
+}
+
+/// Where a request's weights come from: a user, a context or prompt, or the static gate.
+pub(crate) struct WeightSource<'a> {
+    pub user_id: Option<&'a str>,
+    pub context: Option<&'a str>,
+    pub context_embedding: Option<&'a [f32]>,
+    pub prompt: Option<&'a Prompt>,
+    pub prompt_embedding: Option<&'a [f32]>,
+}
+
+pub(crate) async fn resolve_weights(
     st: &AppState,
     tenant: &Tenant,
     src: WeightSource<'_>,
@@ -103,7 +138,16 @@ async fn resolve_weights(
     let x = router_input(st, src.context, src.context_embedding, src.prompt, src.prompt_embedding).await?.ok_or_else(|| {
         ApiError::bad_request("give a user_id, a context, a context_embedding, a prompt or a prompt_embedding to weight the heads")
     })?;
-    Ok((st.engine.router_weights(&x), WeightsFrom::Router))
+    Ok((router_weights(st, &x)?, WeightsFrom::Router))
+}
+
+/// f(x), refused when the router input's size overflows the router.
+fn router_weights(st: &AppState, x: &[f32]) -> Result<Vec<f32>, ApiError> {
+    let w = st.engine.router_weights(x);
+    check_finite(&w, || {
+        "the router weights for this router input are".to_owned()
+    })?;
+    Ok(w)
 }
 
 /// The router input from an embedding, or from text through the backbone; `None` if neither.
@@ -146,7 +190,7 @@ fn check_user_k(st: &AppState, rec: &UserRecord) -> Result<(), ApiError> {
 }
 
 /// Response features from embeddings or texts (exactly one of the two).
-async fn features(
+pub(crate) async fn features(
     st: &AppState,
     prompt: Option<&Prompt>,
     context: Option<&str>,
@@ -198,6 +242,7 @@ pub async fn score(
     tenant: Tenant,
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> Result<Json<ScoreResponse>, ApiError> {
+    check_prompt_and_context(&st, req.prompt.as_ref(), req.context.as_deref())?;
     let src = WeightSource {
         user_id: req.user_id.as_deref(),
         context: req.context.as_deref(),
@@ -205,17 +250,20 @@ pub async fn score(
         prompt: req.prompt.as_ref(),
         prompt_embedding: req.prompt_embedding.as_deref(),
     };
-    let (weights, from) = resolve_weights(&st, &tenant, src).await?;
-    let h = features(
-        &st,
-        req.prompt.as_ref(),
-        req.context.as_deref(),
-        req.responses,
-        req.response_embeddings,
-        ("responses", "response_embeddings"),
-    )
-    .await?;
-    let heads = st.engine.head_rewards(&h);
+    // Both may need the backbone: concurrently, they can ride in one batch.
+    let (weights, h) = tokio::join!(
+        resolve_weights(&st, &tenant, src),
+        features(
+            &st,
+            req.prompt.as_ref(),
+            req.context.as_deref(),
+            req.responses,
+            req.response_embeddings,
+            ("responses", "response_embeddings"),
+        )
+    );
+    let ((weights, from), h) = (weights?, h?);
+    let heads = checked_head_rewards(&st, &h, "responses")?;
     let rewards = heads.iter().map(|r| mixed_reward(&weights, r)).collect();
     let mut pairs = Vec::new();
     if req.pairs {
@@ -273,6 +321,7 @@ pub async fn compare(
     tenant: Tenant,
     ApiJson(req): ApiJson<CompareRequest>,
 ) -> Result<Json<CompareResponse>, ApiError> {
+    check_prompt_and_context(&st, req.prompt.as_ref(), req.context.as_deref())?;
     let src = WeightSource {
         user_id: req.user_id.as_deref(),
         context: req.context.as_deref(),
@@ -280,17 +329,19 @@ pub async fn compare(
         prompt: req.prompt.as_ref(),
         prompt_embedding: req.prompt_embedding.as_deref(),
     };
-    let (weights, from) = resolve_weights(&st, &tenant, src).await?;
-    let h = pair_features(
-        &st,
-        req.prompt.as_ref(),
-        req.context.as_deref(),
-        (req.a, req.b),
-        (req.a_embedding, req.b_embedding),
-        ["a", "b", "a_embedding", "b_embedding"],
-    )
-    .await?;
-    let heads = st.engine.head_rewards(&h);
+    let (weights, h) = tokio::join!(
+        resolve_weights(&st, &tenant, src),
+        pair_features(
+            &st,
+            req.prompt.as_ref(),
+            req.context.as_deref(),
+            (req.a, req.b),
+            (req.a_embedding, req.b_embedding),
+            ["a", "b", "a_embedding", "b_embedding"],
+        )
+    );
+    let ((weights, from), h) = (weights?, h?);
+    let heads = checked_head_rewards(&st, &h, "a and b")?;
     let margins = heads[0].iter().zip(&heads[1]).map(|(a, b)| a - b).collect();
     Ok(Json(CompareResponse {
         p_a: pair_prob(&weights, &heads[0], &heads[1]),
@@ -312,33 +363,37 @@ async fn prior_for(
 ) -> Result<Vec<f32>, ApiError> {
     let k = st.engine.k();
     if let Some(p) = explicit {
-        if p.len() != k
-            || p.iter().any(|w| !w.is_finite() || *w < 0.0)
-            || p.iter().sum::<f32>() <= 0.0
-        {
-            return Err(ApiError::unprocessable(format!(
-                "`prior` must be {k} non-negative weights with a positive sum"
-            )));
-        }
-        let s: f32 = p.iter().sum();
-        return Ok(p.iter().map(|w| w / s).collect());
+        return normalised_prior(p, k);
     }
     if let Some(w) = st.engine.static_weights() {
         return Ok(w);
     }
     match router_input(st, context, context_embedding, None, None).await? {
-        Some(x) => Ok(st.engine.router_weights(&x)),
+        Some(x) => router_weights(st, &x),
         None => Ok(vec![1.0 / k as f32; k]),
     }
+}
+
+/// An explicit prior scaled to sum to one. The sum is taken in f64: f32 weights near f32::MAX
+/// overflow an f32 sum to infinity, which would normalise every weight to zero.
+fn normalised_prior(p: &[f32], k: usize) -> Result<Vec<f32>, ApiError> {
+    let sum: f64 = p.iter().map(|&w| f64::from(w)).sum();
+    if p.len() != k || p.iter().any(|w| !w.is_finite() || *w < 0.0) || sum <= 0.0 {
+        return Err(ApiError::unprocessable(format!(
+            "`prior` must be {k} finite non-negative weights with a positive sum"
+        )));
+    }
+    Ok(p.iter().map(|&w| (f64::from(w) / sum) as f32).collect())
 }
 
 pub async fn create_user(
     State(st): St,
     tenant: Tenant,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let key = user_key(&tenant, &user_id)?;
+    check_prompt_and_context(&st, None, req.context.as_deref())?;
     let prior = prior_for(
         &st,
         req.prior.as_deref(),
@@ -362,7 +417,7 @@ pub async fn create_user(
 pub async fn get_user(
     State(st): St,
     tenant: Tenant,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<UserView>, ApiError> {
     let key = user_key(&tenant, &user_id)?;
     let rec = st
@@ -376,7 +431,7 @@ pub async fn get_user(
 pub async fn delete_user(
     State(st): St,
     tenant: Tenant,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = user_key(&tenant, &user_id)?;
     let _guard = st.locks.stripe(&key).lock().await;
@@ -390,10 +445,11 @@ pub async fn delete_user(
 pub async fn feedback(
     State(st): St,
     tenant: Tenant,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(req): ApiJson<FeedbackRequest>,
 ) -> Result<Json<UserView>, ApiError> {
     let key = user_key(&tenant, &user_id)?;
+    check_prompt_and_context(&st, req.prompt.as_ref(), req.context.as_deref())?;
     let h = pair_features(
         &st,
         req.prompt.as_ref(),
@@ -410,6 +466,9 @@ pub async fn feedback(
     .await?;
     let diff: Vec<f32> = h.row(0).iter().zip(h.row(1)).map(|(w, l)| w - l).collect();
     let margins = st.engine.model.margins(&diff);
+    check_finite(&margins, || {
+        "the head margins r_k(chosen) - r_k(rejected) are".to_owned()
+    })?;
     // The prior matters only for a new user; skip embedding a context for an existing one.
     let needs_prior = (req.context.is_some() || req.context_embedding.is_some())
         && st.store.get_user(&key).await?.is_none();
@@ -451,13 +510,14 @@ pub async fn feedback(
 pub async fn feedback_log(
     State(st): St,
     tenant: Tenant,
-    Path(user_id): Path<String>,
-    Query(q): Query<LogQuery>,
+    ApiPath(user_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Json<LogView>, ApiError> {
     let key = user_key(&tenant, &user_id)?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let entries = st.store.feedback_log(&key, q.after, limit).await?;
-    if entries.is_empty() && q.after == 0 && st.store.get_user(&key).await?.is_none() {
+    // An empty page is a real answer only for a user that exists, whatever `after` says.
+    if entries.is_empty() && st.store.get_user(&key).await?.is_none() {
         return Err(not_found(&user_id));
     }
     let next_after =
@@ -472,7 +532,7 @@ pub async fn feedback_log(
 pub async fn rebuild(
     State(st): St,
     tenant: Tenant,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<UserView>, ApiError> {
     let key = user_key(&tenant, &user_id)?;
     let _guard = st.locks.stripe(&key).lock().await;

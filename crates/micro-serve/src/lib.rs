@@ -2,7 +2,10 @@
 //! (Hedge) persisted in SQLite or PostgreSQL.
 //!
 //! The principal type is [`AppState`] (the model [`Engine`], a [`StateStore`], limits and
-//! metrics), served by [`start`] or [`serve`]. The API is documented in `docs/openapi.json`.
+//! metrics), served by [`start`] or [`serve`]. The API is documented in `docs/openapi.json`:
+//! micro's own `/v1` routes, and the shapes RL trainers call a remote reward model with
+//! ([`rl`]: OpenRLHF's `/get_reward`, slime's `/slime/reward`). Concurrent text requests share
+//! backbone passes ([`batch`]).
 //!
 //! ```
 //! use micro_serve::{auth, bench::synthetic_model, client::Client, store, AppState, Engine, Limits};
@@ -29,18 +32,22 @@
 
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod bench;
+pub mod chat;
 pub mod client;
 pub mod engine;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod rl;
 pub mod server;
 pub mod store;
 
+pub use batch::BatchOptions;
 pub use engine::Engine;
 pub use error::ApiError;
-pub use server::{router, serve, shutdown_signal, AppState, Limits};
+pub use server::{router, serve, shutdown_signal, AppState, ConnLimits, Limits};
 pub use store::{StateStore, UserKey};
 
 use std::net::SocketAddr;
@@ -56,7 +63,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    /// Stops accepting connections, lets in-flight requests finish (closing connections still
+    /// open after the request timeout), and waits.
     pub async fn stop(self) -> std::io::Result<()> {
         let _ = self.stop.send(());
         self.task.await.map_err(std::io::Error::other)?

@@ -1,5 +1,6 @@
-//! Wiring: the shared [`AppState`], the router with its limits, and serving with graceful
-//! shutdown.
+//! Wiring: the shared [`AppState`], the router with its limits, and the HTTP/1.1 connection
+//! loop: a header read timeout per connection, and a graceful shutdown bounded by the request
+//! timeout.
 
 use crate::auth::KeyCache;
 use crate::engine::Engine;
@@ -8,13 +9,18 @@ use crate::handlers;
 use crate::metrics::{self, Metrics};
 use crate::store::{StateStore, UserKey};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use micro_route::Rate;
+use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -22,18 +28,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
+use tokio::task::JoinSet;
 
 /// Request limits; each violation is a 4xx with a message naming the limit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     /// Largest request body, bytes (413).
     pub max_body_bytes: usize,
-    /// Most responses (texts or embeddings) in one request (413).
+    /// Most responses (texts or embeddings), or `/get_reward` queries, in one request (413).
     pub max_texts: usize,
     /// Longest text, in characters (413).
     pub max_text_chars: usize,
-    /// A request still running after this is answered 408.
+    /// A request still running after this is answered 408; on shutdown, connections still
+    /// open after this long are closed.
     pub timeout: Duration,
+    /// A connection that has not sent a whole request head within this is closed.
+    pub header_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -43,6 +53,7 @@ impl Default for Limits {
             max_texts: 64,
             max_text_chars: 32_768,
             timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -112,6 +123,48 @@ where
     }
 }
 
+/// `Path<T>` whose rejections (a segment that is not UTF-8, a wrong type) are [`ApiError`]s.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(r) => Err(ApiError::bad_request(format!(
+                "invalid path: {}",
+                r.body_text()
+            ))),
+        }
+    }
+}
+
+/// `Query<T>` whose rejections (`?limit=abc`) are [`ApiError`]s.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(ApiError::bad_request(format!(
+                "invalid query string: {}",
+                r.body_text()
+            ))),
+        }
+    }
+}
+
 fn json_error(r: JsonRejection) -> ApiError {
     match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
@@ -146,6 +199,42 @@ async fn fallback() -> ApiError {
     ApiError::not_found("no such route: see /v1/openapi.json")
 }
 
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {}: see /v1/openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+/// Middleware: the last guard of the JSON error contract. Any error answer that is not JSON
+/// (a rejection from a layer or extractor without its own mapping) is rewritten into the
+/// `{"error": {...}}` body, keeping its status and text.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    // Error bodies from rejections are one short line; read at most 8 KiB of it.
+    let text = match axum::body::to_bytes(response.into_body(), 8 << 10).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).trim().to_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned(),
+    };
+    ApiError::new(status, "http_error", text).into_response()
+}
+
 /// The whole HTTP API over a state.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.limits.max_body_bytes;
@@ -166,9 +255,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(handlers::feedback).get(handlers::feedback_log),
         )
         .route("/v1/users/{user_id}/rebuild", post(handlers::rebuild))
+        .route("/get_reward", post(crate::rl::openrlhf))
+        .route("/slime/reward", post(crate::rl::slime))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -189,18 +282,97 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, router(state), shutdown).await
+    let conn = ConnLimits::from(&state.limits);
+    serve_router(listener, router(state), shutdown, conn).await
+}
+
+/// What bounds a connection's life: the time to send a request head, and how long shutdown
+/// waits for open connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLimits {
+    pub header_timeout: Duration,
+    /// After the shutdown signal, connections still open after this are closed.
+    pub grace: Duration,
+}
+
+impl From<&Limits> for ConnLimits {
+    fn from(l: &Limits) -> Self {
+        ConnLimits {
+            header_timeout: l.header_timeout,
+            // A request that runs longer is answered 408, so honest requests end within it.
+            grace: l.timeout,
+        }
+    }
 }
 
 /// [`serve`] for any router (tests wrap extra routes in the same layers).
+///
+/// Each connection is HTTP/1.1 with a header read timeout, so a client that stops in the
+/// middle of its headers is dropped. On shutdown, idle connections close at once, busy ones
+/// finish their request, and whatever is still open after [`ConnLimits::grace`] is closed.
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ConnLimits,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        accept_failed(e).await;
+                        continue;
+                    }
+                };
+                // Replies are small: send them without waiting to coalesce packets.
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                conns.spawn(async move {
+                    // A connection error (client gone, header timeout) ends only that connection.
+                    let _ = conn.await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
         .await
+        .is_err()
+    {
+        eprintln!(
+            "micro serve: closing {} connection(s) still open {} ms after the shutdown signal",
+            conns.len(),
+            limits.grace.as_millis()
+        );
+        conns.abort_all();
+    }
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// After a failed accept: a connection reset before it was taken is the client's business;
+/// anything else (out of file descriptors) is logged and paused on, so that a persistent error
+/// does not spin the loop.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if !matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        eprintln!("micro serve: accept failed: {e}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -341,6 +341,8 @@ fn the_openapi_document_covers_every_route() {
         ("/v1/users/{user_id}/feedback", "post"),
         ("/v1/users/{user_id}/feedback", "get"),
         ("/v1/users/{user_id}/rebuild", "post"),
+        ("/get_reward", "post"),
+        ("/slime/reward", "post"),
     ];
     for (p, m) in routes {
         assert!(
@@ -405,6 +407,7 @@ fn serve_app(
         async move {
             let _ = rx.await;
         },
+        micro_serve::ConnLimits::from(&Limits::default()),
     ));
     (addr, tx, task)
 }

@@ -6,7 +6,7 @@ use micro_embed::{BackboneOptions, ContextMode, DeviceKind};
 use micro_model::MixtureModel;
 use micro_route::Rate;
 use micro_serve::store::{self, SqliteSync, StateStore};
-use micro_serve::{auth, bench, AppState, Engine, Limits};
+use micro_serve::{auth, bench, AppState, BatchOptions, Engine, Limits};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,15 +73,55 @@ pub struct ServeArgs {
     /// Largest request body, bytes.
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     max_body_bytes: usize,
-    /// Most responses (texts or embeddings) per request.
+    /// Most responses (texts or embeddings), or `/get_reward` queries, per request.
     #[arg(long, default_value_t = Limits::default().max_texts)]
     max_texts: usize,
     /// Longest text, characters.
     #[arg(long, default_value_t = Limits::default().max_text_chars)]
     max_text_chars: usize,
-    /// Requests running longer are answered 408.
+    /// Requests running longer are answered 408; on SIGTERM, connections still open after
+    /// this long are closed.
     #[arg(long, default_value_t = 30_000)]
     request_timeout_ms: u64,
+    /// A connection that has not sent its request headers within this is closed.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    #[command(flatten)]
+    batching: BatchArgs,
+}
+
+/// How concurrent text requests share backbone passes.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct BatchArgs {
+    /// Most texts in one shared backbone pass; 0 turns batching off (each request runs its
+    /// own pass).
+    #[arg(long, default_value_t = BatchOptions::default().max_texts)]
+    batch_max_texts: usize,
+    /// How long, in milliseconds, a batch's first request waits for others to join.
+    #[arg(long, default_value_t = BatchOptions::default().max_wait.as_secs_f64() * 1e3)]
+    batch_wait_ms: f64,
+    /// Batches that may run at once (the next is collected while the previous runs).
+    #[arg(long, default_value_t = BatchOptions::default().workers)]
+    batch_workers: usize,
+}
+
+impl BatchArgs {
+    fn options(self) -> anyhow::Result<BatchOptions> {
+        let wait = Duration::try_from_secs_f64(self.batch_wait_ms / 1e3)
+            .ok()
+            .filter(|w| *w <= Duration::from_secs(1))
+            .with_context(|| {
+                format!(
+                    "--batch-wait-ms {}: give 0 to 1000 milliseconds",
+                    self.batch_wait_ms
+                )
+            })?;
+        Ok(BatchOptions {
+            max_texts: self.batch_max_texts,
+            max_wait: wait,
+            workers: self.batch_workers.max(1),
+        })
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -214,17 +254,19 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                     "warning: the model was trained on backbone `{want}`, serving with `{got}`"
                 );
             }
-            Some(loaded)
+            Some(Arc::from(loaded))
         }
         None => None,
     };
-    let engine = Engine::new(model, backbone).map_err(anyhow::Error::msg)?;
+    let engine = Engine::with_batching(model, backbone, a.batching.options()?)
+        .map_err(anyhow::Error::msg)?;
     let store = a.db.open().await?;
     let limits = Limits {
         max_body_bytes: a.max_body_bytes,
         max_texts: a.max_texts,
         max_text_chars: a.max_text_chars,
         timeout: Duration::from_millis(a.request_timeout_ms),
+        header_timeout: Duration::from_millis(a.header_timeout_ms),
     };
     let summary = format!(
         "model K={} d={}, store {} ({}), text {}",
@@ -251,9 +293,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct BenchServeArgs {
-    /// Requests per phase (scoring, then feedback).
-    #[arg(long, default_value_t = 5000)]
-    requests: usize,
+    /// Requests per phase (default: 5000 for scoring and feedback, 320 with --text).
+    #[arg(long)]
+    requests: Option<usize>,
     /// Concurrent keep-alive clients.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -274,11 +316,30 @@ pub struct BenchServeArgs {
     db: Option<String>,
     #[arg(long, default_value = "normal")]
     sqlite_sync: SqliteSync,
+    /// Measure text scoring through a real backbone instead: single-query OpenRLHF-shaped
+    /// calls from --clients concurrent clients, without and with batching.
+    #[arg(long)]
+    text: bool,
+    /// Backbone folder for --text (default: all-MiniLM-L6-v2 from scripts/fetch-assets.sh).
+    #[arg(long)]
+    backbone: Option<PathBuf>,
+    /// Concurrent single-query clients for --text, one phase each.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    clients: Vec<usize>,
+    /// For --text: consecutive calls that share a prompt and label, as a trainer sampling
+    /// several responses per prompt sends them (1: all prompts distinct).
+    #[arg(long, default_value_t = 1)]
+    samples_per_prompt: usize,
+    #[command(flatten)]
+    batching: BatchArgs,
 }
 
 pub fn bench(a: BenchServeArgs) -> anyhow::Result<()> {
+    if a.text {
+        return bench_text(a);
+    }
     let opts = bench::BenchOptions {
-        requests: a.requests,
+        requests: a.requests.unwrap_or(5000),
         concurrency: a.concurrency,
         dim: a.dim,
         k: a.k,
@@ -294,13 +355,62 @@ pub fn bench(a: BenchServeArgs) -> anyhow::Result<()> {
         opts.requests,
         opts.dim,
         opts.k,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cores()
     );
     let results = bench::run(&opts, &tmp).map_err(anyhow::Error::msg)?;
     for r in &results {
         println!("{r}");
     }
     let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `micro bench serve --text`: texts/s and latency with and without batching, and the
+/// batched/unbatched throughput ratio per client count.
+fn bench_text(a: BenchServeArgs) -> anyhow::Result<()> {
+    let dir = match a.backbone {
+        Some(d) => d,
+        None => micro_embed::default_minilm_dir()
+            .context("no --backbone given and no home folder to find all-MiniLM-L6-v2 in")?,
+    };
+    let backbone = micro_embed::load_backbone(&dir, &BackboneOptions::default())
+        .with_context(|| format!("cannot load the backbone {} (fetch it with scripts/fetch-assets.sh minilm, or pass --backbone DIR)", dir.display()))?;
+    let opts = bench::TextBenchOptions {
+        requests: a.requests.unwrap_or(320),
+        clients: a.clients,
+        k: a.k,
+        batching: a.batching.options()?,
+        samples_per_prompt: a.samples_per_prompt,
+    };
+    println!(
+        "micro bench serve --text: loopback, backbone {} (d={}), synthetic model K={}, {} single-query /get_reward calls per phase (2 backbone texts each), {} per prompt, batching: up to {} texts, wait {:?}, {} worker(s), {} core(s)",
+        backbone.info().name,
+        backbone.dim(),
+        opts.k,
+        opts.requests,
+        opts.samples_per_prompt,
+        opts.batching.max_texts,
+        opts.batching.max_wait,
+        opts.batching.workers,
+        cores()
+    );
+    let tmp = tempfile_dir()?;
+    let results = bench::run_text(&opts, Arc::from(backbone), &tmp).map_err(anyhow::Error::msg)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    for r in &results {
+        println!("{r}");
+    }
+    let n = opts.clients.len();
+    for ((c, off), on) in opts.clients.iter().zip(&results[..n]).zip(&results[n..]) {
+        println!(
+            "{c:>2} clients: batching gives {:.2}x the texts/s",
+            on.per_second / off.per_second
+        );
+    }
     Ok(())
 }
 
