@@ -34,7 +34,7 @@ pub use choose::{
     choose_budget, choose_from_pools, context_prior, ActiveBudget, ActiveGroup, Pick,
 };
 pub use information::{information, Candidates, Question};
-pub use session::{next_question, ActiveSession};
+pub use session::{next_question, pair_margins, ActiveSession, MIN_INFORMATION};
 pub use simulate::{simulate_users, SimConfig, SimReport, SimUser};
 
 use serde::{Deserialize, Serialize};

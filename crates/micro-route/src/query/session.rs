@@ -24,6 +24,8 @@
 use crate::error::{data, Result};
 use crate::online::{Rate, UserState};
 use crate::query::information::{check_margins, tie_key, Candidates, Question};
+use micro_model::linalg::{matmul, Op};
+use micro_model::MixtureModel;
 
 /// Below this many nats no candidate is worth choosing for: the next pair is drawn at random.
 pub const MIN_INFORMATION: f64 = 0.01;
@@ -137,6 +139,39 @@ pub fn next_question(state: &UserState, margins: &[f32], seed: u64) -> Result<Qu
         .ok_or_else(|| data("no candidate pairs to choose from: send at least one"))
 }
 
+/// The heads' margins r_k(first) - r_k(second) of `n` candidate pairs from their response
+/// embeddings (`first`, `second`: [n, d] row-major), as one product W (h_first - h_second)^T:
+/// what a server computes before [`next_question`] when it holds the embeddings.
+///
+/// Errors: embeddings whose widths differ from the model's or whose row counts differ.
+pub fn pair_margins(model: &MixtureModel, first: &[f32], second: &[f32]) -> Result<Vec<f32>> {
+    let d = model.config.dim;
+    if d == 0 || first.len() != second.len() || !first.len().is_multiple_of(d) {
+        return Err(data(format!(
+            "candidate embeddings must be two [n, {d}] arrays of the same shape (got {} and {} values)",
+            first.len(),
+            second.len()
+        )));
+    }
+    let n = first.len() / d;
+    let diff: Vec<f32> = first.iter().zip(second).map(|(a, b)| a - b).collect();
+    let k = model.k();
+    let mut out = vec![0.0f32; n * k];
+    matmul(
+        &mut out,
+        &diff,
+        Op::N,
+        &model.heads.data,
+        Op::T,
+        n,
+        d,
+        k,
+        false,
+        1,
+    );
+    Ok(out)
+}
+
 fn check_prior(prior: &[f32], k: usize) -> Result<()> {
     if prior.len() != k {
         return Err(data(format!(
@@ -191,6 +226,48 @@ mod tests {
             .to_string()
             .contains("already"));
         assert!(s.answer(9, true).is_err());
+    }
+
+    #[test]
+    fn below_the_floor_the_next_pair_is_drawn_at_random() {
+        // Margins of 0.05: no answer can tell the heads apart by more than ~1e-3 nats.
+        let margins: Vec<f32> = (0..40)
+            .flat_map(|i| [0.05 * (i as f32 % 3.0), -0.05])
+            .collect();
+        let picks: Vec<usize> = (0..8)
+            .map(|seed| {
+                let s = ActiveSession::new(&[0.5, 0.5], &margins, 2, seed).unwrap();
+                let q = s.ask().unwrap();
+                assert!(q.information < MIN_INFORMATION);
+                q.index
+            })
+            .collect();
+        let mut distinct = picks.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 2, "{picks:?}");
+        // Without the floor the rule takes the most informative (a pair with margin 0.1).
+        let s = ActiveSession::new(&[0.5, 0.5], &margins, 2, 0)
+            .unwrap()
+            .with_min_information(0.0);
+        assert_eq!(s.ask().unwrap().index % 3, 2);
+    }
+
+    #[test]
+    fn pair_margins_are_the_heads_reward_differences() {
+        let model = crate::fixture::random_model(5, 3, None, 2);
+        let first: Vec<f32> = (0..20).map(|i| (i as f32 * 0.3).sin()).collect();
+        let second: Vec<f32> = (0..20).map(|i| (i as f32 * 0.7).cos()).collect();
+        let m = pair_margins(&model, &first, &second).unwrap();
+        for i in 0..4 {
+            let ra = model.rewards(&first[i * 5..(i + 1) * 5]);
+            let rb = model.rewards(&second[i * 5..(i + 1) * 5]);
+            for h in 0..3 {
+                assert!((m[i * 3 + h] - (ra[h] - rb[h])).abs() < 1e-5);
+            }
+        }
+        assert!(pair_margins(&model, &first, &second[..15]).is_err());
+        assert!(pair_margins(&model, &first[..7], &second[..7]).is_err());
     }
 
     #[test]
