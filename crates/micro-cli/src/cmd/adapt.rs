@@ -539,3 +539,78 @@ fn simulation_pairs(a: &BenchSelectArgs) -> anyhow::Result<(Vec<f32>, Vec<f32>, 
     let margins = |idx: &[usize]| micro_route::likelihood::head_margins(&model, &cache, idx);
     Ok((margins(&pool), margins(&held), k, source))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path, select: Selection, chosen: Option<PathBuf>) -> AdaptArgs {
+        AdaptArgs {
+            model: dir.join("model"),
+            cache: dir.join("cache"),
+            budget: 6,
+            tau: 1e-3,
+            output: dir.join(format!("adapted-{select}")),
+            epochs: 2,
+            batch_size: 32,
+            lr: 3e-3,
+            weight_decay: 0.0,
+            output_layer_only: false,
+            seed: 1,
+            evidence: Evidence::Context,
+            select,
+            pool_inputs: true,
+            chosen,
+        }
+    }
+
+    #[test]
+    fn adapt_chooses_actively_writes_the_choice_and_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        random_model(6, 3, Some(4), 1)
+            .save(&dir.path().join("model"))
+            .unwrap();
+        random_cache(6, 2, 30, 2)
+            .save(&dir.path().join("cache"), micro_cache::Dtype::F32)
+            .unwrap();
+        let chosen = dir.path().join("chosen.json");
+        run(args(dir.path(), Selection::Active, Some(chosen.clone()))).unwrap();
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&chosen).unwrap()).unwrap();
+        assert_eq!(rows.len(), 12);
+        assert!(rows.iter().all(|r| r["information"].as_f64().is_some()));
+        let adapted = MixtureModel::load(&dir.path().join("adapted-active")).unwrap();
+        let stage2 = &adapted.config.training["stage2"];
+        assert_eq!(stage2["selection"], "active");
+        assert_eq!(stage2["pool_pairs"], 48);
+        // Random selection writes no information; a budget above a pool is refused.
+        run(args(dir.path(), Selection::Random, Some(chosen.clone()))).unwrap();
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&chosen).unwrap()).unwrap();
+        assert!(rows.iter().all(|r| r["information"].is_null()));
+        let mut too_many = args(dir.path(), Selection::Active, None);
+        too_many.budget = 31;
+        let e = run(too_many).unwrap_err().to_string();
+        assert!(e.contains("fewer than the budget 31"), "{e}");
+    }
+
+    #[test]
+    fn bench_select_simulation_pairs_come_from_a_model_and_cache() {
+        let a = BenchSelectArgs {
+            candidates: 50,
+            dim: 8,
+            k: 3,
+            repeats: 1,
+            users: 3,
+            noise: 0.1,
+            max_answers: 5,
+            rate: "1".into(),
+            model: None,
+            cache: None,
+            seed: 0,
+        };
+        let (cand, held, k, _) = simulation_pairs(&a).unwrap();
+        assert_eq!((cand.len(), held.len(), k), (150, 150, 3));
+        bench_select(a).unwrap();
+    }
+}
