@@ -376,7 +376,15 @@ fn budget_chart(
                     .map_err(e)?
             }
         };
-        if legend {
+        if legend && s.selection == Selection::Active {
+            // A dashed stroke with a triangle, as the curve is drawn.
+            drawn.label(s.label.clone()).legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (5, 0)], color.stroke_width(2))
+                    + PathElement::new(vec![(13, 0), (18, 0)], color.stroke_width(2))
+                    + TriangleMarker::new((9, 0), 4, color.filled())
+            });
+        } else if legend {
             drawn.label(s.label.clone()).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
