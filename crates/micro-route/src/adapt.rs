@@ -19,6 +19,18 @@
 //! 2.5 points below the per-group Bayes accuracy there: a shift of 3 leaves the group ambiguous
 //! for some prompts (`truth.json`'s `routed_bayes_average`).
 //!
+//! **Pool inputs** (`pool_inputs`, off by default). With context evidence every pair of a
+//! context gets the same losses, so the cache's other training pairs that share a labelled
+//! pair's context text get that context's Hedge label too (their own router output as the
+//! prior), without their labels being read, and the router is fitted on their inputs as well.
+//! Algorithm 1 fits only the B labelled inputs, and at small B the router does not carry the
+//! context's head to prompts it has not seen: on `micro synth` (mixed cache, 4 groups, the seed 0
+//! Stage 1 model) the actively chosen pairs (`crate::query`) name every group's best head from
+//! B = 5 on, yet the adapted router reached 0.745 / 0.771 / 0.769 / 0.809 / 0.836 at
+//! B = 5 / 10 / 15 / 25 / 50, and 0.857 at each with pool inputs. Over three Stage 1 seeds x 5
+//! runs, random budgets went from 0.745 / 0.837 to 0.804 / 0.855 at B = 5 / 50 with pool
+//! inputs; on the built-in RPR-style data from 0.881 / 0.887 to 0.859 / 0.886 (docs/active.md).
+//!
 //! The paper gives no optimiser for this stage. We use AdamW with a cosine decay from
 //! `lr` = 3e-3 and no weight decay: with context evidence, mean gaps over those seeds were
 //! 3.0 / 2.8 / 2.8 points at lr 1e-3 / 3e-3 / 1e-2. With per-pair evidence a faster router fits

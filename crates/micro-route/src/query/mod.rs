@@ -14,6 +14,15 @@
 //! - [`choose`]: Stage 2 budgets chosen per attribute from a cache ([`choose_budget`]).
 //! - [`simulate`]: simulated users who answer by one head, asked by the rule or at random.
 //!
+//! Measured (docs/active.md, 3 Stage 1 seeds x 5 runs): on `micro synth` (mixed cache, 4
+//! groups) 5 chosen pairs per group with [`crate::AdaptConfig::pool_inputs`] gave 0.860 where 50
+//! random ones gave 0.855, and chosen pairs were ahead of random ones at every budget with or
+//! without pool inputs; on the built-in RPR-style data 10 chosen pairs (0.889) matched 50 random
+//! ones (0.887); on the built-in HelpSteer2-style data, whose heads are under-confident for any
+//! one user, the rule was 0.004-0.010 below random at B >= 25. Online, simulated users asked by
+//! [`next_question`] reached 90% of their head's accuracy in 2.5-10 answers against 15-29 at
+//! random on confident heads.
+//!
 //! ```
 //! use micro_route::query::{next_question, Selection};
 //! use micro_route::{Rate, UserState};
