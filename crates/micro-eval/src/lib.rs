@@ -63,7 +63,7 @@ pub use results::{write_json, Results, RESULTS_FILE, RESULTS_FORMAT_VERSION};
 pub use seeds::{render_seed_summary, summarize_seeds, SeedRow, SeedSummary};
 pub use stage2::RouteStage2;
 pub use sweep::{
-    budget_sweep, pool_sweeps, shuffled_train, take_budget, NamedModel, RowKind, Stage2,
-    SweepOptions, SweepPoint, SweepReport, SweepRow,
+    budget_sweep, budget_sweep_with, pool_sweeps, shuffled_train, take_budget, NamedModel, RowKind,
+    Stage2, SweepOptions, SweepPoint, SweepReport, SweepRow,
 };
 pub use table::{comparison_rows, render_comparison, render_sweep, render_table};

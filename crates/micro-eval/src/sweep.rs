@@ -6,6 +6,13 @@
 //!
 //! Stage 2 itself is supplied through [`Stage2`] (micro-route's implementation is
 //! [`crate::RouteStage2`]), so the protocol here is testable on its own.
+//!
+//! **Selection.** [`budget_sweep_with`] can add, next to each adapted row (B pairs per attribute
+//! drawn at random), an active row (`<model>+active`): B pairs per attribute chosen one at a time
+//! by the information of their answer about the heads ([`micro_route::query`]), from the same
+//! pool and adapted with the same Stage 2 settings. The choice is greedy, so within a run the
+//! chosen sets are nested across budgets as the random ones are; runs differ by the seed that
+//! breaks ties and orders the pool, and by Stage 2's own seed.
 
 use crate::error::{EvalError, Result};
 use crate::evaluate::{evaluate_indices, EvalReport, Gating, SplitSel};
@@ -13,6 +20,7 @@ use crate::metrics::Stat;
 use micro_cache::EmbeddingCache;
 use micro_model::{Gate, MixtureModel};
 use micro_route::budget::group_by_attribute;
+use micro_route::query::{choose_from_pools, Selection};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -96,6 +104,9 @@ pub struct SweepRow {
     pub method: String,
     pub kind: RowKind,
     pub points: Vec<SweepPoint>,
+    /// How an adapted row's labelled pairs were picked (random for the other kinds).
+    #[serde(default)]
+    pub selection: Selection,
 }
 
 /// The whole study; `rows` in the order the models were given, HyRe rows last.
@@ -193,9 +204,22 @@ pub fn budget_sweep(
     stage2: &dyn Stage2,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<SweepReport> {
-    if opts.runs == 0 || opts.budgets.is_empty() {
+    budget_sweep_with(models, cache, opts, &[Selection::Random], stage2, progress)
+}
+
+/// [`budget_sweep`] with one adapted row per model and selection in `selections` (in that
+/// order; an active row is labelled `<model>+active`).
+pub fn budget_sweep_with(
+    models: &[NamedModel],
+    cache: &EmbeddingCache,
+    opts: &SweepOptions,
+    selections: &[Selection],
+    stage2: &dyn Stage2,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<SweepReport> {
+    if opts.runs == 0 || opts.budgets.is_empty() || selections.is_empty() {
         return Err(EvalError::Options(
-            "a budget sweep needs at least one budget and one run".into(),
+            "a budget sweep needs at least one budget, one run and one selection".into(),
         ));
     }
     for m in models {
@@ -222,15 +246,25 @@ pub fn budget_sweep(
         notes: budget_notes(&test, &train, &budgets),
     };
     for m in models {
-        let row = if adaptable(&m.model) {
-            adapted_row(
-                m, cache, &test_idx, &train, &budgets, opts, stage2, progress,
-            )?
-        } else {
-            fixed_row(m, cache, &test_idx, &budgets, opts.runs)?
-        };
-        progress(&format!("{}: done", m.label));
-        report.rows.push(row);
+        if !adaptable(&m.model) {
+            report
+                .rows
+                .push(fixed_row(m, cache, &test_idx, &budgets, opts.runs)?);
+            progress(&format!("{}: done", m.label));
+            continue;
+        }
+        for &selection in selections {
+            let study = Study {
+                cache,
+                test_idx: &test_idx,
+                train: &train,
+                budgets: &budgets,
+                opts,
+            };
+            let row = adapted_row(m, &study, selection, stage2, progress)?;
+            progress(&format!("{}: done", row.method));
+            report.rows.push(row);
+        }
     }
     if opts.hyre_shots > 0 {
         for m in models.iter().filter(|m| m.model.k() > 1) {
@@ -292,23 +326,72 @@ fn fixed_row(
         method: m.label.clone(),
         kind: RowKind::Fixed,
         points: budgets.iter().map(|&b| point(b, &reports)).collect(),
+        selection: Selection::Random,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every adapted row of a study shares.
+struct Study<'a> {
+    cache: &'a EmbeddingCache,
+    test_idx: &'a [usize],
+    train: &'a BTreeMap<String, Vec<usize>>,
+    budgets: &'a [usize],
+    opts: &'a SweepOptions,
+}
+
+/// Each run's labelling order per attribute: B takes the first B. Random: the run's shuffle.
+/// Active: the pairs in the order the rule asks for them, up to the largest budget.
+fn label_orders(
+    m: &NamedModel,
+    study: &Study<'_>,
+    selection: Selection,
+) -> Result<Vec<BTreeMap<String, Vec<usize>>>> {
+    let opts = study.opts;
+    let max_b = study.budgets.iter().copied().max().unwrap_or(0);
+    (0..opts.runs)
+        .into_par_iter()
+        .map(|run| {
+            let order = shuffled_train(study.train, opts.seed, run);
+            match selection {
+                Selection::Random => Ok(order),
+                Selection::Active => {
+                    let seed = run_seed(opts.seed, run, 4);
+                    let groups = choose_from_pools(&m.model, study.cache, &order, max_b, seed)
+                        .map_err(|e| EvalError::Stage2 {
+                            model: m.label.clone(),
+                            budget: max_b,
+                            run,
+                            message: format!("choosing the pairs to label: {e}"),
+                        })?;
+                    Ok(groups
+                        .into_iter()
+                        .map(|(a, g)| (a, g.picks.iter().map(|p| p.row).collect()))
+                        .collect())
+                }
+            }
+        })
+        .collect()
+}
+
 fn adapted_row(
     m: &NamedModel,
-    cache: &EmbeddingCache,
-    test_idx: &[usize],
-    train: &BTreeMap<String, Vec<usize>>,
-    budgets: &[usize],
-    opts: &SweepOptions,
+    study: &Study<'_>,
+    selection: Selection,
     stage2: &dyn Stage2,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<SweepRow> {
-    let orders: Vec<_> = (0..opts.runs)
-        .map(|run| shuffled_train(train, opts.seed, run))
-        .collect();
+    let Study {
+        cache,
+        test_idx,
+        budgets,
+        opts,
+        ..
+    } = *study;
+    let label = match selection {
+        Selection::Random => m.label.clone(),
+        Selection::Active => format!("{}+active", m.label),
+    };
+    let orders = label_orders(m, study, selection)?;
     let jobs: Vec<(usize, usize)> = budgets
         .iter()
         .flat_map(|&b| (0..opts.runs).map(move |r| (b, r)))
@@ -328,7 +411,7 @@ fn adapted_row(
                     let model = stage2
                         .adapt(&m.model, cache, &sample, run_seed(opts.seed, run, 2))
                         .map_err(|message| EvalError::Stage2 {
-                            model: m.label.clone(),
+                            model: label.clone(),
                             budget,
                             run,
                             message,
@@ -337,8 +420,8 @@ fn adapted_row(
                 }
             };
             progress(&format!(
-                "{}: B={budget} run {run}: average {:.4}",
-                m.label, r.average
+                "{label}: B={budget} run {run}: average {:.4}",
+                r.average
             ));
             Ok(r)
         })
@@ -350,9 +433,10 @@ fn adapted_row(
         .map(|(i, &b)| point(b, &results[i * opts.runs..(i + 1) * opts.runs]))
         .collect();
     Ok(SweepRow {
-        method: m.label.clone(),
+        method: label,
         kind: RowKind::Adapted,
         points,
+        selection,
     })
 }
 
@@ -409,8 +493,121 @@ fn hyre_row(
         method: format!("{}+hyre", m.label),
         kind: RowKind::Hyre,
         points: vec![point(shots, &runs)],
+        selection: Selection::Random,
     };
     Ok((row, notes))
+}
+
+#[cfg(test)]
+mod active_tests {
+    use super::*;
+    use micro_data::Split;
+    use micro_route::fixture::{random_cache, random_model};
+    use std::sync::Mutex;
+
+    /// Records the pairs each adaptation was given and returns the model unchanged.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(u64, Vec<usize>)>>);
+
+    impl Stage2 for Recorder {
+        fn adapt(
+            &self,
+            model: &MixtureModel,
+            _: &EmbeddingCache,
+            idx: &[usize],
+            seed: u64,
+        ) -> std::result::Result<MixtureModel, String> {
+            self.0
+                .lock()
+                .map_err(|e| e.to_string())?
+                .push((seed, idx.to_vec()));
+            Ok(model.clone())
+        }
+        fn hyre_weights(
+            &self,
+            model: &MixtureModel,
+            _: &EmbeddingCache,
+            _: &[usize],
+        ) -> std::result::Result<Vec<f32>, String> {
+            Ok(vec![1.0 / model.k() as f32; model.k()])
+        }
+    }
+
+    #[test]
+    fn active_rows_sit_next_to_random_ones_with_nested_choices_from_the_train_pool() {
+        let mut cache = random_cache(6, 2, 40, 1);
+        for (i, p) in cache.pairs.iter_mut().enumerate() {
+            if i % 4 == 0 {
+                p.split = Some(Split::Test);
+            }
+        }
+        let models = [NamedModel {
+            label: "micro".into(),
+            model: random_model(6, 3, Some(4), 2),
+        }];
+        let opts = SweepOptions {
+            budgets: vec![0, 4, 8],
+            runs: 2,
+            seed: 3,
+            hyre_shots: 0,
+        };
+        let rec = Recorder::default();
+        let both = [Selection::Random, Selection::Active];
+        let sw = budget_sweep_with(&models, &cache, &opts, &both, &rec, &|_| {}).unwrap();
+        let methods: Vec<(&str, Selection)> = sw
+            .rows
+            .iter()
+            .map(|r| (r.method.as_str(), r.selection))
+            .collect();
+        assert_eq!(
+            methods,
+            vec![
+                ("micro", Selection::Random),
+                ("micro+active", Selection::Active)
+            ]
+        );
+        assert!(sw.rows.iter().all(|r| r.points.len() == 3));
+        let calls = rec.0.lock().unwrap();
+        // Two selections x two non-zero budgets x two runs.
+        assert_eq!(calls.len(), 8);
+        for (_, idx) in calls.iter() {
+            assert!(idx.iter().all(|&i| cache.pairs[i].is_train()));
+            assert!(idx.len() == 8 || idx.len() == 16);
+        }
+        // The active choice for B = 4 is the first 4 per attribute of its choice for B = 8.
+        let active = micro_route::query::choose_from_pools(
+            &models[0].model,
+            &cache,
+            &shuffled_train(
+                &group_by_attribute(&cache, &SplitSel::Train.indices(&cache)),
+                3,
+                0,
+            ),
+            8,
+            run_seed(3, 0, 4),
+        )
+        .unwrap();
+        let eight: Vec<usize> = active
+            .values()
+            .flat_map(|g| g.picks.iter().map(|p| p.row))
+            .collect();
+        let four: Vec<usize> = active
+            .values()
+            .flat_map(|g| g.picks.iter().take(4).map(|p| p.row))
+            .collect();
+        let seed = run_seed(3, 0, 2);
+        let got: Vec<&Vec<usize>> = calls
+            .iter()
+            .filter(|(s, idx)| *s == seed && (idx == &four || idx == &eight))
+            .map(|(_, idx)| idx)
+            .collect();
+        assert_eq!(
+            got.len(),
+            2,
+            "the active rows of run 0 adapt on the chosen pairs"
+        );
+        assert!(budget_sweep_with(&models, &cache, &opts, &[], &rec, &|_| {}).is_err());
+    }
 }
 
 #[cfg(test)]
@@ -503,6 +700,7 @@ mod pool_tests {
                 method: "micro".into(),
                 kind: RowKind::Adapted,
                 points: vec![point],
+                selection: Selection::Random,
             }],
             notes: vec![],
         }

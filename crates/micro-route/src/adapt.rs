@@ -19,6 +19,18 @@
 //! 2.5 points below the per-group Bayes accuracy there: a shift of 3 leaves the group ambiguous
 //! for some prompts (`truth.json`'s `routed_bayes_average`).
 //!
+//! **Pool inputs** (`pool_inputs`, off by default). With context evidence every pair of a
+//! context gets the same losses, so the cache's other training pairs that share a labelled
+//! pair's context text get that context's Hedge label too (their own router output as the
+//! prior), without their labels being read, and the router is fitted on their inputs as well.
+//! Algorithm 1 fits only the B labelled inputs, and at small B the router does not carry the
+//! context's head to prompts it has not seen: on `micro synth` (mixed cache, 4 groups, the seed 0
+//! Stage 1 model) the actively chosen pairs (`crate::query`) name every group's best head from
+//! B = 5 on, yet the adapted router reached 0.745 / 0.771 / 0.769 / 0.809 / 0.836 at
+//! B = 5 / 10 / 15 / 25 / 50, and 0.857 at each with pool inputs. Over three Stage 1 seeds x 5
+//! runs, random budgets went from 0.745 / 0.837 to 0.804 / 0.855 at B = 5 / 50 with pool
+//! inputs; on the built-in RPR-style data from 0.881 / 0.887 to 0.859 / 0.886 (docs/active.md).
+//!
 //! The paper gives no optimiser for this stage. We use AdamW with a cosine decay from
 //! `lr` = 1e-2 and no weight decay. With context evidence, mean gaps on the synth data above were
 //! 3.0 / 2.8 / 2.8 points at lr 1e-3 / 3e-3 / 1e-2. When Stage 1 never saw the contexts (router
@@ -67,6 +79,10 @@ pub struct AdaptConfig {
     /// Whose losses enter a pair's Hedge label: its own (the paper) or its context's.
     #[serde(default)]
     pub evidence: Evidence,
+    /// With context evidence, also fit the router on the cache's other training pairs whose
+    /// context text a labelled pair shares (their labels are never read): see the module docs.
+    #[serde(default)]
+    pub pool_inputs: bool,
 }
 
 /// The losses L_ik in a pair's Hedge label w_ik ∝ f_k(x_i, c_i) exp(-L_ik / tau).
@@ -114,6 +130,7 @@ impl Default for AdaptConfig {
             threads: 1,
             train_hidden: true,
             evidence: Evidence::default(),
+            pool_inputs: false,
         }
     }
 }
@@ -158,6 +175,9 @@ pub struct EpochStats {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdaptReport {
     pub pairs: usize,
+    /// Unlabelled training pairs the router was also fitted on (`pool_inputs`).
+    #[serde(default)]
+    pub pool_pairs: usize,
     pub per_attribute: BTreeMap<String, usize>,
     pub epochs: Vec<EpochStats>,
     pub seconds: f64,
@@ -207,16 +227,23 @@ pub fn adapt(
         }
         Gate::Router(r) => r,
     };
-    // Stage 2 learns f(x, c): the router reads each budget pair's context-augmented prompt.
-    let x = cache
-        .router_inputs(micro_cache::RouterInput::Pair)
-        .select_rows(idx)
-        .data;
     let mut log_p = head_log_probs(model, cache, idx);
+    let mut rows = idx.to_vec();
     if cfg.evidence == Evidence::Context {
         log_p = pool_by_context(cache, idx, &log_p, model.k());
+        if cfg.pool_inputs {
+            let (extra, extra_log_p) = context_pool(cache, idx, &log_p, model.k());
+            report.pool_pairs = extra.len();
+            rows.extend(extra);
+            log_p.extend(extra_log_p);
+        }
     }
-    let (trained, epochs) = Fit::new(router, &x, idx.len(), &log_p, cfg).run()?;
+    // Stage 2 learns f(x, c): the router reads each pair's context-augmented prompt.
+    let x = cache
+        .router_inputs(micro_cache::RouterInput::Pair)
+        .select_rows(&rows)
+        .data;
+    let (trained, epochs) = Fit::new(router, &x, rows.len(), &log_p, cfg).run()?;
     report.epochs = epochs;
     report.seconds = start.elapsed().as_secs_f64();
     let mut out = model.clone();
@@ -246,6 +273,32 @@ fn pool_by_context(cache: &EmbeddingCache, idx: &[usize], log_p: &[f64], k: usiz
     out
 }
 
+/// The training pairs outside `idx` whose context text some pair of `idx` carries, each with
+/// that context's pooled log p_k (taken from `pooled`, aligned with `idx`).
+fn context_pool(
+    cache: &EmbeddingCache,
+    idx: &[usize],
+    pooled: &[f64],
+    k: usize,
+) -> (Vec<usize>, Vec<f64>) {
+    let mut by_context: BTreeMap<&str, &[f64]> = BTreeMap::new();
+    for (row, &i) in pooled.chunks_exact(k).zip(idx) {
+        if let Some(c) = cache.pairs[i].context.as_deref() {
+            by_context.insert(c, row);
+        }
+    }
+    let labelled: std::collections::BTreeSet<usize> = idx.iter().copied().collect();
+    let (mut rows, mut log_p) = (Vec::new(), Vec::new());
+    for (i, p) in cache.pairs.iter().enumerate() {
+        let shared = p.context.as_deref().and_then(|c| by_context.get(c));
+        if let (Some(lp), true, false) = (shared, p.is_train(), labelled.contains(&i)) {
+            rows.push(i);
+            log_p.extend_from_slice(lp);
+        }
+    }
+    (rows, log_p)
+}
+
 fn skip(model: &MixtureModel, mut report: AdaptReport, why: &str) -> (MixtureModel, AdaptReport) {
     report.skipped = Some(why.to_string());
     (model.clone(), report)
@@ -256,6 +309,7 @@ fn record(model: &mut MixtureModel, cfg: &AdaptConfig, report: &AdaptReport) {
     let entry = serde_json::json!({
         "tau": cfg.tau, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
         "weight_decay": cfg.weight_decay, "seed": cfg.seed, "pairs": report.pairs,
+        "pool_pairs": report.pool_pairs,
         "per_attribute": report.per_attribute,
         "final_cross_entropy": report.epochs.last().map(|e| e.cross_entropy),
     });
@@ -453,6 +507,30 @@ mod tests {
         // Only the budget pairs count: pairs outside `idx` add nothing.
         let two = pool_by_context(&cache, &[0, 1], &log_p[..4], 2);
         assert!((two[0] + 0.2).abs() < 1e-12 && (two[3] + 0.4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pool_inputs_are_the_other_training_pairs_of_the_labelled_contexts() {
+        let mut cache = random_cache(2, 3, 4, 0);
+        // Contexts: rows 0-3 "criterion 0", 4-7 "criterion 1", 8-11 "criterion 2".
+        cache.pairs[2].split = Some(micro_data::Split::Test);
+        cache.pairs[3].context = None;
+        let idx = [0, 1, 5];
+        let pooled = vec![-1.0, -2.0, -1.0, -2.0, -3.0, -4.0];
+        let (rows, log_p) = context_pool(&cache, &idx, &pooled, 2);
+        // Row 2 is a test pair and row 3 has no context; "criterion 2" has no labelled pair.
+        assert_eq!(rows, vec![4, 6, 7]);
+        assert_eq!(log_p, vec![-3.0, -4.0, -3.0, -4.0, -3.0, -4.0]);
+        // The router then trains on the labelled pairs and these, and says so.
+        let model = crate::fixture::random_model(2, 2, None, 1);
+        let cfg = AdaptConfig {
+            pool_inputs: true,
+            ..AdaptConfig::default()
+        };
+        let (_, report) = adapt(&model, &cache, &idx, &cfg).unwrap();
+        assert_eq!((report.pairs, report.pool_pairs), (3, 3));
+        let (_, plain) = adapt(&model, &cache, &idx, &AdaptConfig::default()).unwrap();
+        assert_eq!(plain.pool_pairs, 0);
     }
 
     /// Oracle: central finite differences of the loss against the returned gradient.

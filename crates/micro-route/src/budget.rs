@@ -61,6 +61,19 @@ pub fn sample_budget_groups(
 /// Errors: no training pairs; no training pair with a context; an attribute with fewer than
 /// `budget` context-labelled training pairs.
 pub fn draw_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<Budget> {
+    let mut out = context_pools(cache)?;
+    check_pool_sizes(&out.groups, budget)?;
+    for (attr, pool) in out.groups.iter_mut() {
+        *pool = draw(pool, budget, seed, attr);
+    }
+    Ok(out)
+}
+
+/// Every context-labelled training pair per attribute (in cache order): the pools a budget is
+/// drawn or chosen from, with the attributes left to Stage 1.
+///
+/// Errors: no training pairs; no training pair with a context.
+pub fn context_pools(cache: &EmbeddingCache) -> Result<Budget> {
     let train = cache.indices(PrefPair::is_train);
     if train.is_empty() {
         return Err(data("the cache has no training pairs (every pair has split = test): Stage 2 samples its budget from the train split"));
@@ -74,17 +87,9 @@ pub fn draw_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<B
             .collect();
         if with_context.is_empty() {
             out.left_to_stage1.insert(attr, idx.len());
-            continue;
+        } else {
+            out.groups.insert(attr, with_context);
         }
-        if with_context.len() < budget {
-            return Err(data(format!(
-                "attribute `{attr}` has {} context-labelled training pairs, fewer than the budget {budget}: lower --budget to at most {}",
-                with_context.len(),
-                with_context.len()
-            )));
-        }
-        out.groups
-            .insert(attr.clone(), draw(&with_context, budget, seed, &attr));
     }
     if out.groups.is_empty() {
         return Err(data(format!(
@@ -93,6 +98,20 @@ pub fn draw_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<B
         )));
     }
     Ok(out)
+}
+
+/// Refuses a budget larger than some attribute's pool.
+pub fn check_pool_sizes(pools: &BTreeMap<String, Vec<usize>>, budget: usize) -> Result<()> {
+    for (attr, pool) in pools {
+        if pool.len() < budget {
+            return Err(data(format!(
+                "attribute `{attr}` has {} context-labelled training pairs, fewer than the budget {budget}: lower --budget to at most {}",
+                pool.len(),
+                pool.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// (drawn, rest) pair indices of one attribute.

@@ -1,5 +1,6 @@
 //! Stage 2 of MiCRo and the tools around the heads: context-aware router learning
-//! (Algorithm 1, [`adapt()`] with [`AdaptConfig`]), the labelling budget ([`sample_budget`]),
+//! (Algorithm 1, [`adapt()`] with [`AdaptConfig`]), the labelling budget ([`sample_budget`], or
+//! chosen by the information of each answer: [`query`]),
 //! per-user online adaptation ([`UserState`], the principal type for deployment), HyRe
 //! test-time reweighting ([`hyre_weights`]), safety audits and masking ([`audit_heads`]), and
 //! merging of redundant heads ([`merge_correlated`]).
@@ -33,6 +34,7 @@ pub mod hyre;
 pub mod likelihood;
 pub mod merge;
 pub mod online;
+pub mod query;
 pub mod select;
 pub mod targets;
 
@@ -46,5 +48,6 @@ pub use error::{Result, RouteError};
 pub use hyre::{hyre_accuracy, hyre_per_attribute, hyre_weights, HyreSplit, HYRE_PAIRS};
 pub use merge::{auto_heads, merge_correlated, MergeReport, DEFAULT_MERGE_THRESHOLD};
 pub use online::{Rate, UserState, LOSS_CLIP};
+pub use query::{choose_budget, next_question, Question, Selection};
 pub use select::select_heads;
 pub use targets::{hedge_target, hedge_targets};

@@ -12,6 +12,9 @@ pub enum BenchCommand {
     Adapt(super::adapt::BenchAdaptArgs),
     /// Load test of the reward server on loopback.
     Serve(super::serve::BenchServeArgs),
+    /// Time to choose the next pair to ask among candidates, and simulated users asked by the
+    /// rule or at random.
+    Select(super::adapt::BenchSelectArgs),
 }
 
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
@@ -20,5 +23,6 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Embed(a) => super::embed::bench(a),
         BenchCommand::Adapt(a) => super::adapt::bench(a),
         BenchCommand::Serve(a) => super::serve::bench(a),
+        BenchCommand::Select(a) => super::adapt::bench_select(a),
     }
 }

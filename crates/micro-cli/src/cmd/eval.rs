@@ -4,10 +4,11 @@
 use anyhow::{bail, Context};
 use micro_cache::EmbeddingCache;
 use micro_eval::{
-    budget_sweep, evaluate, render_comparison, render_sweep, render_table, write_json, EvalOptions,
-    NamedModel, Results, RouteStage2, SplitSel, SweepOptions,
+    budget_sweep_with, evaluate, render_comparison, render_sweep, render_table, write_json,
+    EvalOptions, NamedModel, Results, RouteStage2, SplitSel, SweepOptions,
 };
 use micro_model::MixtureModel;
+use micro_route::query::Selection;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -35,6 +36,16 @@ pub struct EvalArgs {
     /// Runs per budget, each with its own sample.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// How the sweep picks each attribute's labelled pairs, comma-separated: `random` (drawn at
+    /// random, the paper) and/or `active` (one at a time, the pair whose answer tells most
+    /// about the heads; rows `<model>+active`), e.g. `random,active`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "S,S",
+        default_value = "random"
+    )]
+    pub select: Vec<Selection>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Labelled test pairs per attribute for the HyRe rows of the sweep (0: none).
@@ -52,6 +63,10 @@ pub struct EvalArgs {
     /// Stage 2 trains only the router's output layer.
     #[arg(long)]
     pub output_layer_only: bool,
+    /// Stage 2 also fits the router on the other training pairs sharing a labelled pair's
+    /// context (labels never read; see `micro adapt --pool-inputs`).
+    #[arg(long)]
+    pub pool_inputs: bool,
     /// No per-run progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -126,6 +141,7 @@ fn run_sweep(
     cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
     cfg.lr = a.lr.unwrap_or(cfg.lr);
     cfg.train_hidden = !a.output_layer_only;
+    cfg.pool_inputs = a.pool_inputs;
     stage2.adapt.check().context("Stage 2 settings")?;
     let opts = SweepOptions {
         budgets: budgets.to_vec(),
@@ -134,7 +150,13 @@ fn run_sweep(
         hyre_shots: a.hyre_shots,
     };
     let quiet = a.quiet;
-    let sw = budget_sweep(models, cache, &opts, &stage2, &|line| {
+    let mut selections: Vec<Selection> = Vec::new();
+    for s in &a.select {
+        if !selections.contains(s) {
+            selections.push(*s);
+        }
+    }
+    let sw = budget_sweep_with(models, cache, &opts, &selections, &stage2, &|line| {
         if !quiet {
             eprintln!("{line}");
         }

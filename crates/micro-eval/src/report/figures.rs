@@ -3,6 +3,7 @@
 
 use crate::error::{EvalError, Result};
 use crate::sweep::{RowKind, SweepReport};
+use micro_route::query::Selection;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::collections::BTreeMap;
@@ -281,7 +282,9 @@ fn draw_bars(
 }
 
 /// Lines of mean accuracy against the budget with a ±std band; rows that do not adapt are
-/// dashed horizontal lines. `pick` chooses the figure from a point: the average, or one attribute.
+/// dashed horizontal lines. An active row (pairs chosen by the information of their answer) is
+/// drawn in its model's colour, dashed, with triangles, next to the random row. `attribute`
+/// chooses the figure from a point: the average, or one attribute.
 fn budget_chart(
     area: &Area<'_>,
     title: &str,
@@ -321,26 +324,40 @@ fn budget_chart(
             .y_desc("accuracy");
     }
     mesh.draw().map_err(e)?;
-    for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    for s in &series {
+        let color = Palette99::pick(s.color).to_rgba();
         let pts: Vec<(f64, f64)> = s.points.iter().map(|(b, m, _)| (*b, *m)).collect();
         let drawn = match s.kind {
             RowKind::Adapted => {
                 let mut band: Vec<(f64, f64)> =
                     s.points.iter().map(|(b, m, sd)| (*b, m + sd)).collect();
                 band.extend(s.points.iter().rev().map(|(b, m, sd)| (*b, m - sd)));
+                let active = s.selection == Selection::Active;
+                let alpha = if active { 0.10 } else { 0.18 };
                 chart
                     .draw_series(std::iter::once(Polygon::new(
                         band,
-                        color.mix(0.18).filled(),
+                        color.mix(alpha).filled(),
                     )))
                     .map_err(e)?;
-                chart
-                    .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                    .map_err(e)?;
-                chart
-                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                    .map_err(e)?
+                if active {
+                    chart
+                        .draw_series(
+                            pts.iter()
+                                .map(|p| TriangleMarker::new(*p, 5, color.filled())),
+                        )
+                        .map_err(e)?;
+                    chart
+                        .draw_series(DashedLineSeries::new(pts, 6, 3, color.stroke_width(2)))
+                        .map_err(e)?
+                } else {
+                    chart
+                        .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                        .map_err(e)?;
+                    chart
+                        .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                        .map_err(e)?
+                }
             }
             RowKind::Fixed | RowKind::Hyre => {
                 let m = s.points.first().map_or(f64::NAN, |p| p.1);
@@ -359,7 +376,15 @@ fn budget_chart(
                     .map_err(e)?
             }
         };
-        if legend {
+        if legend && s.selection == Selection::Active {
+            // A dashed stroke with a triangle, as the curve is drawn.
+            drawn.label(s.label.clone()).legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (5, 0)], color.stroke_width(2))
+                    + PathElement::new(vec![(13, 0), (18, 0)], color.stroke_width(2))
+                    + TriangleMarker::new((9, 0), 4, color.filled())
+            });
+        } else if legend {
             drawn.label(s.label.clone()).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
@@ -381,14 +406,26 @@ fn budget_chart(
 struct BudgetSeries {
     label: String,
     kind: RowKind,
+    selection: Selection,
+    /// Palette index: a model's random and active rows share one colour.
+    color: usize,
     /// (budget, mean, std)
     points: Vec<(f64, f64, f64)>,
 }
 
 fn budget_series(sw: &SweepReport, attribute: Option<&str>) -> Vec<BudgetSeries> {
+    let mut colors: Vec<String> = Vec::new();
     sw.rows
         .iter()
         .map(|row| {
+            let base = match row.selection {
+                Selection::Active => row.method.trim_end_matches("+active").to_string(),
+                Selection::Random => row.method.clone(),
+            };
+            let color = colors.iter().position(|c| *c == base).unwrap_or_else(|| {
+                colors.push(base);
+                colors.len() - 1
+            });
             let points = row
                 .points
                 .iter()
@@ -410,6 +447,8 @@ fn budget_series(sw: &SweepReport, attribute: Option<&str>) -> Vec<BudgetSeries>
             BudgetSeries {
                 label,
                 kind: row.kind,
+                selection: row.selection,
+                color,
                 points,
             }
         })
@@ -464,4 +503,54 @@ pub fn transpose(map: &BTreeMap<String, Vec<f64>>, k: usize) -> Vec<Vec<f64>> {
                 .collect()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Stat;
+    use crate::sweep::{SweepPoint, SweepRow};
+
+    fn row(method: &str, selection: Selection, means: &[f64]) -> SweepRow {
+        SweepRow {
+            method: method.into(),
+            kind: RowKind::Adapted,
+            points: means
+                .iter()
+                .zip([0usize, 5, 15])
+                .map(|(&m, budget)| SweepPoint {
+                    budget,
+                    average: Stat::of(vec![m, m + 0.01]),
+                    per_attribute: [("u".to_string(), Stat::of(vec![m]))].into(),
+                })
+                .collect(),
+            selection,
+        }
+    }
+
+    #[test]
+    fn an_active_row_shares_its_models_colour_and_is_drawn_with_triangles() {
+        let sw = SweepReport {
+            budgets: vec![0, 5, 15],
+            runs: 2,
+            seed: 0,
+            hyre_shots: 0,
+            attributes: vec!["u".into()],
+            rows: vec![
+                row("micro", Selection::Random, &[0.6, 0.7, 0.8]),
+                row("micro+active", Selection::Active, &[0.6, 0.8, 0.85]),
+                row("other", Selection::Random, &[0.5, 0.55, 0.6]),
+            ],
+            notes: vec![],
+        };
+        let series = budget_series(&sw, None);
+        let colors: Vec<usize> = series.iter().map(|s| s.color).collect();
+        assert_eq!(colors, vec![0, 0, 1]);
+        let svg = budget_curve(&sw).unwrap();
+        // Circles mark the two random rows' three points; triangles (polygons) the active row's,
+        // besides the three bands.
+        assert_eq!(svg.matches("<circle").count(), 6, "{svg}");
+        assert!(svg.matches("<polygon").count() >= 3 + 3);
+        assert!(svg.contains("micro+active"));
+    }
 }

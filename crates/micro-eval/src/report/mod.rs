@@ -11,6 +11,7 @@ mod html;
 use crate::error::{EvalError, Result};
 use crate::results::Results;
 use figures::{budget_curve, budget_panels, grouped_bars, transpose, Heatmap};
+use micro_route::query::Selection;
 use std::path::{Path, PathBuf};
 
 /// What [`write_report`] wrote.
@@ -109,7 +110,11 @@ pub fn render_figures(results: &Results) -> Result<Vec<(String, String, String)>
         out.push(("router_weights.svg".into(), "Mean router weight on each head over each user's test pairs (context-augmented prompts).".into(), heat.to_svg()?));
     }
     if let Some(sw) = &results.sweep {
-        out.push(("budget.svg".into(), "Average accuracy against the Stage 2 budget B; bands are ± one std over runs, dashed lines do not adapt.".into(), budget_curve(sw)?));
+        let mut caption = "Average accuracy against the Stage 2 budget B; bands are ± one std over runs, flat dashed lines do not adapt.".to_string();
+        if sw.rows.iter().any(|r| r.selection == Selection::Active) {
+            caption.push_str(" Triangles on a dashed line in a model's colour: its labelled pairs chosen one at a time by the information of their answer (`+active`) rather than at random.");
+        }
+        out.push(("budget.svg".into(), caption, budget_curve(sw)?));
         out.push((
             "budget_attributes.svg".into(),
             "The same per user.".into(),
