@@ -347,7 +347,11 @@ fn helpsteer2_stage1_pairs_have_latent_users_whose_share_follows_the_topic() {
     let share = majority as f64 / total as f64;
     assert!((0.85..=0.95).contains(&share), "majority share {share}");
     for u in USER_TYPES {
-        assert!(dominated.get(u.name).copied().unwrap_or(0) >= 1, "{} dominates no topic", u.name);
+        assert!(
+            dominated.get(u.name).copied().unwrap_or(0) >= 1,
+            "{} dominates no topic",
+            u.name
+        );
     }
     // Over all topics, opposite users label about as many pairs, so a prompt-blind model sits
     // near 0.5 on both.
@@ -356,7 +360,12 @@ fn helpsteer2_stage1_pairs_have_latent_users_whose_share_follows_the_topic() {
         ("formal", "playful"),
         ("tech_fan", "culture_fan"),
     ] {
-        let count = |u: &str| stage1.iter().filter(|p| p.user_id.as_deref() == Some(u)).count();
+        let count = |u: &str| {
+            stage1
+                .iter()
+                .filter(|p| p.user_id.as_deref() == Some(u))
+                .count()
+        };
         let (f, r) = (count(fwd), count(rev));
         println!("{fwd}/{rev}: {f} / {r} Stage 1 pairs");
         assert!(

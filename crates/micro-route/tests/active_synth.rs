@@ -28,7 +28,7 @@ fn setup() -> (MixtureModel, EmbeddingCache) {
         ..SynthConfig::default()
     };
     let (cache, _) = generate(&synth).unwrap();
-    let arrays = cache.training_arrays(RouterInput::auto(&cache.pairs));
+    let arrays = cache.training_arrays(RouterInput::Pair);
     let cfg = TrainConfig {
         k: 4,
         alpha: 0.05,

@@ -58,9 +58,9 @@ pub struct AdaptArgs {
     #[arg(long, default_value_t = Selection::Random)]
     pub select: Selection,
     /// Also fit the router on the other training pairs that share a labelled pair's context
-    /// text, with that context's Hedge label (their own labels are never read). Needs
-    /// `--evidence context`.
-    #[arg(long)]
+    /// text, with that context's Hedge label (their own labels are never read); `false` fits
+    /// the B labelled pairs alone (Algorithm 1). Only with `--evidence context`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub pool_inputs: bool,
     /// Write the pairs used (row, id, attribute and, for `--select active`, the information
     /// of each when chosen) to this JSON file.
@@ -77,10 +77,6 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", a.model.display()))?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading cache {}", a.cache.display()))?;
-    anyhow::ensure!(
-        !a.pool_inputs || a.evidence == Evidence::Context,
-        "--pool-inputs labels the extra pairs with their context's evidence: use it with --evidence context"
-    );
     let (idx, left_to_stage1, picked) = match a.select {
         Selection::Random => {
             let b = draw_budget(&cache, a.budget, a.seed)?;
@@ -113,7 +109,8 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         threads: 1,
         train_hidden: !a.output_layer_only,
         evidence: a.evidence,
-        pool_inputs: a.pool_inputs,
+        // Pool inputs take their labels from the context's evidence: none with per-pair evidence.
+        pool_inputs: a.pool_inputs && a.evidence == Evidence::Context,
         ..AdaptConfig::default()
     };
     let (mut adapted, report) = adapt(&model, &cache, &idx, &cfg)?;

@@ -64,9 +64,9 @@ pub struct EvalArgs {
     #[arg(long)]
     pub output_layer_only: bool,
     /// Stage 2 also fits the router on the other training pairs sharing a labelled pair's
-    /// context (labels never read; see `micro adapt --pool-inputs`).
-    #[arg(long)]
-    pub pool_inputs: bool,
+    /// context (labels never read; see `micro adapt --pool-inputs`). Default: on.
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub pool_inputs: Option<bool>,
     /// No per-run progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -141,7 +141,9 @@ fn run_sweep(
     cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
     cfg.lr = a.lr.unwrap_or(cfg.lr);
     cfg.train_hidden = !a.output_layer_only;
-    cfg.pool_inputs = a.pool_inputs;
+    if let Some(p) = a.pool_inputs {
+        cfg.pool_inputs = p;
+    }
     stage2.adapt.check().context("Stage 2 settings")?;
     let opts = SweepOptions {
         budgets: budgets.to_vec(),
