@@ -97,9 +97,6 @@ pub struct DecoderBackbone {
     score: Option<Vec<f32>>,
     input: InputBuilder,
     batch_size: usize,
-    /// Whether batches run one after another (a GPU, or a CPU that the matrix products already
-    /// keep busy) or in parallel.
-    parallel_batches: bool,
 }
 
 impl DecoderBackbone {
@@ -136,7 +133,6 @@ impl DecoderBackbone {
             score: loaded.score,
             input,
             batch_size: options.batch_size.max(1),
-            parallel_batches: device.is_cpu(),
         })
     }
 
@@ -181,12 +177,12 @@ impl DecoderBackbone {
         }
         let lengths: Vec<usize> = requests.iter().map(|r| r.0.len()).collect();
         let batches = batch::plan(&lengths, self.batch_size);
-        let run = |members: &Vec<usize>| self.run_batch(requests, members);
-        let results: Vec<Vec<Vec<Vec<f32>>>> = if self.parallel_batches {
-            batches.par_iter().map(run).collect::<Result<_>>()?
-        } else {
-            batches.iter().map(run).collect::<Result<_>>()?
-        };
+        // One batch after another: the matrix products already use every core (on the CPU,
+        // two batches side by side cost 8% more CPU time for the same wall time).
+        let results: Vec<Vec<Vec<Vec<f32>>>> = batches
+            .iter()
+            .map(|members| self.run_batch(requests, members))
+            .collect::<Result<_>>()?;
         let mut out = vec![Vec::new(); requests.len()];
         for (members, states) in batches.iter().zip(results) {
             for (&i, s) in members.iter().zip(states) {
