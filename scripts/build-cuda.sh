@@ -21,9 +21,9 @@
 # At run time on the GPU machine, cuBLAS, cuRAND and NVRTC of CUDA 13 must be on LD_LIBRARY_PATH
 # (PyTorch's nvidia-* wheels carry them; scripts/device-check.sh finds them). See docs/gpu.md.
 #
-# Not part of CI: the first build compiles candle's CUDA kernels with nvcc (about half an hour on
-# 2 cores, see docs/gpu.md); `bash scripts/build-cuda.sh` is the check, rerun on changes to the
-# device code.
+# Not part of CI: the first build compiles the dependency stack again plus candle's CUDA kernels
+# with nvcc and ptxas, over two hours on a shared 2-core machine (docs/gpu.md); later builds
+# recompile micro's crates only. Rerun it on changes to the device code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
