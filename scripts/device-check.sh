@@ -31,7 +31,9 @@ prepare() {
   strip "$KIT/bin/micro" 2>/dev/null || true
   for m in tiny-llama-rm tiny-qwen2-rm; do cp -r "../shared/golden/$m" "$KIT/golden/"; done
   cp scripts/decoder-peer-bench.py "$KIT/"
-  grep -qx "/$KIT/" .git/info/exclude 2>/dev/null || echo "/$KIT/" >>"$(git rev-parse --git-path info/exclude)"
+  local exclude; exclude=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")"
+  grep -qx "/$KIT/" "$exclude" 2>/dev/null || echo "/$KIT/" >>"$exclude"
   say "ready: $KIT ($(du -sh "$KIT" | cut -f1)); on the GPU machine run: bash scripts/device-check.sh run (carry $KIT)"
 }
 
