@@ -5,8 +5,9 @@
 #   bash scripts/device-check.sh run         # on the GPU machine, from the repo root
 #
 # `prepare` builds micro with CUDA (scripts/build-cuda.sh) and gathers what the GPU machine needs
-# into .device-check/ (ignored by git; about 40 MB): the binary, libcudart, the golden tiny models
-# and the PyTorch peer script. Carry that folder to the GPU machine with the repo.
+# into .device-check/ (ignored by git; about 22 MB): the binary (stripped and gzipped: 70 MB
+# unpacked, mostly candle's PTX), libcudart, the golden tiny models and the PyTorch peer script.
+# Carry that folder to the GPU machine with the repo.
 #
 # `run` needs an NVIDIA driver for CUDA >= 13.0, python3 with torch and transformers, and writes
 # its logs to $OUT (default .device-check/out). It prints, in order:
@@ -27,8 +28,9 @@ prepare() {
   local bin; bin=$(bash scripts/build-cuda.sh)
   rm -rf "$KIT"
   mkdir -p "$KIT/bin" "$KIT/golden"
-  cp "$bin" "$(dirname "$bin")/libcudart.so.13" "$KIT/bin/"
-  strip "$KIT/bin/micro" 2>/dev/null || true
+  cp "$(dirname "$bin")/libcudart.so.13" "$KIT/bin/"
+  strip -o "$KIT/bin/micro" "$bin"
+  gzip -6 "$KIT/bin/micro"
   for m in tiny-llama-rm tiny-qwen2-rm; do cp -r "../shared/golden/$m" "$KIT/golden/"; done
   cp scripts/decoder-peer-bench.py "$KIT/"
   local exclude; exclude=$(git rev-parse --git-path info/exclude)
@@ -94,8 +96,10 @@ throughput() {
 }
 
 run() {
-  [ -x "$KIT/bin/micro" ] || die "$KIT/bin/micro is missing: run \`bash scripts/device-check.sh prepare\` on the build machine and carry $KIT"
+  [ -f "$KIT/bin/micro.gz" ] || die "$KIT/bin/micro.gz is missing: run \`bash scripts/device-check.sh prepare\` on the build machine and carry $KIT"
   OUT=${OUT:-$KIT/out}
+  # Unpacked beside libcudart.so.13, which the binary finds through RPATH=$ORIGIN.
+  gunzip -c "$KIT/bin/micro.gz" >"$KIT/bin/micro" && chmod +x "$KIT/bin/micro"
   TEXTS=${TEXTS:-512}
   BATCHES=${BATCHES:-8 32}
   mkdir -p "$OUT"
