@@ -533,7 +533,11 @@ mod tests {
         };
         let (_, report) = adapt(&model, &cache, &idx, &cfg).unwrap();
         assert_eq!((report.pairs, report.pool_pairs), (3, 3));
-        let (_, plain) = adapt(&model, &cache, &idx, &AdaptConfig::default()).unwrap();
+        let plain_cfg = AdaptConfig {
+            pool_inputs: false,
+            ..AdaptConfig::default()
+        };
+        let (_, plain) = adapt(&model, &cache, &idx, &plain_cfg).unwrap();
         assert_eq!(plain.pool_pairs, 0);
     }
 

@@ -3,11 +3,13 @@
 use anyhow::Context;
 use micro_cache::{Dtype, EmbeddingCache};
 use micro_data::Format;
+use micro_data::Message;
+use micro_embed::decoder::{DecoderBackbone, DecoderOptions, Precision};
 use micro_embed::encoder::{Encoder, Engine};
 use micro_embed::progress::Progress;
 use micro_embed::{
-    BackboneOptions, ContextMode, DeviceKind, EmbedOptions, ModelFolder, PromptText, ResponseText,
-    Shard,
+    BackboneOptions, ContextMode, DeviceKind, EmbedOptions, Family, ModelFolder, PromptText,
+    ResponseText, Shard,
 };
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -51,7 +53,8 @@ pub struct EmbedArgs {
     /// Maximum tokens per sequence (default: the model's, e.g. max_seq_length 256 for MiniLM).
     #[arg(long)]
     pub max_len: Option<usize>,
-    /// cpu, or cuda[:N] (needs a build with `--features micro-embed/cuda`).
+    /// cpu, or cuda[:N] for a GPU (a build from scripts/build-cuda.sh; decoders run in bf16
+    /// there).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceKind,
     /// Distinct texts per chunk: the unit of progress and of resuming.
@@ -226,7 +229,7 @@ fn info(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct BenchEmbedArgs {
-    /// Hugging Face model folder.
+    /// Hugging Face model folder (a BERT-family encoder or a Llama/Qwen2 decoder).
     #[arg(long)]
     pub model: PathBuf,
     #[arg(long, default_value_t = 32)]
@@ -234,23 +237,46 @@ pub struct BenchEmbedArgs {
     /// Texts per length.
     #[arg(long, default_value_t = 256)]
     pub texts: usize,
-    /// Target token counts (special tokens included).
+    /// Target token counts of the texts (special tokens included; a decoder's chat template
+    /// adds its own).
     #[arg(long, value_delimiter = ',', default_value = "17,90,200")]
     pub lengths: Vec<usize>,
     /// native (hand-written forward) or candle (candle's BertModel), for encoders.
     #[arg(long, default_value = "native")]
     pub engine: String,
+    /// cpu, or cuda[:N] (a build from scripts/build-cuda.sh).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceKind,
+    /// Decoders: dtype of weights and activations (auto: f32 on the CPU, bf16 on a GPU).
+    #[arg(long, default_value = "auto")]
+    pub precision: Precision,
+    /// Decoders: write the token ids of every sequence run (JSON) for a peer benchmark on the
+    /// same input (scripts/decoder-peer-bench.py).
+    #[arg(long)]
+    pub dump_ids: Option<PathBuf>,
+    /// Decoders on a GPU: also run the texts on the CPU in f32 and print how far the device's
+    /// hidden states are from them.
+    #[arg(long)]
+    pub compare_cpu: bool,
 }
 
 pub fn bench(a: BenchEmbedArgs) -> anyhow::Result<()> {
     let folder = ModelFolder::open(&a.model)?;
+    match micro_embed::family(&folder.architecture, &folder.model_type) {
+        Some(Family::Decoder) => bench_decoder(&a, &folder),
+        _ => bench_encoder(&a, &folder),
+    }
+}
+
+fn bench_encoder(a: &BenchEmbedArgs, folder: &ModelFolder) -> anyhow::Result<()> {
     let opts = BackboneOptions {
         batch_size: a.batch_size,
+        device: a.device,
         ..Default::default()
     };
     let backbone: Box<dyn micro_embed::Backbone> = match a.engine.as_str() {
         "native" => micro_embed::load_backbone(&a.model, &opts)?,
-        "candle" => Box::new(Encoder::load_with(&folder, &opts, Engine::Candle)?),
+        "candle" => Box::new(Encoder::load_with(folder, &opts, Engine::Candle)?),
         other => anyhow::bail!("--engine {other:?}: use native or candle"),
     };
     let tokenizer = folder.load_tokenizer()?;
@@ -262,10 +288,7 @@ pub fn bench(a: BenchEmbedArgs) -> anyhow::Result<()> {
         a.batch_size,
         rayon::current_num_threads()
     );
-    println!(
-        "{:>8} {:>8} {:>10} {:>12} {:>8} {:>8}",
-        "tokens", "texts", "texts/s", "tokens/s", "seconds", "cpu s"
-    );
+    print_header();
     for &len in &a.lengths {
         let texts = micro_embed::encoder::bench_texts(&tokenizer, len, a.texts)
             .context("building benchmark texts")?;
@@ -282,24 +305,147 @@ pub fn bench(a: BenchEmbedArgs) -> anyhow::Result<()> {
             })
             .collect();
         backbone.embed_prompts(&items[..a.batch_size.min(items.len())])?; // warm-up: buffers, caches
+        let timed = Timed::run(|| backbone.embed_prompts(&items).map(|_| ()))?;
+        timed.print(tokens, texts.len());
+    }
+    Ok(())
+}
+
+/// Decoders: each text as a user turn rendered with the chat template's generation prompt, the
+/// router-input pass (`embed_prompts`) that serving and `micro embed` run.
+fn bench_decoder(a: &BenchEmbedArgs, folder: &ModelFolder) -> anyhow::Result<()> {
+    let model = load_decoder(&a.model, a.device, a.precision, a.batch_size)?;
+    let c = model.config();
+    println!(
+        "model {} ({}, {} layers, hidden {}), device {:?}, precision {:?}, batch {}, {} threads",
+        folder.name(),
+        c.architecture_name,
+        c.num_hidden_layers,
+        c.hidden_size,
+        a.device,
+        a.precision,
+        a.batch_size,
+        rayon::current_num_threads()
+    );
+    let tokenizer = folder.load_tokenizer()?;
+    let mut dumped = Vec::new();
+    print_header();
+    for &len in &a.lengths {
+        let texts = micro_embed::encoder::bench_texts(&tokenizer, len, a.texts)
+            .context("building benchmark texts")?;
+        let turns: Vec<Vec<Message>> = texts
+            .iter()
+            .map(|(t, _)| vec![Message::new("user", t.clone())])
+            .collect();
+        let inputs: Vec<(&[Message], Option<&str>)> =
+            turns.iter().map(|t| (t.as_slice(), None)).collect();
+        let ids: Vec<Vec<u32>> = inputs
+            .iter()
+            .map(|(p, c)| model.encode_prompt(p, *c).map(|e| e.0))
+            .collect::<Result<_, _>>()?;
+        let tokens: usize = ids.iter().map(Vec::len).sum();
+        model.embed_prompts(&inputs[..a.batch_size.min(inputs.len())])?; // warm-up
+        let mut states = Vec::new();
+        let timed = Timed::run(|| {
+            states = model.embed_prompts(&inputs)?;
+            Ok(())
+        })?;
+        timed.print(tokens, texts.len());
+        if a.compare_cpu {
+            compare_with_cpu(a, &inputs, &states)?;
+        }
+        dumped.push(serde_json::json!({"target_tokens": len, "sequences": ids}));
+    }
+    if let Some(path) = &a.dump_ids {
+        let doc = serde_json::json!({"batch_size": a.batch_size, "lengths": dumped});
+        std::fs::write(path, doc.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("token ids written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn load_decoder(
+    dir: &std::path::Path,
+    device: DeviceKind,
+    precision: Precision,
+    batch_size: usize,
+) -> anyhow::Result<DecoderBackbone> {
+    let options = DecoderOptions {
+        device,
+        precision,
+        batch_size,
+        ..Default::default()
+    };
+    Ok(DecoderBackbone::load(dir, &options)?)
+}
+
+/// Prints the largest absolute difference and the smallest cosine between `states` and the
+/// same prompts' states on the CPU in f32.
+fn compare_with_cpu(
+    a: &BenchEmbedArgs,
+    inputs: &[(&[Message], Option<&str>)],
+    states: &[(Vec<f32>, bool)],
+) -> anyhow::Result<()> {
+    let cpu = load_decoder(&a.model, DeviceKind::Cpu, Precision::F32, a.batch_size)?;
+    let reference = cpu.embed_prompts(inputs)?;
+    let (mut worst, mut min_cosine) = (0f32, 1f32);
+    for ((s, _), (r, _)) in states.iter().zip(&reference) {
+        let diff = s
+            .iter()
+            .zip(r)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        worst = worst.max(diff);
+        min_cosine = min_cosine.min(cosine(s, r));
+    }
+    println!(
+        "{:>8} against the CPU in f32: max abs difference {worst:.3e}, min cosine {min_cosine:.6}",
+        ""
+    );
+    Ok(())
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    (dot / (norm(a) * norm(b)).max(1e-30)) as f32
+}
+
+fn print_header() {
+    println!(
+        "{:>8} {:>8} {:>10} {:>12} {:>8} {:>8}",
+        "tokens", "texts", "texts/s", "tokens/s", "seconds", "cpu s"
+    );
+}
+
+/// Wall-clock and CPU seconds of one timed run.
+struct Timed {
+    seconds: f64,
+    cpu: Option<f64>,
+}
+
+impl Timed {
+    fn run(f: impl FnOnce() -> micro_embed::Result<()>) -> anyhow::Result<Self> {
         let (t0, cpu0) = (Instant::now(), cpu_seconds());
-        backbone.embed_prompts(&items)?;
-        let s = t0.elapsed().as_secs_f64();
-        let cpu = match (cpu0, cpu_seconds()) {
-            (Some(a), Some(b)) => format!("{:.2}", b - a),
-            _ => "?".into(),
-        };
+        f()?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| b - a);
+        Ok(Timed { seconds, cpu })
+    }
+
+    fn print(&self, tokens: usize, texts: usize) {
+        let cpu = self.cpu.map_or("?".into(), |c| format!("{c:.2}"));
         println!(
             "{:>8.0} {:>8} {:>10.1} {:>12.0} {:>8.2} {:>8}",
-            tokens as f64 / texts.len() as f64,
-            texts.len(),
-            texts.len() as f64 / s,
-            tokens as f64 / s,
-            s,
+            tokens as f64 / texts as f64,
+            texts,
+            texts as f64 / self.seconds,
+            tokens as f64 / self.seconds,
+            self.seconds,
             cpu
         );
     }
-    Ok(())
 }
 
 /// User + system CPU seconds of this process (Linux `/proc/self/stat`), to tell a slow run

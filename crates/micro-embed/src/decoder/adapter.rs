@@ -2,9 +2,10 @@
 //! and the mapping of decoder errors onto [`EmbedError`].
 
 use micro_cache::Matrix;
-use rayon::prelude::*;
+use micro_data::Message;
 
-use super::backbone::{DecoderBackbone, DecoderFeatures, DecoderOptions};
+use super::backbone::{DecoderBackbone, DecoderOptions};
+use super::device::Precision;
 use super::error::DecoderError;
 use crate::{
     Backbone, BackboneOptions, ContextMode, Description, EmbedError, Item, ModelFolder,
@@ -37,6 +38,8 @@ impl Decoder {
             context: opts.context,
             chat_template: None,
             device: opts.device,
+            precision: Precision::Auto,
+            batch_size: opts.batch_size,
         };
         let model = DecoderBackbone::load(&folder.dir, &options)?;
         let info = micro_cache::Backbone {
@@ -73,15 +76,15 @@ impl Backbone for Decoder {
         self.model.hidden_size()
     }
 
-    /// One sequence per pass (no padding to get wrong), items in parallel.
+    /// All items in length-sorted batches of `batch_size` sequences.
     fn embed_responses(&self, items: &[Item<'_>]) -> Result<ResponseFeatures> {
-        let features: Vec<DecoderFeatures> = items
-            .par_iter()
-            .map(|it| {
-                self.model
-                    .embed_response(&it.prompt.to_messages(), it.context, it.response)
-            })
-            .collect::<std::result::Result<_, DecoderError>>()?;
+        let prompts: Vec<Vec<Message>> = items.iter().map(|it| it.prompt.to_messages()).collect();
+        let inputs: Vec<(&[Message], Option<&str>, &str)> = items
+            .iter()
+            .zip(&prompts)
+            .map(|(it, p)| (p.as_slice(), it.context, it.response))
+            .collect();
+        let features = self.model.embed_responses(&inputs)?;
         let scores = self.model.has_score().then(|| {
             features
                 .iter()
@@ -97,10 +100,13 @@ impl Backbone for Decoder {
     }
 
     fn embed_prompts(&self, prompts: &[PromptItem<'_>]) -> Result<PromptFeatures> {
-        let rows: Vec<(Vec<f32>, bool)> = prompts
-            .par_iter()
-            .map(|p| self.model.embed_prompt(&p.prompt.to_messages(), p.context))
-            .collect::<std::result::Result<_, DecoderError>>()?;
+        let turns: Vec<Vec<Message>> = prompts.iter().map(|p| p.prompt.to_messages()).collect();
+        let inputs: Vec<(&[Message], Option<&str>)> = prompts
+            .iter()
+            .zip(&turns)
+            .map(|(p, t)| (t.as_slice(), p.context))
+            .collect();
+        let rows = self.model.embed_prompts(&inputs)?;
         let truncated = rows.iter().filter(|r| r.1).count();
         let states: Vec<Vec<f32>> = rows.into_iter().map(|r| r.0).collect();
         Ok(PromptFeatures {

@@ -1,24 +1,30 @@
 //! [`DecoderBackbone`]: a decoder reward model as a feature extractor. Per response it gives the
 //! final-norm hidden state at the last token (reward feature), at the prompt boundary (router
-//! input, position `prompt_length` as in MiCRo's code), and the checkpoint's own score.
+//! input, position `prompt_length` as in MiCRo's code), and the checkpoint's own score. Many
+//! responses or prompts at once run in length-sorted, padded batches ([`super::batch`]).
 
 use std::path::{Path, PathBuf};
 
 use micro_data::{Message, PrefPair};
+use rayon::prelude::*;
 
 use super::config::DecoderConfig;
+use super::device::Precision;
 use super::error::{DecoderError, Result};
 use super::input::{Encoded, InputBuilder};
-use super::model::{dot, row, Transformer};
+use super::model::{dot, Transformer};
 use super::template::ChatTemplate;
-use super::weights;
+use super::{batch, device, weights};
 use crate::{ContextMode, DeviceKind};
 
 /// The token budget when none is given: MiCRo's code drops pairs longer than this.
 pub const DEFAULT_MAX_LENGTH: usize = 4096;
 
+/// Sequences per forward pass when none is given.
+pub const DEFAULT_BATCH_SIZE: usize = 8;
+
 /// How to load and feed a decoder backbone.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DecoderOptions {
     /// Tokens per sequence (prompt + response); `None` means [`DEFAULT_MAX_LENGTH`]. Always
     /// capped at the model's `max_position_embeddings`.
@@ -29,7 +35,30 @@ pub struct DecoderOptions {
     pub chat_template: Option<String>,
     /// Where the forward pass runs (CUDA needs the crate's `cuda` feature).
     pub device: DeviceKind,
+    /// The dtype of weights and activations (f32 on the CPU, bf16 on a GPU by default).
+    pub precision: Precision,
+    /// Sequences per forward pass (fewer when they are long: see [`super::batch`]).
+    pub batch_size: usize,
 }
+
+impl Default for DecoderOptions {
+    fn default() -> Self {
+        DecoderOptions {
+            max_length: None,
+            context: ContextMode::default(),
+            chat_template: None,
+            device: DeviceKind::Cpu,
+            precision: Precision::Auto,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+/// One response to embed: the prompt's turns, the context, and the response text.
+pub type ResponseInput<'a> = (&'a [Message], Option<&'a str>, &'a str);
+
+/// One prompt to embed: its turns and the context.
+pub type PromptInput<'a> = (&'a [Message], Option<&'a str>);
 
 /// Features of one response.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +96,7 @@ pub struct DecoderBackbone {
     transformer: Transformer,
     score: Option<Vec<f32>>,
     input: InputBuilder,
+    batch_size: usize,
 }
 
 impl DecoderBackbone {
@@ -74,8 +104,8 @@ impl DecoderBackbone {
     /// from the Hugging Face folder `dir`.
     pub fn load(dir: &Path, options: &DecoderOptions) -> Result<Self> {
         let config = DecoderConfig::from_dir(dir)?;
-        let device = device(options.device)?;
-        let loaded = weights::load(dir, &config, &device)?;
+        let device = device::open(options.device).map_err(DecoderError::Device)?;
+        let loaded = weights::load(dir, &config, &device, options.precision.dtype(&device))?;
         let template = ChatTemplate::from_dir(dir, options.chat_template.as_deref())?;
         let max_length = options.max_length.unwrap_or(DEFAULT_MAX_LENGTH).max(1);
         let input = InputBuilder::new(
@@ -102,6 +132,7 @@ impl DecoderBackbone {
             transformer: loaded.transformer,
             score: loaded.score,
             input,
+            batch_size: options.batch_size.max(1),
         })
     }
 
@@ -125,8 +156,66 @@ impl DecoderBackbone {
         &self.input
     }
 
-    /// Final-norm hidden states [T, hidden] of `ids` (empty or out-of-vocabulary ids are errors).
+    /// Final-norm hidden states [T, hidden] (f32) of `ids` (empty or out-of-vocabulary ids are
+    /// errors).
     pub fn hidden_states(&self, ids: &[u32]) -> Result<candle_core::Tensor> {
+        self.check_ids(ids)?;
+        Ok(self.transformer.hidden_states(ids)?)
+    }
+
+    /// Final-norm hidden states of many sequences at chosen positions, run in length-sorted
+    /// batches: `out[i][j]` is the state of `requests[i].0` at position `requests[i].1[j]`.
+    pub fn states_at(&self, requests: &[(&[u32], Vec<usize>)]) -> Result<Vec<Vec<Vec<f32>>>> {
+        for (ids, positions) in requests {
+            self.check_ids(ids)?;
+            if let Some(&p) = positions.iter().find(|&&p| p >= ids.len()) {
+                return Err(DecoderError::weights(
+                    &self.dir,
+                    format!("position {p} is outside a sequence of {} tokens", ids.len()),
+                ));
+            }
+        }
+        let lengths: Vec<usize> = requests.iter().map(|r| r.0.len()).collect();
+        let batches = batch::plan(&lengths, self.batch_size);
+        // One batch after another: the matrix products already use every core (on the CPU,
+        // two batches side by side cost 8% more CPU time for the same wall time).
+        let results: Vec<Vec<Vec<Vec<f32>>>> = batches
+            .iter()
+            .map(|members| self.run_batch(requests, members))
+            .collect::<Result<_>>()?;
+        let mut out = vec![Vec::new(); requests.len()];
+        for (members, states) in batches.iter().zip(results) {
+            for (&i, s) in members.iter().zip(states) {
+                out[i] = s;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One forward pass over the requests `members`; their states in that order.
+    fn run_batch(
+        &self,
+        requests: &[(&[u32], Vec<usize>)],
+        members: &[usize],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        let seqs: Vec<&[u32]> = members.iter().map(|&i| requests[i].0).collect();
+        let picks: Vec<(usize, usize)> = members
+            .iter()
+            .enumerate()
+            .flat_map(|(k, &i)| requests[i].1.iter().map(move |&p| (k, p)))
+            .collect();
+        let mut rows = self
+            .transformer
+            .hidden_at(&seqs, &picks)?
+            .to_vec2::<f32>()?
+            .into_iter();
+        Ok(members
+            .iter()
+            .map(|&i| rows.by_ref().take(requests[i].1.len()).collect())
+            .collect())
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
         let rows = self.transformer.vocab_rows();
         if ids.is_empty() {
             return Err(DecoderError::weights(
@@ -143,7 +232,7 @@ impl DecoderBackbone {
                 ),
             });
         }
-        Ok(self.transformer.hidden_states(ids)?)
+        Ok(())
     }
 
     /// Features of `response` to `prompt` under an optional `context`.
@@ -157,23 +246,54 @@ impl DecoderBackbone {
         self.features(&encoded)
     }
 
+    /// Features of many responses, in their order, run in batches.
+    pub fn embed_responses(&self, items: &[ResponseInput<'_>]) -> Result<Vec<DecoderFeatures>> {
+        let encoded: Vec<Encoded> = items
+            .par_iter()
+            .map(|(prompt, context, response)| self.input.encode(prompt, *context, response))
+            .collect::<Result<_>>()?;
+        self.features_batch(&encoded)
+    }
+
     /// Features of an already encoded conversation.
     pub fn features(&self, encoded: &Encoded) -> Result<DecoderFeatures> {
-        let hidden = self.hidden_states(&encoded.ids)?;
-        let last = encoded.ids.len() - 1;
-        // A template may emit nothing for an empty response: the boundary is then the last token.
-        let boundary = encoded.prompt_length.min(last);
-        let reward = row(&hidden, last)?;
-        let score = self.score.as_ref().map(|w| dot(w, &reward));
-        Ok(DecoderFeatures {
-            boundary: row(&hidden, boundary)?,
-            prompt_last: row(&hidden, boundary.saturating_sub(1))?,
-            reward,
-            score,
-            n_tokens: encoded.ids.len(),
-            prompt_length: encoded.prompt_length,
-            truncated: encoded.truncated,
-        })
+        let mut f = self.features_batch(std::slice::from_ref(encoded))?;
+        Ok(f.remove(0))
+    }
+
+    fn features_batch(&self, encoded: &[Encoded]) -> Result<Vec<DecoderFeatures>> {
+        // Per sequence: the last token, the boundary, and the token before it.
+        let requests: Vec<(&[u32], Vec<usize>)> = encoded
+            .iter()
+            .map(|e| {
+                let last = e.ids.len().saturating_sub(1);
+                // A template may emit nothing for an empty response: the boundary is then the
+                // last token.
+                let boundary = e.prompt_length.min(last);
+                (
+                    e.ids.as_slice(),
+                    vec![last, boundary, boundary.saturating_sub(1)],
+                )
+            })
+            .collect();
+        let states = self.states_at(&requests)?;
+        Ok(encoded
+            .iter()
+            .zip(states)
+            .map(|(e, s)| {
+                let [reward, boundary, prompt_last] =
+                    <[Vec<f32>; 3]>::try_from(s).expect("three positions asked, three states");
+                DecoderFeatures {
+                    score: self.score.as_ref().map(|w| dot(w, &reward)),
+                    reward,
+                    boundary,
+                    prompt_last,
+                    n_tokens: e.ids.len(),
+                    prompt_length: e.prompt_length,
+                    truncated: e.truncated,
+                }
+            })
+            .collect())
     }
 
     /// The router input of a prompt without a response: the final-norm hidden state at the last
@@ -184,6 +304,35 @@ impl DecoderBackbone {
         prompt: &[Message],
         context: Option<&str>,
     ) -> Result<(Vec<f32>, bool)> {
+        let mut rows = self.embed_prompts(&[(prompt, context)])?;
+        Ok(rows.remove(0))
+    }
+
+    /// [`DecoderBackbone::embed_prompt`] for many prompts, in their order, run in batches.
+    pub fn embed_prompts(&self, prompts: &[PromptInput<'_>]) -> Result<Vec<(Vec<f32>, bool)>> {
+        let encoded: Vec<(Vec<u32>, bool)> = prompts
+            .par_iter()
+            .map(|(prompt, context)| self.encode_prompt(prompt, *context))
+            .collect::<Result<_>>()?;
+        let requests: Vec<(&[u32], Vec<usize>)> = encoded
+            .iter()
+            .map(|(ids, _)| (ids.as_slice(), vec![ids.len().saturating_sub(1)]))
+            .collect();
+        let states = self.states_at(&requests)?;
+        Ok(states
+            .into_iter()
+            .zip(&encoded)
+            .map(|(mut s, (_, truncated))| (s.remove(0), *truncated))
+            .collect())
+    }
+
+    /// Tokens of `prompt` (+ `context`) rendered with the generation prompt, within the token
+    /// budget, and whether text had to go.
+    pub fn encode_prompt(
+        &self,
+        prompt: &[Message],
+        context: Option<&str>,
+    ) -> Result<(Vec<u32>, bool)> {
         let mut turns = prompt.to_vec();
         loop {
             let messages = super::insert_context(&turns, context, self.input.context_mode());
@@ -191,8 +340,7 @@ impl DecoderBackbone {
                 .input
                 .tokenize(&self.input.template().render(&messages, true)?)?;
             if ids.len() <= self.input.max_length() {
-                let hidden = self.hidden_states(&ids)?;
-                return Ok((row(&hidden, ids.len() - 1)?, turns != prompt));
+                return Ok((ids, turns != prompt));
             }
             if !self
                 .input
@@ -211,16 +359,12 @@ impl DecoderBackbone {
     pub fn embed_pair(&self, pair: &PrefPair) -> Result<PairFeatures> {
         let prompt = pair.prompt.to_messages();
         let context = pair.context.as_deref();
-        Ok(PairFeatures {
-            chosen: self.embed_response(&prompt, context, &pair.chosen)?,
-            rejected: self.embed_response(&prompt, context, &pair.rejected)?,
-        })
-    }
-}
-
-fn device(kind: DeviceKind) -> Result<candle_core::Device> {
-    match kind {
-        DeviceKind::Cpu => Ok(candle_core::Device::Cpu),
-        DeviceKind::Cuda(i) => candle_core::Device::new_cuda(i).map_err(DecoderError::Forward),
+        let both = self.embed_responses(&[
+            (&prompt, context, &pair.chosen),
+            (&prompt, context, &pair.rejected),
+        ])?;
+        let [chosen, rejected] =
+            <[DecoderFeatures; 2]>::try_from(both).expect("two responses in, two features out");
+        Ok(PairFeatures { chosen, rejected })
     }
 }

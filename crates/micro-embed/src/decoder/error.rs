@@ -42,6 +42,9 @@ pub enum DecoderError {
         max_length: usize,
         model_max: usize,
     },
+    /// The device could not be opened (the message says what is missing and what to do).
+    #[error("{0}")]
+    Device(String),
     /// A tensor operation failed while running the model.
     #[error("model forward pass: {0}")]
     Forward(#[from] candle_core::Error),

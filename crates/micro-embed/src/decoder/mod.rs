@@ -2,9 +2,10 @@
 //! `*ForCausalLM` layouts) as frozen feature extractors for MiCRo.
 //!
 //! The principal type is [`DecoderBackbone`]: it renders the checkpoint's chat template,
-//! tokenizes, runs a thin f32 transformer on the CPU, and returns per response the final-norm
-//! hidden state at the last token (reward feature), at the prompt boundary (router input) and
-//! the checkpoint's own score. [`load`] wraps it as the crate's [`crate::Backbone`].
+//! tokenizes, runs a thin transformer in length-sorted padded batches (f32 on the CPU, bf16 on a
+//! GPU), and returns per response the final-norm hidden state at the last token (reward
+//! feature), at the prompt boundary (router input) and the checkpoint's own score. [`load`]
+//! wraps it as the crate's [`crate::Backbone`].
 //!
 //! ```
 //! use micro_embed::decoder::{DecoderBackbone, DecoderOptions};
@@ -21,8 +22,10 @@
 
 mod adapter;
 mod backbone;
+pub mod batch;
 pub mod config;
 mod context;
+pub(crate) mod device;
 mod error;
 mod input;
 mod model;
@@ -32,10 +35,12 @@ mod weights;
 
 pub use adapter::{load, Decoder};
 pub use backbone::{
-    DecoderBackbone, DecoderFeatures, DecoderOptions, PairFeatures, DEFAULT_MAX_LENGTH,
+    DecoderBackbone, DecoderFeatures, DecoderOptions, PairFeatures, PromptInput, ResponseInput,
+    DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH,
 };
 pub use config::{Architecture, DecoderConfig, Head, RopeScaling};
 pub use context::insert_context;
+pub use device::Precision;
 pub use error::{DecoderError, Result};
 pub use input::{Encoded, InputBuilder};
 pub use template::{ChatTemplate, SpecialTokens};

@@ -1,8 +1,11 @@
-//! A thin Llama / Qwen2 transformer that returns the final-norm hidden state of every position
-//! (candle's own `llama` model returns last-token logits only). One sequence at a time, f32,
-//! full causal attention; no KV cache, since reward features need a single pass.
+//! A thin Llama / Qwen2 transformer that returns final-norm hidden states (candle's own `llama`
+//! model returns last-token logits only). Sequences run in right-padded batches: with a causal
+//! mask a real token never sees the padding after it, and positions count from 0 in every row,
+//! so a sequence's states do not depend on what it is batched with. No KV cache, since reward
+//! features need a single pass. Weights and activations are in the weights' dtype (f32 on the
+//! CPU, bf16/f16 on a GPU); attention probabilities are always computed in f32.
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::DecoderConfig;
@@ -69,33 +72,41 @@ impl Attention {
         })
     }
 
-    /// `x` is [T, hidden]; `mask` is [T, T] with -inf above the diagonal.
+    /// `x` is [B*T, hidden]: B sequences of T positions, one after the other.
     fn forward(
         &self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: &Tensor,
+        shape: BatchShape,
+        tables: &BatchTables,
     ) -> candle_core::Result<Tensor> {
-        let t = x.dim(0)?;
+        let BatchShape { b, t } = shape;
         let heads = |proj: &Linear, n: usize| -> candle_core::Result<Tensor> {
             proj.forward(x)?
-                .reshape((1, t, n, self.head_dim))?
+                .reshape((b, t, n, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = candle_nn::rotary_emb::rope(&heads(&self.q, self.n_heads)?, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&heads(&self.k, self.n_kv_heads)?, cos, sin)?;
-        let v = heads(&self.v, self.n_kv_heads)?;
-        let rep = self.n_heads / self.n_kv_heads;
-        let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let rep = h / kv;
+        let q = candle_nn::rotary_emb::rope(&heads(&self.q, h)?, &tables.cos, &tables.sin)?;
+        let k = candle_nn::rotary_emb::rope(&heads(&self.k, kv)?, &tables.cos, &tables.sin)?;
+        let v = heads(&self.v, kv)?;
+        // Grouped-query attention without copying K and V `rep` times: the query heads that
+        // share a KV head (consecutive, as in Hugging Face's `repeat_kv`) are stacked along
+        // the time axis, so one matmul per KV head serves all of them.
+        let q = q.reshape((b, kv, rep * t, d))?;
+        let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?
+            .to_dtype(DType::F32)?
+            .reshape((b, kv, rep, t, t))?
+            .broadcast_add(&tables.mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?
+            .to_dtype(x.dtype())?
+            .reshape((b, kv, rep * t, t))?;
         let out = probs
             .matmul(&v)?
+            .reshape((b, h, t, d))?
             .transpose(1, 2)?
-            .reshape((t, self.n_heads * self.head_dim))?;
+            .reshape((b * t, h * d))?;
         self.o.forward(&out)
     }
 }
@@ -144,15 +155,29 @@ impl Block {
         &self,
         x: &Tensor,
         eps: f32,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: &Tensor,
+        shape: BatchShape,
+        tables: &BatchTables,
     ) -> candle_core::Result<Tensor> {
         let h = candle_nn::ops::rms_norm(x, &self.input_norm, eps)?;
-        let x = (x + self.attention.forward(&h, cos, sin, mask)?)?;
+        let x = (x + self.attention.forward(&h, shape, tables)?)?;
         let h = candle_nn::ops::rms_norm(&x, &self.post_attention_norm, eps)?;
         x + self.mlp.forward(&h)?
     }
+}
+
+/// B sequences, each padded to T positions.
+#[derive(Clone, Copy)]
+struct BatchShape {
+    b: usize,
+    t: usize,
+}
+
+/// What every layer of one batch shares: rotary tables [T, head_dim / 2] in the model's dtype and
+/// the causal mask [T, T] (f32, -inf above the diagonal).
+struct BatchTables {
+    cos: Tensor,
+    sin: Tensor,
+    mask: Tensor,
 }
 
 impl Transformer {
@@ -175,19 +200,57 @@ impl Transformer {
         self.embed_tokens.dims()[0]
     }
 
-    /// Final-norm hidden states [T, hidden] of `ids`; the caller checks ids against
-    /// [`Transformer::vocab_rows`].
-    pub fn hidden_states(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+    /// The dtype the weights were loaded in (and activations run in).
+    pub fn dtype(&self) -> DType {
+        self.embed_tokens.dtype()
+    }
+
+    /// Final-norm hidden states, as f32 [picks, hidden], of the sequences `seqs` run as one
+    /// right-padded batch, at `picks` = (sequence, position) pairs. The caller checks that ids
+    /// are below [`Transformer::vocab_rows`], that no sequence is empty and that every position
+    /// lies inside its sequence.
+    pub fn hidden_at(
+        &self,
+        seqs: &[&[u32]],
+        picks: &[(usize, usize)],
+    ) -> candle_core::Result<Tensor> {
         let device = self.embed_tokens.device();
-        let t = ids.len();
-        let ids = Tensor::from_slice(ids, t, device)?;
-        let mut x = self.embed_tokens.index_select(&ids, 0)?;
-        let (cos, sin) = rope::tables(&self.inv_freq, t, device)?;
-        let mask = causal_mask(t, device)?;
-        for block in &self.blocks {
-            x = block.forward(&x, self.eps, &cos, &sin, &mask)?;
+        let shape = BatchShape {
+            b: seqs.len(),
+            t: seqs.iter().map(|s| s.len()).max().unwrap_or(0),
+        };
+        let mut ids = Vec::with_capacity(shape.b * shape.t);
+        for s in seqs {
+            ids.extend_from_slice(s);
+            // Any valid id will do: nothing real attends to the padding after it.
+            ids.extend(std::iter::repeat_n(0u32, shape.t - s.len()));
         }
-        candle_nn::ops::rms_norm(&x, &self.norm, self.eps)
+        let ids = Tensor::from_vec(ids, shape.b * shape.t, device)?;
+        let mut x = self.embed_tokens.index_select(&ids, 0)?;
+        let (cos, sin) = rope::tables(&self.inv_freq, shape.t, device)?;
+        let tables = BatchTables {
+            cos: cos.to_dtype(self.dtype())?,
+            sin: sin.to_dtype(self.dtype())?,
+            mask: causal_mask(shape.t, device)?,
+        };
+        for block in &self.blocks {
+            x = block.forward(&x, self.eps, shape, &tables)?;
+        }
+        // The final norm acts row by row, so only the picked rows need it.
+        let rows: Vec<u32> = picks
+            .iter()
+            .map(|&(s, p)| (s * shape.t + p) as u32)
+            .collect();
+        let rows = Tensor::from_vec(rows, picks.len(), device)?;
+        let picked = x.index_select(&rows, 0)?;
+        candle_nn::ops::rms_norm(&picked, &self.norm, self.eps)?.to_dtype(DType::F32)
+    }
+
+    /// Final-norm hidden states [T, hidden] (f32) of every position of `ids`; the caller checks
+    /// ids against [`Transformer::vocab_rows`].
+    pub fn hidden_states(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        let picks: Vec<(usize, usize)> = (0..ids.len()).map(|p| (0, p)).collect();
+        self.hidden_at(&[ids], &picks)
     }
 }
 
@@ -196,11 +259,6 @@ fn causal_mask(t: usize, device: &Device) -> candle_core::Result<Tensor> {
         .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Tensor::from_vec(mask, (t, t), device)
-}
-
-/// Row `i` of a [T, hidden] tensor as a vector.
-pub fn row(hidden: &Tensor, i: usize) -> candle_core::Result<Vec<f32>> {
-    hidden.get(i)?.to_vec1::<f32>()
 }
 
 /// Dot product of two equally long vectors, accumulated in f64.

@@ -74,12 +74,17 @@ pub struct LoadedWeights {
     pub score: Option<Vec<f32>>,
 }
 
-/// Opens the checkpoint in `dir` as f32 on `device`.
-pub fn load(dir: &Path, config: &DecoderConfig, device: &Device) -> Result<LoadedWeights> {
+/// Opens the checkpoint in `dir` on `device`, its stack in `dtype` (the score row always in f32).
+pub fn load(
+    dir: &Path,
+    config: &DecoderConfig,
+    device: &Device,
+    dtype: DType,
+) -> Result<LoadedWeights> {
     let files = safetensors_files(dir)?;
     // SAFETY: the files are memory-mapped read-only; like every safetensors reader we rely on
     // them not being modified while the model is loaded (tensors are copied out right away).
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, device) }
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device) }
         .map_err(|e| DecoderError::weights(dir, format!("cannot open safetensors: {e}")))?;
     let stack = if vb.contains_tensor("model.embed_tokens.weight") {
         vb.pp("model")

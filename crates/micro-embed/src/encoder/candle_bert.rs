@@ -67,12 +67,8 @@ impl CandleBert {
     }
 }
 
-/// The candle device for a [`crate::DeviceKind`].
+/// The candle device for a [`crate::DeviceKind`]; the message of a failure says what is missing
+/// (CUDA support in this build, the driver, a library, the device) and what to do.
 pub fn device(kind: crate::DeviceKind) -> Result<Device> {
-    match kind {
-        crate::DeviceKind::Cpu => Ok(Device::Cpu),
-        crate::DeviceKind::Cuda(i) => Device::new_cuda(i).map_err(|e| {
-            EmbedError::other(format!("cannot open CUDA device {i}: {e} (build with `--features cuda` on a machine with CUDA)"))
-        }),
-    }
+    crate::decoder::device::open(kind).map_err(EmbedError::other)
 }
