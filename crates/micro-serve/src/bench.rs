@@ -46,7 +46,8 @@ pub struct BenchOptions {
     pub users: usize,
     /// State store URL; `None`: a fresh SQLite file in a temporary folder.
     pub db: Option<String>,
-    pub sync: SqliteSync,
+    /// SQLite commit durability, overriding the URL's (`None`: the URL's, else normal).
+    pub sync: Option<SqliteSync>,
 }
 
 impl Default for BenchOptions {
@@ -59,7 +60,7 @@ impl Default for BenchOptions {
             responses: 4,
             users: 100,
             db: None,
-            sync: SqliteSync::Normal,
+            sync: None,
         }
     }
 }
@@ -112,8 +113,11 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
         .db
         .clone()
         .unwrap_or_else(|| db_dir.join("bench.sqlite").display().to_string());
+    let with_sync = opts
+        .sync
+        .map_or(url.clone(), |s| store::with_sqlite_sync(&url, s));
     let (running, key) = rt.block_on(async {
-        let store = store::open(&url, opts.sync)
+        let store = store::open(&with_sync)
             .await
             .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
         let tenant = format!("bench-{}", store::now_ms());
@@ -316,7 +320,7 @@ pub fn run_text(
 }
 
 async fn start_bench_server(engine: Engine, url: &str) -> Result<(crate::Running, String), String> {
-    let store = store::open(url, SqliteSync::Normal)
+    let store = store::open(url)
         .await
         .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
     let tenant = format!("bench-{}", store::now_ms());

@@ -13,7 +13,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let rt = tokio::runtime::Runtime::new().unwrap();
 //! let (server, key) = rt.block_on(async {
-//!     let store = store::open(dir.path().join("state.sqlite").to_str().unwrap(), Default::default()).await.unwrap();
+//!     let store = store::open(dir.path().join("state.sqlite").to_str().unwrap()).await.unwrap();
 //!     let (key, _) = auth::add_key(store.as_ref(), "acme", "docs").await.unwrap();
 //!     let engine = Engine::new(synthetic_model(4, 2, 1), None).unwrap();
 //!     let state = Arc::new(AppState::new(engine, store, Limits::default(), micro_route::Rate::Anytime));

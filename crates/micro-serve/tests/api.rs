@@ -5,7 +5,7 @@
 use micro_route::{Rate, UserState};
 use micro_serve::bench::{random_vec, synthetic_model};
 use micro_serve::client::{Client, Reply};
-use micro_serve::store::{self, SqliteSync};
+use micro_serve::store;
 use micro_serve::{auth, AppState, Engine, Limits, Running, StateStore};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -30,9 +30,7 @@ impl Fixture {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let sqlite = dir.path().join("state.sqlite").display().to_string();
-        let store = rt
-            .block_on(store::open(url.unwrap_or(&sqlite), SqliteSync::Normal))
-            .unwrap();
+        let store = rt.block_on(store::open(url.unwrap_or(&sqlite))).unwrap();
         Fixture {
             rt,
             store,

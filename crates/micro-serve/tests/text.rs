@@ -7,7 +7,7 @@ use micro_embed::{load_backbone, BackboneOptions, Item, PromptItem};
 use micro_route::Rate;
 use micro_serve::bench::synthetic_model;
 use micro_serve::client::Client;
-use micro_serve::store::{self, SqliteSync};
+use micro_serve::store;
 use micro_serve::{auth, AppState, Engine, Limits};
 use serde_json::json;
 use std::path::PathBuf;
@@ -41,12 +41,9 @@ fn text_requests_are_embedded_by_the_backbone() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (server, key) = rt.block_on(async {
-        let store = store::open(
-            tmp.path().join("s.sqlite").to_str().unwrap(),
-            SqliteSync::Normal,
-        )
-        .await
-        .unwrap();
+        let store = store::open(tmp.path().join("s.sqlite").to_str().unwrap())
+            .await
+            .unwrap();
         let (key, _) = auth::add_key(store.as_ref(), "acme", "t").await.unwrap();
         let state = Arc::new(AppState::new(
             engine,

@@ -15,22 +15,29 @@ use std::time::Duration;
 /// Where users' state and API keys live.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DbArgs {
-    /// State store: a SQLite file (`PATH` or `sqlite:PATH`) or a PostgreSQL URL
-    /// (`postgres://user@host/db`, shared by several replicas).
+    /// State store: a SQLite file (`PATH`, or `sqlite:PATH?sync=full&busy_timeout_ms=5000`
+    /// with options) or a PostgreSQL URL (`postgres://user@host/db`, shared by several
+    /// replicas).
     #[arg(long, env = "MICRO_DB", default_value = "micro-state.sqlite")]
     db: String,
     /// SQLite commit durability: `normal` (WAL; survives a killed process, a power loss may
-    /// drop the last commits) or `full` (fsync every commit).
-    #[arg(long, default_value = "normal")]
-    sqlite_sync: SqliteSync,
+    /// drop the last commits) or `full` (fsync every commit); default: the URL's `sync=`,
+    /// else normal.
+    #[arg(long)]
+    sqlite_sync: Option<SqliteSync>,
 }
 
 impl DbArgs {
     async fn open(&self) -> anyhow::Result<Arc<dyn StateStore>> {
-        store::open(&self.db, self.sqlite_sync)
+        store::open(&sqlite_sync(&self.db, self.sqlite_sync))
             .await
             .with_context(|| format!("cannot open the state store {}", redact(&self.db)))
     }
+}
+
+/// `url` with `--sqlite-sync` in it, when given (it overrides the URL's own `sync=`).
+fn sqlite_sync(url: &str, sync: Option<SqliteSync>) -> String {
+    sync.map_or_else(|| url.to_owned(), |s| store::with_sqlite_sync(url, s))
 }
 
 /// The URL without its password, for logs.
@@ -314,8 +321,8 @@ pub struct BenchServeArgs {
     /// State store URL (default: a fresh SQLite file in a temporary folder).
     #[arg(long)]
     db: Option<String>,
-    #[arg(long, default_value = "normal")]
-    sqlite_sync: SqliteSync,
+    #[arg(long)]
+    sqlite_sync: Option<SqliteSync>,
     /// Measure text scoring through a real backbone instead: single-query OpenRLHF-shaped
     /// calls from --clients concurrent clients, without and with batching.
     #[arg(long)]
