@@ -7,7 +7,7 @@
 use crate::auth;
 use crate::batch::BatchOptions;
 use crate::client::Client;
-use crate::engine::Engine;
+use crate::scorer::Scorer;
 use crate::server::{AppState, Limits};
 use crate::store::{self, SqliteSync};
 use micro_embed::Backbone;
@@ -122,9 +122,9 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
             .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
         let tenant = format!("bench-{}", store::now_ms());
         let (key, _) = auth::add_key(store.as_ref(), &tenant, "bench").await?;
-        let engine = Engine::new(synthetic_model(opts.dim, opts.k, 7), None)?;
+        let scorer = Scorer::new(synthetic_model(opts.dim, opts.k, 7), None)?;
         let state = Arc::new(AppState::new(
-            engine,
+            scorer,
             store,
             Limits::default(),
             Rate::Anytime,
@@ -305,8 +305,8 @@ pub fn run_text(
     let mut results = Vec::new();
     for (mode, batching) in [("off", BatchOptions::OFF), ("on", opts.batching)] {
         for &c in &opts.clients {
-            let engine = Engine::with_batching(model.clone(), Some(backbone.clone()), batching)?;
-            let (running, key) = rt.block_on(start_bench_server(engine, &url))?;
+            let scorer = Scorer::with_batching(model.clone(), Some(backbone.clone()), batching)?;
+            let (running, key) = rt.block_on(start_bench_server(scorer, &url))?;
             let name = format!("text, {c:>2} clients, batching {mode}");
             let mut r = phase(&name, opts.requests, c, running.addr, &key, |i| {
                 ("/get_reward".to_owned(), bodies[i % bodies.len()].clone())
@@ -319,14 +319,14 @@ pub fn run_text(
     Ok(results)
 }
 
-async fn start_bench_server(engine: Engine, url: &str) -> Result<(crate::Running, String), String> {
+async fn start_bench_server(scorer: Scorer, url: &str) -> Result<(crate::Running, String), String> {
     let store = store::open(url)
         .await
         .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
     let tenant = format!("bench-{}", store::now_ms());
     let (key, _) = auth::add_key(store.as_ref(), &tenant, "bench").await?;
     let state = Arc::new(AppState::new(
-        engine,
+        scorer,
         store,
         Limits::default(),
         Rate::Anytime,

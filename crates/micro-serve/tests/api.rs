@@ -6,7 +6,7 @@ use micro_route::{Rate, UserState};
 use micro_serve::bench::{random_vec, synthetic_model};
 use micro_serve::client::{Client, Reply};
 use micro_serve::store;
-use micro_serve::{auth, AppState, Engine, Limits, Running, StateStore};
+use micro_serve::{auth, AppState, Limits, Running, Scorer, StateStore};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -46,9 +46,9 @@ impl Fixture {
     }
 
     fn start(&self, limits: Limits) -> Running {
-        let engine = Engine::new(synthetic_model(DIM, K, 3), None).unwrap();
+        let scorer = Scorer::new(synthetic_model(DIM, K, 3), None).unwrap();
         let state = Arc::new(AppState::new(
-            engine,
+            scorer,
             self.store.clone(),
             limits,
             Rate::Fixed(0.5),
@@ -360,13 +360,13 @@ fn the_openapi_document_covers_every_route() {
 /// A route that takes `ms` milliseconds, wrapped in the server's timeout layer.
 fn slow_app(f: &Fixture, timeout_ms: u64) -> axum::Router {
     use axum::routing::get;
-    let engine = Engine::new(synthetic_model(DIM, K, 3), None).unwrap();
+    let scorer = Scorer::new(synthetic_model(DIM, K, 3), None).unwrap();
     let limits = Limits {
         timeout: std::time::Duration::from_millis(timeout_ms),
         ..Limits::default()
     };
     let state = Arc::new(AppState::new(
-        engine,
+        scorer,
         f.store.clone(),
         limits,
         Rate::Anytime,

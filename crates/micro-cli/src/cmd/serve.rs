@@ -6,7 +6,7 @@ use micro_embed::{BackboneOptions, ContextMode, DeviceKind};
 use micro_model::MixtureModel;
 use micro_route::Rate;
 use micro_serve::store::{self, SqliteSync, StateStore};
-use micro_serve::{auth, bench, AppState, BatchOptions, Engine, Limits};
+use micro_serve::{auth, bench, AppState, BatchOptions, Limits, Scorer};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -265,7 +265,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let engine = Engine::with_batching(model, backbone, a.batching.options()?)
+    let scorer = Scorer::with_batching(model, backbone, a.batching.options()?)
         .map_err(anyhow::Error::msg)?;
     let store = a.db.open().await?;
     let limits = Limits {
@@ -277,13 +277,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let summary = format!(
         "model K={} d={}, store {} ({}), text {}",
-        engine.k(),
-        engine.dim(),
+        scorer.k(),
+        scorer.dim(),
         store.kind(),
         redact(&a.db.db),
-        engine.has_backbone()
+        scorer.has_backbone()
     );
-    let state = Arc::new(AppState::new(engine, store, limits, a.rate));
+    let state = Arc::new(AppState::new(scorer, store, limits, a.rate));
     let (listener, addr) = micro_serve::server::bind(&a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;

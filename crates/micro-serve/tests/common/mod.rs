@@ -10,7 +10,7 @@ use micro_embed::{
 };
 use micro_route::Rate;
 use micro_serve::store;
-use micro_serve::{auth, AppState, Engine, Limits, Running, StateStore};
+use micro_serve::{auth, AppState, Limits, Running, Scorer, StateStore};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,9 +45,9 @@ impl Fixture {
             .0
     }
 
-    pub fn start(&self, engine: Engine, limits: Limits) -> Running {
+    pub fn start(&self, scorer: Scorer, limits: Limits) -> Running {
         let state = Arc::new(AppState::new(
-            engine,
+            scorer,
             self.store.clone(),
             limits,
             Rate::Fixed(0.5),
