@@ -8,7 +8,8 @@
 //! backbone passes ([`batch`]).
 //!
 //! ```
-//! use micro_serve::{auth, bench::synthetic_model, client::Client, store, AppState, Scorer, Limits};
+//! use micro_serve::testing::{client::Client, synthetic_model};
+//! use micro_serve::{auth, store, AppState, Limits, Scorer};
 //! use std::sync::Arc;
 //! let dir = tempfile::tempdir().unwrap();
 //! let rt = tokio::runtime::Runtime::new().unwrap();
@@ -33,9 +34,7 @@
 pub mod api;
 pub mod auth;
 pub mod batch;
-pub mod bench;
 pub mod chat;
-pub mod client;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
@@ -43,6 +42,8 @@ pub mod rl;
 pub mod scorer;
 pub mod server;
 pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use batch::BatchOptions;
 pub use error::ApiError;

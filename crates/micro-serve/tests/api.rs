@@ -3,9 +3,9 @@
 //! document covering every route.
 
 use micro_route::{Rate, UserState};
-use micro_serve::bench::{random_vec, synthetic_model};
-use micro_serve::client::{Client, Reply};
 use micro_serve::store;
+use micro_serve::testing::client::{Client, Reply};
+use micro_serve::testing::{random_vec, synthetic_model};
 use micro_serve::{auth, AppState, Limits, Running, Scorer, StateStore};
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -6,8 +6,8 @@
 mod common;
 
 use common::Fixture;
-use micro_serve::bench::{seeded_vec, synthetic_model};
-use micro_serve::client::{Client, Reply};
+use micro_serve::testing::client::{Client, Reply};
+use micro_serve::testing::{seeded_vec, synthetic_model};
 use micro_serve::{Limits, Scorer};
 use serde_json::json;
 use std::io::{Read, Write};

@@ -6,8 +6,8 @@
 mod common;
 
 use common::{BagBackbone, Fixture};
-use micro_serve::bench::synthetic_model;
-use micro_serve::client::{Client, Reply};
+use micro_serve::testing::client::{Client, Reply};
+use micro_serve::testing::synthetic_model;
 use micro_serve::{BatchOptions, Limits, Scorer};
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -4,34 +4,19 @@
 //! scoring through a real backbone as an RL trainer calls it (single-query `/get_reward`
 //! calls), with and without batching. Both report requests/s and latency percentiles.
 
+use super::client::Client;
+use super::{random_vec, synthetic_model};
 use crate::auth;
 use crate::batch::BatchOptions;
-use crate::client::Client;
 use crate::scorer::Scorer;
 use crate::server::{AppState, Limits};
 use crate::store::{self, SqliteSync};
 use micro_embed::Backbone;
-use micro_model::MixtureModel;
 use micro_route::Rate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A random MiCRo model (MLP router with 128 hidden units, as the paper) for tests and benches.
-pub fn synthetic_model(dim: usize, k: usize, seed: u64) -> MixtureModel {
-    micro_route::fixture::random_model(dim, k, Some(128), seed)
-}
-
-/// A random vector of width `d` as a JSON array.
-pub fn random_vec(rng: &mut impl Rng, d: usize) -> Vec<f32> {
-    (0..d).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-/// A reproducible random vector from a seed (for callers without a `rand` dependency).
-pub fn seeded_vec(seed: u64, d: usize) -> Vec<f32> {
-    random_vec(&mut StdRng::seed_from_u64(seed), d)
-}
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
