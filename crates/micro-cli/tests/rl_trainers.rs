@@ -7,8 +7,8 @@
 //! Needs python3 and what `scripts/setup.sh` installs into `$MICRO_HOME/python` (aiohttp and
 //! OpenRLHF's sources); MICRO_SKIP_PYTHON_TESTS=1 skips the Python parts.
 
-use micro_serve::bench::synthetic_model;
-use micro_serve::client::Client;
+use micro_serve::testing::client::Client;
+use micro_serve::testing::synthetic_model;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -3,8 +3,8 @@
 //! keys from `micro serve keys add`.
 
 use micro_route::UserState;
-use micro_serve::bench::{seeded_vec, synthetic_model};
-use micro_serve::client::Client;
+use micro_serve::testing::client::Client;
+use micro_serve::testing::{seeded_vec, synthetic_model};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

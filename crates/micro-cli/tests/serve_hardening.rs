@@ -3,7 +3,7 @@
 //! server exit within --request-timeout-ms even while such a connection is open. A backbone
 //! device that does not exist is a one-line error with exit code 2.
 
-use micro_serve::bench::synthetic_model;
+use micro_serve::testing::synthetic_model;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

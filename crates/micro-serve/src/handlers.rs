@@ -6,8 +6,8 @@ use crate::api::{
     PairProb, ScoreRequest, ScoreResponse, UserView, WeightsFrom,
 };
 use crate::auth::Tenant;
-use crate::engine::{mixed_reward, pair_prob};
 use crate::error::ApiError;
+use crate::scorer::{mixed_reward, pair_prob};
 use crate::server::{ApiJson, ApiPath, ApiQuery, AppState};
 use crate::store::{Feedback, NewUser, UserKey, UserRecord};
 use axum::extract::State;
@@ -29,11 +29,11 @@ pub async fn openapi() -> impl IntoResponse {
 }
 
 pub async fn health(State(st): St) -> Json<serde_json::Value> {
-    let c = &st.engine.model.config;
+    let c = &st.scorer.model.config;
     Json(serde_json::json!({
         "status": "ok",
-        "model": {"method": c.method.to_string(), "k": st.engine.k(), "dim": c.dim, "prompt_dim": c.prompt_dim, "backbone": c.backbone.name},
-        "text": st.engine.has_backbone(),
+        "model": {"method": c.method.to_string(), "k": st.scorer.k(), "dim": c.dim, "prompt_dim": c.prompt_dim, "backbone": c.backbone.name},
+        "text": st.scorer.has_backbone(),
         "store": st.store.kind(),
     }))
 }
@@ -101,7 +101,7 @@ fn check_finite(values: &[f32], what: impl FnOnce() -> String) -> Result<(), Api
 
 /// Head rewards per response, each checked finite.
 fn checked_head_rewards(st: &AppState, h: &Matrix, field: &str) -> Result<Vec<Vec<f32>>, ApiError> {
-    let heads = st.engine.head_rewards(h);
+    let heads = st.scorer.head_rewards(h);
     for (i, r) in heads.iter().enumerate() {
         check_finite(r, || format!("the head rewards of `{field}`[{i}] are"))?;
     }
@@ -132,7 +132,7 @@ pub(crate) async fn resolve_weights(
         check_user_k(st, &rec)?;
         return Ok((rec.state.weights(), WeightsFrom::User));
     }
-    if let Some(w) = st.engine.static_weights() {
+    if let Some(w) = st.scorer.static_weights() {
         return Ok((w, WeightsFrom::Static));
     }
     let x = router_input(st, src.context, src.context_embedding, src.prompt, src.prompt_embedding).await?.ok_or_else(|| {
@@ -143,7 +143,7 @@ pub(crate) async fn resolve_weights(
 
 /// f(x), refused when the router input's size overflows the router.
 fn router_weights(st: &AppState, x: &[f32]) -> Result<Vec<f32>, ApiError> {
-    let w = st.engine.router_weights(x);
+    let w = st.scorer.router_weights(x);
     check_finite(&w, || {
         "the router weights for this router input are".to_owned()
     })?;
@@ -158,13 +158,13 @@ async fn router_input(
     prompt: Option<&Prompt>,
     prompt_embedding: Option<&[f32]>,
 ) -> Result<Option<Vec<f32>>, ApiError> {
-    let pd = st.engine.prompt_dim();
+    let pd = st.scorer.prompt_dim();
     if let Some(x) = context_embedding {
-        st.engine.check("context_embedding", x, pd)?;
+        st.scorer.check("context_embedding", x, pd)?;
         return Ok(Some(x.to_vec()));
     }
     if let Some(x) = prompt_embedding {
-        st.engine.check("prompt_embedding", x, pd)?;
+        st.scorer.check("prompt_embedding", x, pd)?;
         return Ok(Some(x.to_vec()));
     }
     if context.is_some() || prompt.is_some() {
@@ -172,18 +172,18 @@ async fn router_input(
             check_text(st, "context", c)?;
         }
         check_prompt(st, prompt)?;
-        return Ok(Some(st.engine.embed_router_input(prompt, context).await?));
+        return Ok(Some(st.scorer.embed_router_input(prompt, context).await?));
     }
     Ok(None)
 }
 
 fn check_user_k(st: &AppState, rec: &UserRecord) -> Result<(), ApiError> {
     let k = rec.state.log_weights.len();
-    if k != st.engine.k() {
+    if k != st.scorer.k() {
         return Err(ApiError::conflict(format!(
             "user {:?} has state over {k} heads but the model has {}: delete the user or serve the model it was built with",
             rec.key.user_id,
-            st.engine.k()
+            st.scorer.k()
         )));
     }
     Ok(())
@@ -212,8 +212,8 @@ pub(crate) async fn features(
         ))),
         (None, Some(rows)) => {
             for (i, r) in rows.iter().enumerate() {
-                st.engine
-                    .check(&format!("{}[{i}]", names.1), r, st.engine.dim())?;
+                st.scorer
+                    .check(&format!("{}[{i}]", names.1), r, st.scorer.dim())?;
             }
             if rows.is_empty() {
                 return Err(ApiError::bad_request(format!("`{}` is empty", names.1)));
@@ -228,7 +228,7 @@ pub(crate) async fn features(
                 check_text(st, &format!("{}[{i}]", names.0), t)?;
             }
             check_prompt(st, prompt)?;
-            st.engine.embed_responses(prompt, context, texts).await
+            st.scorer.embed_responses(prompt, context, texts).await
         }
         (None, None) => Err(ApiError::bad_request(format!(
             "give the responses as `{}` (text) or `{}`",
@@ -361,11 +361,11 @@ async fn prior_for(
     context: Option<&str>,
     context_embedding: Option<&[f32]>,
 ) -> Result<Vec<f32>, ApiError> {
-    let k = st.engine.k();
+    let k = st.scorer.k();
     if let Some(p) = explicit {
         return normalised_prior(p, k);
     }
-    if let Some(w) = st.engine.static_weights() {
+    if let Some(w) = st.scorer.static_weights() {
         return Ok(w);
     }
     match router_input(st, context, context_embedding, None, None).await? {
@@ -465,7 +465,7 @@ pub async fn feedback(
     )
     .await?;
     let diff: Vec<f32> = h.row(0).iter().zip(h.row(1)).map(|(w, l)| w - l).collect();
-    let margins = st.engine.model.margins(&diff);
+    let margins = st.scorer.model.margins(&diff);
     check_finite(&margins, || {
         "the head margins r_k(chosen) - r_k(rejected) are".to_owned()
     })?;

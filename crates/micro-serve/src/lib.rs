@@ -1,22 +1,23 @@
 //! The MiCRo reward server: personalised rewards over HTTP, with per-user online adaptation
 //! (Hedge) persisted in SQLite or PostgreSQL.
 //!
-//! The principal type is [`AppState`] (the model [`Engine`], a [`StateStore`], limits and
+//! The principal type is [`AppState`] (the model [`Scorer`], a [`StateStore`], limits and
 //! metrics), served by [`start`] or [`serve`]. The API is documented in `docs/openapi.json`:
 //! micro's own `/v1` routes, and the shapes RL trainers call a remote reward model with
 //! ([`rl`]: OpenRLHF's `/get_reward`, slime's `/slime/reward`). Concurrent text requests share
 //! backbone passes ([`batch`]).
 //!
 //! ```
-//! use micro_serve::{auth, bench::synthetic_model, client::Client, store, AppState, Engine, Limits};
+//! use micro_serve::testing::{client::Client, synthetic_model};
+//! use micro_serve::{auth, store, AppState, Limits, Scorer};
 //! use std::sync::Arc;
 //! let dir = tempfile::tempdir().unwrap();
 //! let rt = tokio::runtime::Runtime::new().unwrap();
 //! let (server, key) = rt.block_on(async {
-//!     let store = store::open(dir.path().join("state.sqlite").to_str().unwrap(), Default::default()).await.unwrap();
+//!     let store = store::open(dir.path().join("state.sqlite").to_str().unwrap()).await.unwrap();
 //!     let (key, _) = auth::add_key(store.as_ref(), "acme", "docs").await.unwrap();
-//!     let engine = Engine::new(synthetic_model(4, 2, 1), None).unwrap();
-//!     let state = Arc::new(AppState::new(engine, store, Limits::default(), micro_route::Rate::Anytime));
+//!     let scorer = Scorer::new(synthetic_model(4, 2, 1), None).unwrap();
+//!     let state = Arc::new(AppState::new(scorer, store, Limits::default(), micro_route::Rate::Anytime));
 //!     (micro_serve::start(state, "127.0.0.1:0").await.unwrap(), key)
 //! });
 //! let mut client = Client::new(server.addr, Some(&key));
@@ -33,20 +34,20 @@
 pub mod api;
 pub mod auth;
 pub mod batch;
-pub mod bench;
 pub mod chat;
-pub mod client;
-pub mod engine;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod rl;
+pub mod scorer;
 pub mod server;
 pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use batch::BatchOptions;
-pub use engine::Engine;
 pub use error::ApiError;
+pub use scorer::Scorer;
 pub use server::{router, serve, shutdown_signal, AppState, ConnLimits, Limits};
 pub use store::{StateStore, UserKey};
 

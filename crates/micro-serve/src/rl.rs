@@ -9,9 +9,9 @@
 
 use crate::auth::Tenant;
 use crate::chat::{self, Split};
-use crate::engine::mixed_reward;
 use crate::error::ApiError;
 use crate::handlers::{self, WeightSource};
+use crate::scorer::mixed_reward;
 use crate::server::{ApiJson, AppState};
 use axum::extract::State;
 use axum::Json;
@@ -138,7 +138,7 @@ pub async fn score_one(
         )
     );
     let ((weights, _), h) = (weights?, h?);
-    let head_rewards = st.engine.head_rewards(&h).remove(0);
+    let head_rewards = st.scorer.head_rewards(&h).remove(0);
     let reward = mixed_reward(&weights, &head_rewards);
     if !reward.is_finite() {
         return Err(ApiError::unprocessable(

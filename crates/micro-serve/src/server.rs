@@ -3,10 +3,10 @@
 //! timeout.
 
 use crate::auth::KeyCache;
-use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::handlers;
 use crate::metrics::{self, Metrics};
+use crate::scorer::Scorer;
 use crate::store::{StateStore, UserKey};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
@@ -81,7 +81,7 @@ impl UserLocks {
 
 /// Everything a handler needs, shared by all requests.
 pub struct AppState {
-    pub engine: Engine,
+    pub scorer: Scorer,
     pub store: Arc<dyn StateStore>,
     pub keys: KeyCache,
     pub locks: UserLocks,
@@ -92,9 +92,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Engine, store: Arc<dyn StateStore>, limits: Limits, rate: Rate) -> Self {
+    pub fn new(scorer: Scorer, store: Arc<dyn StateStore>, limits: Limits, rate: Rate) -> Self {
         AppState {
-            engine,
+            scorer,
             store,
             keys: KeyCache::default(),
             locks: UserLocks::new(1024),

@@ -3,10 +3,10 @@
 //! document covering every route.
 
 use micro_route::{Rate, UserState};
-use micro_serve::bench::{random_vec, synthetic_model};
-use micro_serve::client::{Client, Reply};
-use micro_serve::store::{self, SqliteSync};
-use micro_serve::{auth, AppState, Engine, Limits, Running, StateStore};
+use micro_serve::store;
+use micro_serve::testing::client::{Client, Reply};
+use micro_serve::testing::{random_vec, synthetic_model};
+use micro_serve::{auth, AppState, Limits, Running, Scorer, StateStore};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -30,9 +30,7 @@ impl Fixture {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let sqlite = dir.path().join("state.sqlite").display().to_string();
-        let store = rt
-            .block_on(store::open(url.unwrap_or(&sqlite), SqliteSync::Normal))
-            .unwrap();
+        let store = rt.block_on(store::open(url.unwrap_or(&sqlite))).unwrap();
         Fixture {
             rt,
             store,
@@ -48,9 +46,9 @@ impl Fixture {
     }
 
     fn start(&self, limits: Limits) -> Running {
-        let engine = Engine::new(synthetic_model(DIM, K, 3), None).unwrap();
+        let scorer = Scorer::new(synthetic_model(DIM, K, 3), None).unwrap();
         let state = Arc::new(AppState::new(
-            engine,
+            scorer,
             self.store.clone(),
             limits,
             Rate::Fixed(0.5),
@@ -362,13 +360,13 @@ fn the_openapi_document_covers_every_route() {
 /// A route that takes `ms` milliseconds, wrapped in the server's timeout layer.
 fn slow_app(f: &Fixture, timeout_ms: u64) -> axum::Router {
     use axum::routing::get;
-    let engine = Engine::new(synthetic_model(DIM, K, 3), None).unwrap();
+    let scorer = Scorer::new(synthetic_model(DIM, K, 3), None).unwrap();
     let limits = Limits {
         timeout: std::time::Duration::from_millis(timeout_ms),
         ..Limits::default()
     };
     let state = Arc::new(AppState::new(
-        engine,
+        scorer,
         f.store.clone(),
         limits,
         Rate::Anytime,

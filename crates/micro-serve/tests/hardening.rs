@@ -6,9 +6,9 @@
 mod common;
 
 use common::Fixture;
-use micro_serve::bench::{seeded_vec, synthetic_model};
-use micro_serve::client::{Client, Reply};
-use micro_serve::{Engine, Limits};
+use micro_serve::testing::client::{Client, Reply};
+use micro_serve::testing::{seeded_vec, synthetic_model};
+use micro_serve::{Limits, Scorer};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 const DIM: usize = 16;
 const K: usize = 4;
 
-fn engine() -> Engine {
-    Engine::new(synthetic_model(DIM, K, 3), None).unwrap()
+fn scorer() -> Scorer {
+    Scorer::new(synthetic_model(DIM, K, 3), None).unwrap()
 }
 
 fn message(r: &Reply) -> String {
@@ -64,7 +64,7 @@ fn a_connection_stuck_in_its_headers_is_closed_after_the_header_timeout() {
         header_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
-    let server = f.start(engine(), limits);
+    let server = f.start(scorer(), limits);
     let opened = Instant::now();
     let mut stuck = stuck_connection(server.addr);
     // Other clients are served meanwhile.
@@ -87,7 +87,7 @@ fn shutdown_closes_a_stuck_connection_within_the_request_timeout() {
         header_timeout: Duration::from_secs(60),
         ..Limits::default()
     };
-    let server = f.start(engine(), limits);
+    let server = f.start(scorer(), limits);
     let mut stuck = stuck_connection(server.addr);
     std::thread::sleep(Duration::from_millis(100));
     let start = Instant::now();
@@ -108,7 +108,7 @@ fn prompt_and_context_limits_hold_when_embeddings_come_along() {
         max_body_bytes: 16 << 20,
         ..Limits::default()
     };
-    let server = f.start(engine(), limits);
+    let server = f.start(scorer(), limits);
     let mut c = Client::new(server.addr, Some(&key));
     let huge = "x".repeat(4_000_000);
     let fb = json!({"prompt": huge, "chosen_embedding": seeded_vec(1, DIM), "rejected_embedding": seeded_vec(2, DIM)});
@@ -150,7 +150,7 @@ fn prompt_and_context_limits_hold_when_embeddings_come_along() {
 fn finite_but_huge_embeddings_are_422_not_null() {
     let f = Fixture::new();
     let key = f.key("acme");
-    let server = f.start(engine(), Limits::default());
+    let server = f.start(scorer(), Limits::default());
     let mut c = Client::new(server.addr, Some(&key));
     let huge = vec![3e38f32; DIM];
     let x = seeded_vec(1, DIM);
@@ -184,7 +184,7 @@ fn finite_but_huge_embeddings_are_422_not_null() {
 fn feedback_whose_margins_overflow_is_422_not_409() {
     let f = Fixture::new();
     let key = f.key("acme");
-    let server = f.start(engine(), Limits::default());
+    let server = f.start(scorer(), Limits::default());
     let mut c = Client::new(server.addr, Some(&key));
     let fb =
         json!({"chosen_embedding": vec![3e38f32; DIM], "rejected_embedding": vec![-3e38f32; DIM]});
@@ -199,7 +199,7 @@ fn feedback_whose_margins_overflow_is_422_not_409() {
 fn a_prior_of_huge_values_is_normalised_not_zeroed() {
     let f = Fixture::new();
     let key = f.key("acme");
-    let server = f.start(engine(), Limits::default());
+    let server = f.start(scorer(), Limits::default());
     let mut c = Client::new(server.addr, Some(&key));
     let put = json!({"prior": [3e38f32, 3e38f32, 3e38f32, 0.0]}).to_string();
     let r = c.request("PUT", "/v1/users/p", Some(&put)).unwrap();
@@ -220,7 +220,7 @@ fn a_prior_of_huge_values_is_normalised_not_zeroed() {
 fn the_feedback_log_of_a_user_that_never_existed_is_404_for_any_after() {
     let f = Fixture::new();
     let key = f.key("acme");
-    let server = f.start(engine(), Limits::default());
+    let server = f.start(scorer(), Limits::default());
     let mut c = Client::new(server.addr, Some(&key));
     for after in [0, 1, 99] {
         let r = c
@@ -247,7 +247,7 @@ fn the_feedback_log_of_a_user_that_never_existed_is_404_for_any_after() {
 fn every_error_is_a_json_body() {
     let f = Fixture::new();
     let key = f.key("acme");
-    let server = f.start(engine(), Limits::default());
+    let server = f.start(scorer(), Limits::default());
     let mut c = Client::new(server.addr, Some(&key));
     let cases = [
         (
@@ -282,7 +282,7 @@ fn every_error_is_a_json_body() {
 fn user_ids_are_limited_in_characters_not_bytes() {
     let f = Fixture::new();
     let key = f.key("acme");
-    let server = f.start(engine(), Limits::default());
+    let server = f.start(scorer(), Limits::default());
     let mut c = Client::new(server.addr, Some(&key));
     // 256 two-byte characters: 512 bytes, within the 256-character limit.
     let ok = "%C3%A9".repeat(256);

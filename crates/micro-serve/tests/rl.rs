@@ -6,9 +6,9 @@
 mod common;
 
 use common::{BagBackbone, Fixture};
-use micro_serve::bench::synthetic_model;
-use micro_serve::client::{Client, Reply};
-use micro_serve::{BatchOptions, Engine, Limits};
+use micro_serve::testing::client::{Client, Reply};
+use micro_serve::testing::synthetic_model;
+use micro_serve::{BatchOptions, Limits, Scorer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +16,8 @@ use std::time::Duration;
 const DIM: usize = 24;
 const K: usize = 4;
 
-fn engine(backbone: &Arc<BagBackbone>, batching: BatchOptions) -> Engine {
-    Engine::with_batching(
+fn scorer(backbone: &Arc<BagBackbone>, batching: BatchOptions) -> Scorer {
+    Scorer::with_batching(
         synthetic_model(DIM, K, 21),
         Some(backbone.clone() as Arc<dyn micro_embed::Backbone>),
         batching,
@@ -63,7 +63,7 @@ fn openrlhf_rewards_equal_v1_score_for_the_labelled_user_or_context() {
     let key = f.key("acme");
     let backbone = BagBackbone::new(DIM, Duration::ZERO);
     let server = f.start(
-        engine(&backbone, BatchOptions::default()),
+        scorer(&backbone, BatchOptions::default()),
         Limits::default(),
     );
     let mut c = Client::new(server.addr, Some(&key));
@@ -131,7 +131,7 @@ fn several_queries_in_one_call_are_scored_in_order() {
     let key = f.key("acme");
     let backbone = BagBackbone::new(DIM, Duration::ZERO);
     let server = f.start(
-        engine(&backbone, BatchOptions::default()),
+        scorer(&backbone, BatchOptions::default()),
         Limits::default(),
     );
     let mut c = Client::new(server.addr, Some(&key));
@@ -167,7 +167,7 @@ fn slime_gets_a_bare_number_equal_to_v1_score() {
     let key = f.key("acme");
     let backbone = BagBackbone::new(DIM, Duration::ZERO);
     let server = f.start(
-        engine(&backbone, BatchOptions::default()),
+        scorer(&backbone, BatchOptions::default()),
         Limits::default(),
     );
     let mut c = Client::new(server.addr, Some(&key));
@@ -197,7 +197,7 @@ fn the_key_may_come_as_http_basic_credentials() {
     let key = f.key("acme");
     let backbone = BagBackbone::new(DIM, Duration::ZERO);
     let server = f.start(
-        engine(&backbone, BatchOptions::default()),
+        scorer(&backbone, BatchOptions::default()),
         Limits::default(),
     );
     use base64::Engine as _;
@@ -246,7 +246,7 @@ fn malformed_trainer_calls_get_4xx_naming_the_field() {
         max_texts: 2,
         ..Limits::default()
     };
-    let server = f.start(engine(&backbone, BatchOptions::default()), limits);
+    let server = f.start(scorer(&backbone, BatchOptions::default()), limits);
     let mut c = Client::new(server.addr, Some(&key));
     let cases = [
         (
@@ -305,12 +305,12 @@ fn concurrent_text_requests_share_backbone_passes_and_get_the_same_answers() {
         max_wait: Duration::from_millis(5),
         workers: 2,
     };
-    let server = f.start(engine(&batched, opts), Limits::default());
+    let server = f.start(scorer(&batched, opts), Limits::default());
     let with = concurrent_rewards(server.addr, &key, 24);
     f.stop(server);
 
     let alone = BagBackbone::new(DIM, Duration::ZERO);
-    let server = f.start(engine(&alone, BatchOptions::OFF), Limits::default());
+    let server = f.start(scorer(&alone, BatchOptions::OFF), Limits::default());
     let without = concurrent_rewards(server.addr, &key, 24);
     f.stop(server);
 

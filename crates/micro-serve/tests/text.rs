@@ -5,10 +5,10 @@
 use micro_data::Prompt;
 use micro_embed::{load_backbone, BackboneOptions, Item, PromptItem};
 use micro_route::Rate;
-use micro_serve::bench::synthetic_model;
-use micro_serve::client::Client;
-use micro_serve::store::{self, SqliteSync};
-use micro_serve::{auth, AppState, Engine, Limits};
+use micro_serve::store;
+use micro_serve::testing::client::Client;
+use micro_serve::testing::synthetic_model;
+use micro_serve::{auth, AppState, Limits, Scorer};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ fn text_requests_are_embedded_by_the_backbone() {
     let direct = load_backbone(&dir, &BackboneOptions::default()).unwrap();
     let model = synthetic_model(direct.dim(), 3, 9);
     let served = load_backbone(&dir, &BackboneOptions::default()).unwrap();
-    let engine = Engine::new(model.clone(), Some(served)).unwrap();
+    let scorer = Scorer::new(model.clone(), Some(served)).unwrap();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -41,15 +41,12 @@ fn text_requests_are_embedded_by_the_backbone() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (server, key) = rt.block_on(async {
-        let store = store::open(
-            tmp.path().join("s.sqlite").to_str().unwrap(),
-            SqliteSync::Normal,
-        )
-        .await
-        .unwrap();
+        let store = store::open(tmp.path().join("s.sqlite").to_str().unwrap())
+            .await
+            .unwrap();
         let (key, _) = auth::add_key(store.as_ref(), "acme", "t").await.unwrap();
         let state = Arc::new(AppState::new(
-            engine,
+            scorer,
             store,
             Limits::default(),
             Rate::Fixed(1.0),

@@ -6,7 +6,8 @@ use micro_embed::{BackboneOptions, ContextMode, DeviceKind};
 use micro_model::MixtureModel;
 use micro_route::Rate;
 use micro_serve::store::{self, SqliteSync, StateStore};
-use micro_serve::{auth, bench, AppState, BatchOptions, Engine, Limits};
+use micro_serve::testing::bench;
+use micro_serve::{auth, AppState, BatchOptions, Limits, Scorer};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,22 +16,29 @@ use std::time::Duration;
 /// Where users' state and API keys live.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DbArgs {
-    /// State store: a SQLite file (`PATH` or `sqlite:PATH`) or a PostgreSQL URL
-    /// (`postgres://user@host/db`, shared by several replicas).
+    /// State store: a SQLite file (`PATH`, or `sqlite:PATH?sync=full&busy_timeout_ms=5000`
+    /// with options) or a PostgreSQL URL (`postgres://user@host/db`, shared by several
+    /// replicas).
     #[arg(long, env = "MICRO_DB", default_value = "micro-state.sqlite")]
     db: String,
     /// SQLite commit durability: `normal` (WAL; survives a killed process, a power loss may
-    /// drop the last commits) or `full` (fsync every commit).
-    #[arg(long, default_value = "normal")]
-    sqlite_sync: SqliteSync,
+    /// drop the last commits) or `full` (fsync every commit); default: the URL's `sync=`,
+    /// else normal.
+    #[arg(long)]
+    sqlite_sync: Option<SqliteSync>,
 }
 
 impl DbArgs {
     async fn open(&self) -> anyhow::Result<Arc<dyn StateStore>> {
-        store::open(&self.db, self.sqlite_sync)
+        store::open(&sqlite_sync(&self.db, self.sqlite_sync))
             .await
             .with_context(|| format!("cannot open the state store {}", redact(&self.db)))
     }
+}
+
+/// `url` with `--sqlite-sync` in it, when given (it overrides the URL's own `sync=`).
+fn sqlite_sync(url: &str, sync: Option<SqliteSync>) -> String {
+    sync.map_or_else(|| url.to_owned(), |s| store::with_sqlite_sync(url, s))
 }
 
 /// The URL without its password, for logs.
@@ -258,7 +266,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let engine = Engine::with_batching(model, backbone, a.batching.options()?)
+    let scorer = Scorer::with_batching(model, backbone, a.batching.options()?)
         .map_err(anyhow::Error::msg)?;
     let store = a.db.open().await?;
     let limits = Limits {
@@ -270,13 +278,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let summary = format!(
         "model K={} d={}, store {} ({}), text {}",
-        engine.k(),
-        engine.dim(),
+        scorer.k(),
+        scorer.dim(),
         store.kind(),
         redact(&a.db.db),
-        engine.has_backbone()
+        scorer.has_backbone()
     );
-    let state = Arc::new(AppState::new(engine, store, limits, a.rate));
+    let state = Arc::new(AppState::new(scorer, store, limits, a.rate));
     let (listener, addr) = micro_serve::server::bind(&a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
@@ -314,8 +322,8 @@ pub struct BenchServeArgs {
     /// State store URL (default: a fresh SQLite file in a temporary folder).
     #[arg(long)]
     db: Option<String>,
-    #[arg(long, default_value = "normal")]
-    sqlite_sync: SqliteSync,
+    #[arg(long)]
+    sqlite_sync: Option<SqliteSync>,
     /// Measure text scoring through a real backbone instead: single-query OpenRLHF-shaped
     /// calls from --clients concurrent clients, without and with batching.
     #[arg(long)]

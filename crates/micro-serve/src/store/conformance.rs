@@ -166,61 +166,53 @@ async fn tenants_and_keys_are_separate(store: Arc<dyn StateStore>) {
     assert_eq!(store.tenant_for_key(&hash).await.unwrap(), None);
 }
 
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn StateStore>) {
+/// A store for one test, and the folder that holds its file (SQLite).
+struct Opened {
+    store: Arc<dyn StateStore>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Option<Opened> {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(
-        dir.path().join("s.sqlite").to_str().unwrap(),
-        SqliteSync::Normal,
-    )
-    .await
-    .unwrap();
-    (dir, store)
+    let store = open(dir.path().join("s.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    Some(Opened {
+        store,
+        _dir: Some(dir),
+    })
 }
 
-async fn postgres() -> Option<Arc<dyn StateStore>> {
+async fn postgres() -> Option<Opened> {
     let url = postgres_url()?;
-    Some(
-        open(&url, SqliteSync::Normal)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}")),
-    )
+    let store = open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    Some(Opened { store, _dir: None })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_log_state_and_rebuild_agree() {
-    let (_d, s) = sqlite().await;
-    log_state_and_rebuild_agree(s).await;
+/// Each check as a test of each store: `mod sqlite { fn log_state_and_rebuild_agree ... }`.
+/// A store is named by the function above that opens it (`None`: skipped).
+macro_rules! conformance {
+    ($checks:tt for $($store:ident),+) => {
+        $( conformance!(@store $store $checks); )+
+    };
+    (@store $store:ident [$($check:ident),+ $(,)?]) => {
+        mod $store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    if let Some(opened) = super::$store().await {
+                        super::$check(opened.store.clone()).await;
+                    }
+                }
+            )+
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_concurrent_feedback_equals_sequential_replay() {
-    let (_d, s) = sqlite().await;
-    concurrent_feedback_equals_sequential_replay(s).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_tenants_and_keys_are_separate() {
-    let (_d, s) = sqlite().await;
-    tenants_and_keys_are_separate(s).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_log_state_and_rebuild_agree() {
-    if let Some(s) = postgres().await {
-        log_state_and_rebuild_agree(s).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_concurrent_feedback_equals_sequential_replay() {
-    if let Some(s) = postgres().await {
-        concurrent_feedback_equals_sequential_replay(s).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_tenants_and_keys_are_separate() {
-    if let Some(s) = postgres().await {
-        tenants_and_keys_are_separate(s).await;
-    }
-}
+conformance!([
+    log_state_and_rebuild_agree,
+    concurrent_feedback_equals_sequential_replay,
+    tenants_and_keys_are_separate,
+] for sqlite, postgres);

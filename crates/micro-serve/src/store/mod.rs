@@ -1,15 +1,21 @@
-//! Where users' state lives: the [`StateStore`] trait and its two implementations, SQLite (the
-//! embedded default) and PostgreSQL (shared by several server replicas).
+//! Where users' state lives: the [`StateStore`] trait and its one implementation,
+//! [`SqlStore`], over two databases: SQLite (the embedded default) and PostgreSQL (shared by
+//! several server replicas). [`open`] picks the database from the URL.
 //!
 //! The feedback log is the source of truth: each event's head margins are appended, and the
 //! user's Hedge state (the derived value) is updated, in one transaction, before the server
 //! acknowledges. [`StateStore::rebuild`] recomputes the state from the prior and the log.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
-pub use postgres::PostgresStore;
-pub use sqlite::{SqliteStore, Sync as SqliteSync};
+pub use postgres::{Postgres, PostgresStore};
+pub use sql::{Dialect, Sql, SqlStore, SHARED_SQL};
+pub use sqlite::{
+    with_sync as with_sqlite_sync, Options as SqliteOptions, Sqlite, SqliteStore,
+    Sync as SqliteSync,
+};
 
 use micro_route::{Rate, UserState};
 use serde::{Deserialize, Serialize};
@@ -148,27 +154,22 @@ pub trait StateStore: Send + Sync {
     fn rebuild<'a>(&'a self, key: &'a UserKey) -> BoxFuture<'a, Result<Option<UserRecord>>>;
 }
 
-/// Opens the store a `--db` value names: `postgres://...` / `postgresql://...` for PostgreSQL,
-/// `sqlite:PATH` or a plain file path for SQLite.
-pub async fn open(url: &str, sync: SqliteSync) -> Result<Arc<dyn StateStore>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
-    } else {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        Ok(Arc::new(
-            SqliteStore::open(std::path::Path::new(path), sync).await?,
-        ))
-    }
+/// Opens the store a `--db` value names: `postgres://...` / `postgresql://...` for PostgreSQL;
+/// `sqlite://PATH?OPTIONS`, `sqlite:PATH?OPTIONS` or a bare file path for SQLite (its options,
+/// `sync=normal|full` and `busy_timeout_ms=N`, are described in [`SqliteOptions`]).
+pub async fn open(url: &str) -> Result<Arc<dyn StateStore>> {
+    // One line per database, by the URL's scheme.
+    Ok(match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("postgres" | "postgresql") => Arc::new(PostgresStore::connect(url).await?),
+        _ => Arc::new(SqliteStore::connect(url).await?),
+    })
 }
 
-/// A `users` row as both stores select it: prior, state, seq, created_at, updated_at (the
+/// A `users` row as the store selects it: prior, state, seq, created_at, updated_at (the
 /// `rate` column is written for readers of the table; the state carries the rate too).
 pub(crate) type UserRow = (String, String, i64, i64, i64);
 
-/// A `feedback` row as both stores select it: seq, body, created_at.
+/// A `feedback` row as the store selects it: seq, body, created_at.
 pub(crate) type LogRow = (i64, String, i64);
 
 /// An `api_keys` row: hash, tenant, label, created_at.

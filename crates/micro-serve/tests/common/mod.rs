@@ -9,8 +9,8 @@ use micro_embed::{
     ResponseFeatures,
 };
 use micro_route::Rate;
-use micro_serve::store::{self, SqliteSync};
-use micro_serve::{auth, AppState, Engine, Limits, Running, StateStore};
+use micro_serve::store;
+use micro_serve::{auth, AppState, Limits, Running, Scorer, StateStore};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ impl Fixture {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite").display().to_string();
-        let store = rt.block_on(store::open(&path, SqliteSync::Normal)).unwrap();
+        let store = rt.block_on(store::open(&path)).unwrap();
         Fixture {
             rt,
             store,
@@ -45,9 +45,9 @@ impl Fixture {
             .0
     }
 
-    pub fn start(&self, engine: Engine, limits: Limits) -> Running {
+    pub fn start(&self, scorer: Scorer, limits: Limits) -> Running {
         let state = Arc::new(AppState::new(
-            engine,
+            scorer,
             self.store.clone(),
             limits,
             Rate::Fixed(0.5),

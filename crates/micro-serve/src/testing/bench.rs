@@ -4,34 +4,19 @@
 //! scoring through a real backbone as an RL trainer calls it (single-query `/get_reward`
 //! calls), with and without batching. Both report requests/s and latency percentiles.
 
+use super::client::Client;
+use super::{random_vec, synthetic_model};
 use crate::auth;
 use crate::batch::BatchOptions;
-use crate::client::Client;
-use crate::engine::Engine;
+use crate::scorer::Scorer;
 use crate::server::{AppState, Limits};
 use crate::store::{self, SqliteSync};
 use micro_embed::Backbone;
-use micro_model::MixtureModel;
 use micro_route::Rate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A random MiCRo model (MLP router with 128 hidden units, as the paper) for tests and benches.
-pub fn synthetic_model(dim: usize, k: usize, seed: u64) -> MixtureModel {
-    micro_route::fixture::random_model(dim, k, Some(128), seed)
-}
-
-/// A random vector of width `d` as a JSON array.
-pub fn random_vec(rng: &mut impl Rng, d: usize) -> Vec<f32> {
-    (0..d).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-/// A reproducible random vector from a seed (for callers without a `rand` dependency).
-pub fn seeded_vec(seed: u64, d: usize) -> Vec<f32> {
-    random_vec(&mut StdRng::seed_from_u64(seed), d)
-}
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -46,7 +31,8 @@ pub struct BenchOptions {
     pub users: usize,
     /// State store URL; `None`: a fresh SQLite file in a temporary folder.
     pub db: Option<String>,
-    pub sync: SqliteSync,
+    /// SQLite commit durability, overriding the URL's (`None`: the URL's, else normal).
+    pub sync: Option<SqliteSync>,
 }
 
 impl Default for BenchOptions {
@@ -59,7 +45,7 @@ impl Default for BenchOptions {
             responses: 4,
             users: 100,
             db: None,
-            sync: SqliteSync::Normal,
+            sync: None,
         }
     }
 }
@@ -112,15 +98,18 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
         .db
         .clone()
         .unwrap_or_else(|| db_dir.join("bench.sqlite").display().to_string());
+    let with_sync = opts
+        .sync
+        .map_or(url.clone(), |s| store::with_sqlite_sync(&url, s));
     let (running, key) = rt.block_on(async {
-        let store = store::open(&url, opts.sync)
+        let store = store::open(&with_sync)
             .await
             .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
         let tenant = format!("bench-{}", store::now_ms());
         let (key, _) = auth::add_key(store.as_ref(), &tenant, "bench").await?;
-        let engine = Engine::new(synthetic_model(opts.dim, opts.k, 7), None)?;
+        let scorer = Scorer::new(synthetic_model(opts.dim, opts.k, 7), None)?;
         let state = Arc::new(AppState::new(
-            engine,
+            scorer,
             store,
             Limits::default(),
             Rate::Anytime,
@@ -301,8 +290,8 @@ pub fn run_text(
     let mut results = Vec::new();
     for (mode, batching) in [("off", BatchOptions::OFF), ("on", opts.batching)] {
         for &c in &opts.clients {
-            let engine = Engine::with_batching(model.clone(), Some(backbone.clone()), batching)?;
-            let (running, key) = rt.block_on(start_bench_server(engine, &url))?;
+            let scorer = Scorer::with_batching(model.clone(), Some(backbone.clone()), batching)?;
+            let (running, key) = rt.block_on(start_bench_server(scorer, &url))?;
             let name = format!("text, {c:>2} clients, batching {mode}");
             let mut r = phase(&name, opts.requests, c, running.addr, &key, |i| {
                 ("/get_reward".to_owned(), bodies[i % bodies.len()].clone())
@@ -315,14 +304,14 @@ pub fn run_text(
     Ok(results)
 }
 
-async fn start_bench_server(engine: Engine, url: &str) -> Result<(crate::Running, String), String> {
-    let store = store::open(url, SqliteSync::Normal)
+async fn start_bench_server(scorer: Scorer, url: &str) -> Result<(crate::Running, String), String> {
+    let store = store::open(url)
         .await
         .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
     let tenant = format!("bench-{}", store::now_ms());
     let (key, _) = auth::add_key(store.as_ref(), &tenant, "bench").await?;
     let state = Arc::new(AppState::new(
-        engine,
+        scorer,
         store,
         Limits::default(),
         Rate::Anytime,

@@ -10,16 +10,17 @@ use micro_embed::Backbone;
 use micro_model::{sigmoid, Gate, MixtureModel};
 use std::sync::Arc;
 
-/// The served model and, optionally, the backbone that embeds text requests.
-pub struct Engine {
+/// Scores responses with the served model: its head rewards and mixture weights, and,
+/// optionally, the backbone that embeds text requests.
+pub struct Scorer {
     pub model: MixtureModel,
     backbone: Option<Arc<dyn Backbone>>,
     /// Shares backbone passes between concurrent requests; `None` when batching is off.
     batcher: Option<Batcher>,
 }
 
-impl Engine {
-    /// [`Engine::with_batching`] with the default batching.
+impl Scorer {
+    /// [`Scorer::with_batching`] with the default batching.
     pub fn new(model: MixtureModel, backbone: Option<Box<dyn Backbone>>) -> Result<Self, String> {
         Self::with_batching(model, backbone.map(Arc::from), BatchOptions::default())
     }
@@ -51,7 +52,7 @@ impl Engine {
             ),
             _ => None,
         };
-        Ok(Engine {
+        Ok(Scorer {
             model,
             backbone,
             batcher,

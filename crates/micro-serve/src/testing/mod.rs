@@ -1,0 +1,26 @@
+//! Helpers for tests and benchmarks, not part of the server's API: built for this crate's
+//! tests and behind the `test-util` feature (which `micro bench serve` and micro-cli's tests
+//! turn on). A synthetic model, random embeddings, a blocking HTTP [`client`], and the load
+//! [`bench`]marks.
+
+pub mod bench;
+pub mod client;
+
+use micro_model::MixtureModel;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A random MiCRo model (MLP router with 128 hidden units, as the paper) for tests and benches.
+pub fn synthetic_model(dim: usize, k: usize, seed: u64) -> MixtureModel {
+    micro_route::fixture::random_model(dim, k, Some(128), seed)
+}
+
+/// A random vector of width `d`, values in [-1, 1).
+pub fn random_vec(rng: &mut impl Rng, d: usize) -> Vec<f32> {
+    (0..d).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// A reproducible random vector from a seed (for callers without a `rand` dependency).
+pub fn seeded_vec(seed: u64, d: usize) -> Vec<f32> {
+    random_vec(&mut StdRng::seed_from_u64(seed), d)
+}
