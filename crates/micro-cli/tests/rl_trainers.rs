@@ -63,9 +63,10 @@ fn python_packages() -> Option<PathBuf> {
 /// noise to show that the context is used.
 fn sharp_model() -> micro_model::MixtureModel {
     let mut m = synthetic_model(384, K, 17);
-    m.heads.data.iter_mut().for_each(|v| *v *= 20.0);
-    if let micro_model::Gate::Router(r) = &mut m.gate {
+    m.scale_heads(20.0);
+    if let Some(mut r) = m.router().cloned() {
         r.w2.iter_mut().for_each(|v| *v *= 20.0);
+        m.set_gate(micro_model::Gate::Router(r)).unwrap();
     }
     m
 }

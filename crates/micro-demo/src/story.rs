@@ -175,10 +175,12 @@ fn train_all(
             }
             None => micro_model::train(arrays, &train, |e| obs.train(&label, e))?.0,
         };
-        let hp = &model.config.training["hyperparameters"];
+        let hp = &model.config().training["hyperparameters"];
         obs.line(&format!(
             "  {label:<22} alpha {} lr {} (held-out NLL {:.4})",
-            hp["alpha"], hp["lr"], model.config.training["best_holdout_nll"]
+            hp["alpha"],
+            hp["lr"],
+            model.config().training["best_holdout_nll"]
         ));
         models.push(NamedModel {
             label: name.to_string(),

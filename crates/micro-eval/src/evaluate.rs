@@ -153,7 +153,7 @@ pub fn evaluate(
     let label = opts
         .label
         .clone()
-        .unwrap_or_else(|| model.config.method.to_string());
+        .unwrap_or_else(|| model.config().method.to_string());
     let mut report = evaluate_indices(model, cache, &idx, &Gating::Model, &label)?;
     report.split = opts.split.to_string();
     Ok(report)
@@ -291,7 +291,7 @@ fn aggregate(
     }
     let mut r = EvalReport {
         method: label.to_string(),
-        model_method: model.config.method.to_string(),
+        model_method: model.config().method.to_string(),
         k,
         n_pairs: outcomes.len(),
         ..Default::default()

@@ -12,18 +12,18 @@
 //! use micro_cache::{CacheMeta, EmbeddingCache, Matrix};
 //! use micro_data::{PrefPair, Split};
 //! use micro_eval::{evaluate, EvalOptions};
-//! use micro_model::{Gate, Method, MixtureModel, ModelConfig};
+//! use micro_model::{Gate, Method, MixtureModel, ModelConfig, RouterKind};
 //!
 //! // Two heads reading a 2-d response embedding; a static gate with weights (0.5, 0.5).
 //! let config = ModelConfig {
 //!     format_version: 1, method: Method::Static, k: 2, dim: 2, prompt_dim: 1,
-//!     router: "static".into(), router_hidden: None, activation: Default::default(),
+//!     router: RouterKind::Static, router_hidden: None, activation: Default::default(),
 //!     backbone: Default::default(), recipe: Default::default(),
 //!     router_input: Default::default(), train_pairs_hash: String::new(),
 //!     training: serde_json::Value::Null, history: serde_json::Value::Null,
 //! };
 //! let heads = Matrix::new(2, 2, vec![1.0, 0.0, 0.0, 1.0]);
-//! let model = MixtureModel { config, heads, gate: Gate::Static(vec![0.0, 0.0]) };
+//! let model = MixtureModel::new(config, heads, Gate::Static(vec![0.0, 0.0])).unwrap();
 //!
 //! // One test pair whose h_w - h_l = (2, -1): head 0 is right, head 1 wrong,
 //! // and the mixture gives (sigma(2) + sigma(-1)) / 2 = 0.5749 > 0.5.

@@ -18,7 +18,7 @@ use crate::error::{EvalError, Result};
 use crate::evaluate::{evaluate_indices, EvalReport, Gating, SplitSel};
 use crate::metrics::Stat;
 use micro_cache::EmbeddingCache;
-use micro_model::{Gate, MixtureModel};
+use micro_model::MixtureModel;
 use micro_route::budget::group_by_attribute;
 use micro_route::query::{choose_from_pools, Selection};
 use rand::seq::SliceRandom;
@@ -192,7 +192,7 @@ pub fn take_budget(order: &BTreeMap<String, Vec<usize>>, budget: usize) -> Vec<u
 }
 
 fn adaptable(m: &MixtureModel) -> bool {
-    matches!(m.gate, Gate::Router(_)) && m.k() > 1
+    m.router().is_some() && m.k() > 1
 }
 
 /// Runs the study on `cache` (train split for sampling, test split for evaluation).

@@ -2,7 +2,12 @@
 //! on binary preference pairs by the mixture likelihood; and the baselines beside it.
 //!
 //! The principal type is [`MixtureModel`]; [`train()`] makes one from an embedding cache's
-//! [`TrainingArrays`](micro_cache::TrainingArrays).
+//! [`TrainingArrays`](micro_cache::TrainingArrays). Its fields are private: other crates read
+//! it ([`MixtureModel::config`], [`MixtureModel::heads`], [`MixtureModel::gate`]) and change it
+//! only through the operations in [`edit`] (select or merge heads, replace the gate, record
+//! history), which keep `config.json` true to the tensors. The heads are mixed by one
+//! [`Gate`] type, shared by the trainer and the model, and a Stage 1 method is defined in
+//! [`method`], [`gate`] and [`loss`] only.
 //!
 //! ```
 //! use micro_cache::{CacheMeta, Matrix, TrainingArrays};
@@ -23,10 +28,14 @@
 //! assert_eq!(report.n_train + report.n_holdout, 60);
 //! ```
 
+pub mod edit;
 pub mod float;
 pub mod folder;
+pub mod gate;
 pub mod linalg;
 pub mod loss;
+pub mod method;
+pub mod minibatch;
 pub mod model;
 pub mod optim;
 pub mod router;
@@ -35,8 +44,11 @@ pub mod synth;
 pub mod train;
 
 pub use folder::{ModelError, CONFIG_FILE, MODEL_FILE};
-pub use loss::{GateParams, LossParts, Objective, Params, Workspace};
-pub use model::{log_sigmoid, sigmoid, Gate, Method, MixtureModel, ModelConfig};
+pub use gate::{Gate, RouterKind};
+pub use loss::{LossParts, Objective, Params, Workspace};
+pub use method::Method;
+pub use minibatch::{Minibatch, Optimiser};
+pub use model::{log_sigmoid, sigmoid, MixtureModel, ModelConfig};
 pub use optim::{AdamW, Schedule};
 pub use router::{Activation, Router, RouterActs};
 pub use search::{train_search, Grid, Search, SearchEvent, Trial};

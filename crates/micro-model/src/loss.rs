@@ -21,21 +21,11 @@
 //! finite-difference test checks this very code in f64.
 
 use crate::float::{log_softmax_into, log_sum_exp, Float};
+use crate::gate::Gate;
 use crate::linalg::{matmul, Op};
-use crate::model::Method;
-use crate::router::{Activation, Router, RouterActs};
+use crate::method::Method;
+use crate::router::{Activation, RouterActs};
 use rand::Rng;
-
-/// How the heads are mixed while training.
-#[derive(Clone, Debug, PartialEq)]
-pub enum GateParams<T> {
-    /// No gate: one head (single) or the uniform average of BT losses (shared-base).
-    None,
-    /// Learnable input-independent logits [K] (static mixture).
-    Static(Vec<T>),
-    /// The prompt-dependent router (MiCRo).
-    Router(Router<T>),
-}
 
 /// Everything Stage 1 learns: heads [K, dim] and the gate.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +33,7 @@ pub struct Params<T> {
     pub k: usize,
     pub dim: usize,
     pub heads: Vec<T>,
-    pub gate: GateParams<T>,
+    pub gate: Gate<T>,
 }
 
 impl<T: Float> Params<T> {
@@ -63,17 +53,7 @@ impl<T: Float> Params<T> {
         let heads = (0..k * dim)
             .map(|_| T::of(rng.random_range(-b..b)))
             .collect();
-        let gate = match method {
-            Method::Micro => GateParams::Router(Router::init_random(
-                prompt_dim,
-                k,
-                router_hidden,
-                activation,
-                rng,
-            )),
-            Method::Static => GateParams::Static(vec![T::zero(); k]),
-            Method::Single | Method::SharedBase => GateParams::None,
-        };
+        let gate = method.init_gate(k, prompt_dim, router_hidden, activation, rng);
         Params {
             k,
             dim,
@@ -97,26 +77,14 @@ impl<T: Float> Params<T> {
 
     /// The parameter tensors in a fixed order: heads, then the gate's (absent ones are empty).
     pub fn tensors(&self) -> [&[T]; 5] {
-        match &self.gate {
-            GateParams::None => [&self.heads, &[], &[], &[], &[]],
-            GateParams::Static(z) => [&self.heads, z, &[], &[], &[]],
-            GateParams::Router(r) => {
-                let [a, b, c, d] = r.params();
-                [&self.heads, a, b, c, d]
-            }
-        }
+        let [a, b, c, d] = self.gate.tensors();
+        [&self.heads, a, b, c, d]
     }
 
     /// Mutable [`Params::tensors`], same order.
     pub fn tensors_mut(&mut self) -> [&mut [T]; 5] {
-        match &mut self.gate {
-            GateParams::None => [&mut self.heads, &mut [], &mut [], &mut [], &mut []],
-            GateParams::Static(z) => [&mut self.heads, z, &mut [], &mut [], &mut []],
-            GateParams::Router(r) => {
-                let [a, b, c, d] = r.params_mut();
-                [&mut self.heads, a, b, c, d]
-            }
-        }
+        let [a, b, c, d] = self.gate.tensors_mut();
+        [&mut self.heads, a, b, c, d]
     }
 
     pub fn num_params(&self) -> usize {
@@ -180,7 +148,7 @@ impl Objective {
         ws.ddeltas.resize(n * k, T::zero());
         ws.row.resize(2 * k, T::zero());
         let router = match &params.gate {
-            GateParams::Router(r) => {
+            Gate::Router(r) => {
                 assert_eq!(
                     prompt.len(),
                     n * r.input_dim,
@@ -217,11 +185,11 @@ impl Objective {
         let alpha = T::of(self.alpha);
         let (nll, negent) = match &params.gate {
             // A single head (K = 1) is the shared-base loss with one head: no gate to mix.
-            GateParams::None => (
+            Gate::Uniform => (
                 shared_base_rows(&ws.deltas, k, scale, &mut ws.ddeltas),
                 T::zero(),
             ),
-            GateParams::Static(z) => {
+            Gate::Static(z) => {
                 ws.dlogits.clear();
                 ws.dlogits.resize(k, T::zero());
                 let mut sum = (T::zero(), T::zero());
@@ -238,14 +206,14 @@ impl Objective {
                     );
                     sum = (sum.0 + r.0, sum.1 + r.1);
                 }
-                if let Some(GateParams::Static(g)) = grads.as_deref_mut().map(|g| &mut g.gate) {
+                if let Some(Gate::Static(g)) = grads.as_deref_mut().map(|g| &mut g.gate) {
                     for (a, &b) in g.iter_mut().zip(&ws.dlogits) {
                         *a += b;
                     }
                 }
                 sum
             }
-            GateParams::Router(_) => {
+            Gate::Router(_) => {
                 ws.dlogits.clear();
                 ws.dlogits.resize(n * k, T::zero());
                 let mut sum = (T::zero(), T::zero());
@@ -286,7 +254,7 @@ impl Objective {
                 )
             };
             match (router, gg) {
-                (Some(r), GateParams::Router(gr)) => both(threads, n, heads_backward, || {
+                (Some(r), Gate::Router(gr)) => both(threads, n, heads_backward, || {
                     r.backward_batch(prompt, n, &mut ws.acts, &ws.dlogits, gr, threads)
                 }),
                 _ => heads_backward(),

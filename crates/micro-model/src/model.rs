@@ -1,58 +1,13 @@
-//! The trained artefact: K linear reward heads and a gate that mixes them.
+//! The trained artefact: K linear reward heads and a gate that mixes them, with its
+//! `config.json`. The fields are private: the operations that change the heads or the gate live
+//! in [`crate::edit`] and keep `config.json`'s K, widths and router kind true to the tensors.
 
-use crate::router::{dot, log_softmax, Activation, Router};
+use crate::folder::ModelError;
+use crate::gate::{Gate, RouterKind};
+use crate::method::Method;
+use crate::router::{dot, Activation, Router};
 use micro_cache::{Backbone, CacheMeta, Matrix, Recipe, RouterInput};
 use serde::{Deserialize, Serialize};
-
-/// Which Stage 1 objective produced the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Method {
-    /// Mixture of BT heads with a prompt-dependent router (the paper's MiCRo).
-    #[default]
-    Micro,
-    /// One BT head.
-    Single,
-    /// Mixture with input-independent weights (MaxMin-style).
-    Static,
-    /// K heads trained on the uniform sum of BT losses (HyRe's shared-base ensemble).
-    SharedBase,
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "micro" => Ok(Method::Micro),
-            "single" => Ok(Method::Single),
-            "static" => Ok(Method::Static),
-            "shared-base" | "shared_base" | "shared" => Ok(Method::SharedBase),
-            _ => Err(format!(
-                "unknown method {s:?}: use micro, single, static or shared-base"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Method::Micro => "micro",
-            Method::Single => "single",
-            Method::Static => "static",
-            Method::SharedBase => "shared-base",
-        })
-    }
-}
-
-/// How the heads are mixed for a prompt.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Gate {
-    /// f(x) from the prompt embedding.
-    Router(Router),
-    /// softmax(logits), the same for every prompt.
-    Static(Vec<f32>),
-}
 
 /// `config.json` of a model folder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,8 +19,8 @@ pub struct ModelConfig {
     pub dim: usize,
     /// Width of the router input.
     pub prompt_dim: usize,
-    /// `"mlp"`, `"linear"` or `"static"`.
-    pub router: String,
+    /// Which gate the model has (stored as `"mlp"`, `"linear"` or `"static"`).
+    pub router: RouterKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router_hidden: Option<usize>,
     #[serde(default)]
@@ -94,23 +49,57 @@ pub struct ModelConfig {
 /// K reward heads r_k(x, a) = w_k . h(x, a) and a gate f(x) on the simplex.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MixtureModel {
-    pub config: ModelConfig,
+    pub(crate) config: ModelConfig,
     /// [K, dim]
-    pub heads: Matrix,
-    pub gate: Gate,
+    pub(crate) heads: Matrix,
+    /// Never [`Gate::Uniform`]: a uniform gate is held as zero static logits.
+    pub(crate) gate: Gate,
 }
 
 impl MixtureModel {
+    /// A model from its parts, refused when they disagree (heads not [K, dim], a gate over
+    /// another K or router input, a router kind other than `config.router`).
+    pub fn new(config: ModelConfig, heads: Matrix, gate: Gate) -> Result<Self, ModelError> {
+        check_parts(&config, &heads, &gate).map_err(ModelError::Shape)?;
+        Ok(Self::from_parts(config, heads, gate))
+    }
+
+    /// The parts as they are, a uniform gate stored as zero static logits (its saved form).
+    pub(crate) fn from_parts(config: ModelConfig, heads: Matrix, gate: Gate) -> Self {
+        let gate = held_gate(gate, heads.rows);
+        MixtureModel {
+            config,
+            heads,
+            gate,
+        }
+    }
+
+    /// `config.json`.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The heads' weights, [K, dim].
+    pub fn heads(&self) -> &Matrix {
+        &self.heads
+    }
+
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The router, when the weights depend on the router input (`None` for a static mixture).
+    pub fn router(&self) -> Option<&Router> {
+        self.gate.router()
+    }
+
     pub fn k(&self) -> usize {
         self.heads.rows
     }
 
     /// log f_k(x) for a router input (ignored by a static gate).
     pub fn log_weights(&self, prompt: &[f32]) -> Vec<f32> {
-        match &self.gate {
-            Gate::Router(r) => r.log_weights(prompt),
-            Gate::Static(logits) => log_softmax(logits),
-        }
+        self.gate.log_weights(self.k(), prompt)
     }
 
     /// f_k(x).
@@ -168,6 +157,57 @@ impl MixtureModel {
         }
         Ok(())
     }
+}
+
+/// The gate as a model holds it: a uniform gate becomes zero static logits over `k` heads.
+pub(crate) fn held_gate(gate: Gate, k: usize) -> Gate {
+    match gate {
+        Gate::Uniform => Gate::Static(vec![0.0; k]),
+        g => g,
+    }
+}
+
+/// Why `config`, `heads` and `gate` cannot make one model, if they cannot.
+pub(crate) fn check_parts(c: &ModelConfig, heads: &Matrix, gate: &Gate) -> Result<(), String> {
+    if heads.rows != c.k || heads.cols != c.dim || heads.data.len() != c.k * c.dim {
+        return Err(format!(
+            "the heads are [{}, {}], config.json says [{}, {}]",
+            heads.rows, heads.cols, c.k, c.dim
+        ));
+    }
+    if let Some(k) = gate.k().filter(|&k| k != c.k) {
+        return Err(format!("the gate mixes {k} heads, the model has {}", c.k));
+    }
+    if gate.kind() != c.router {
+        return Err(format!(
+            "the gate is {}, config.json says {}",
+            gate.kind(),
+            c.router
+        ));
+    }
+    let Some(r) = gate.router() else {
+        return Ok(());
+    };
+    if r.input_dim != c.prompt_dim {
+        return Err(format!(
+            "the router reads {}-d inputs, config.json says {}-d",
+            r.input_dim, c.prompt_dim
+        ));
+    }
+    if r.hidden.is_some() && (r.hidden != c.router_hidden || r.activation != c.activation) {
+        return Err(format!(
+            "the router has {:?} hidden units ({:?}), config.json says {:?} ({:?})",
+            r.hidden, r.activation, c.router_hidden, c.activation
+        ));
+    }
+    let h = r.hidden.unwrap_or(0);
+    let want = [h * r.input_dim, h, r.k * r.width(), r.k];
+    if r.params().iter().map(|t| t.len()).ne(want) {
+        return Err(format!(
+            "the router's tensors [w1, b1, w2, b2] should hold {want:?} values"
+        ));
+    }
+    Ok(())
 }
 
 /// sum_k f_k sigma(delta_k) from the log weights and the head margins.

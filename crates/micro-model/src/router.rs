@@ -158,6 +158,16 @@ impl<T: Float> Router<T> {
         [&mut self.w1, &mut self.b1, &mut self.w2, &mut self.b2]
     }
 
+    /// The output layer's tensors, `[w2, b2]`: what a caller training only that layer steps.
+    pub fn output_params(&self) -> [&[T]; 2] {
+        [&self.w2, &self.b2]
+    }
+
+    /// Mutable [`Router::output_params`], same order.
+    pub fn output_params_mut(&mut self) -> [&mut [T]; 2] {
+        [&mut self.w2, &mut self.b2]
+    }
+
     /// Sets every parameter to zero (to reset a gradient accumulator).
     pub fn fill_zero(&mut self) {
         for p in self.params_mut() {

@@ -8,7 +8,8 @@
 //! alpha 0.05 / lr 1e-2, which the held-out NLL also prefers: 0.504 against 0.636). The held-out
 //! pairs come from the training split, so the choice never sees a test label.
 
-use crate::model::{Method, MixtureModel};
+use crate::method::Method;
+use crate::model::MixtureModel;
 use crate::train::{train, TrainConfig, TrainError, TrainEvent, TrainReport};
 use micro_cache::TrainingArrays;
 use serde::{Deserialize, Serialize};
@@ -33,9 +34,10 @@ impl Default for Grid {
 impl Grid {
     /// The (alpha, lr) points for `method`: alpha only matters to a mixture with a gate.
     pub fn points(&self, method: Method) -> Vec<(f32, f32)> {
-        let alphas: &[f32] = match method {
-            Method::Micro | Method::Static => &self.alphas,
-            Method::Single | Method::SharedBase => &self.alphas[..self.alphas.len().min(1)],
+        let alphas: &[f32] = if method.learns_gate() {
+            &self.alphas
+        } else {
+            &self.alphas[..self.alphas.len().min(1)]
         };
         alphas
             .iter()

@@ -1,7 +1,7 @@
 //! The hand-derived Stage 1 gradients against central finite differences, in f64, through the
 //! same generic code that trains in f32.
 
-use micro_model::{Activation, GateParams, Method, Objective, Params, Workspace};
+use micro_model::{Activation, Gate, Method, Objective, Params, Workspace};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -29,7 +29,7 @@ fn check(case: &Case) {
     for v in params.heads.iter_mut() {
         *v *= 3.0;
     }
-    if let GateParams::Static(z) = &mut params.gate {
+    if let Gate::Static(z) = &mut params.gate {
         z.iter_mut().for_each(|v| *v = rng.random_range(-1.0..1.0));
     }
     let diff: Vec<f64> = (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -152,7 +152,7 @@ fn micro_loss_value_matches_the_formula() {
         &mut Workspace::default(),
         1,
     );
-    let GateParams::Router(r) = &params.gate else {
+    let Gate::Router(r) = &params.gate else {
         unreachable!()
     };
     let mut want = 0.0;

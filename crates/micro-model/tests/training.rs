@@ -114,7 +114,7 @@ fn single_head_recovers_the_logistic_regression_solution() {
     };
     let (model, report) = train(&arrays(diff, Matrix::zeros(n, 1)), &cfg, |_| {}).unwrap();
     assert_eq!(report.epochs_run, 600);
-    let got: Vec<f64> = model.heads.row(0).iter().map(|&v| v as f64).collect();
+    let got: Vec<f64> = model.heads().row(0).iter().map(|&v| v as f64).collect();
     let err = got
         .iter()
         .zip(&want)
@@ -285,11 +285,11 @@ fn a_seed_gives_the_same_model_and_another_seed_another() {
     };
     let (a, ra) = train(&data, &cfg, |_| {}).unwrap();
     let (b, rb) = train(&data, &cfg, |_| {}).unwrap();
-    assert_eq!(a.heads, b.heads);
-    assert_eq!(a.gate, b.gate);
+    assert_eq!(a.heads(), b.heads());
+    assert_eq!(a.gate(), b.gate());
     assert_eq!(ra.best_holdout_nll, rb.best_holdout_nll);
     let (c, _) = train(&data, &TrainConfig { seed: 7, ..cfg }, |_| {}).unwrap();
-    assert_ne!(a.heads, c.heads);
+    assert_ne!(a.heads(), c.heads());
 }
 
 #[test]
@@ -306,8 +306,8 @@ fn heads_start_apart_and_stay_apart() {
         |_| {},
     )
     .unwrap();
-    assert_ne!(model.heads.row(0), model.heads.row(1));
-    assert!(matches!(&model.gate, Gate::Static(z) if z == &vec![0.0; 3]));
+    assert_ne!(model.heads().row(0), model.heads().row(1));
+    assert!(matches!(model.gate(), Gate::Static(z) if z == &vec![0.0; 3]));
 }
 
 #[test]
@@ -332,9 +332,9 @@ fn a_trained_model_saves_and_loads_unchanged_with_its_provenance() {
         model.save(&path).unwrap();
         let back = MixtureModel::load(&path).unwrap();
         assert_eq!(back, model);
-        assert_eq!(back.config.training["epochs_run"], report.epochs_run);
-        assert_eq!(back.config.training["hyperparameters"]["k"], k);
-        assert_eq!(back.config.train_pairs_hash.len(), 64);
+        assert_eq!(back.config().training["epochs_run"], report.epochs_run);
+        assert_eq!(back.config().training["hyperparameters"]["k"], k);
+        assert_eq!(back.config().train_pairs_hash.len(), 64);
     }
 }
 

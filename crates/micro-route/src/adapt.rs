@@ -215,22 +215,19 @@ pub fn adapt(
             .collect(),
         ..Default::default()
     };
-    let router = match &model.gate {
-        Gate::Static(_) => {
-            return Ok(skip(
-                model,
-                report,
-                "a static mixture keeps its Stage 1 weights",
-            ))
-        }
-        Gate::Router(_) if model.k() < 2 => {
-            return Ok(skip(model, report, "a single head has nothing to route"))
-        }
-        Gate::Router(_) if idx.is_empty() => {
-            return Ok(skip(model, report, "no labelled pairs (budget 0)"))
-        }
-        Gate::Router(r) => r,
+    let Some(router) = model.router() else {
+        return Ok(skip(
+            model,
+            report,
+            "a static mixture keeps its Stage 1 weights",
+        ));
     };
+    if model.k() < 2 {
+        return Ok(skip(model, report, "a single head has nothing to route"));
+    }
+    if idx.is_empty() {
+        return Ok(skip(model, report, "no labelled pairs (budget 0)"));
+    }
     let mut log_p = head_log_probs(model, cache, idx);
     let mut rows = idx.to_vec();
     if cfg.evidence == Evidence::Context {
@@ -251,7 +248,7 @@ pub fn adapt(
     report.epochs = epochs;
     report.seconds = start.elapsed().as_secs_f64();
     let mut out = model.clone();
-    out.gate = Gate::Router(trained);
+    out.set_gate(Gate::Router(trained))?;
     record(&mut out, cfg, &report);
     Ok((out, report))
 }
@@ -317,7 +314,7 @@ fn record(model: &mut MixtureModel, cfg: &AdaptConfig, report: &AdaptReport) {
         "per_attribute": report.per_attribute,
         "final_cross_entropy": report.epochs.last().map(|e| e.cross_entropy),
     });
-    let training = &mut model.config.training;
+    let training = model.training_mut();
     if !training.is_object() {
         let stage1 = std::mem::take(training);
         *training = serde_json::json!({});
@@ -454,10 +451,9 @@ impl<'a> Fit<'a> {
                     &mut self.grads,
                     self.cfg.threads,
                 );
-                let r = &mut self.router;
                 self.opt.step(
-                    &mut [&mut r.w2, &mut r.b2],
-                    &[&self.grads.w2, &self.grads.b2],
+                    &mut self.router.output_params_mut(),
+                    &self.grads.output_params(),
                     lr,
                 );
             }

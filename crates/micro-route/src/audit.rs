@@ -6,7 +6,7 @@
 use crate::accuracy::head_accuracy;
 use crate::error::{data, Result};
 use crate::likelihood::{check_compatible, head_margins};
-use crate::select::{push_history, select_heads};
+use crate::select::select_heads;
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
 use serde::Serialize;
@@ -95,9 +95,7 @@ pub fn mask_flagged(
     }
     let mut out = select_heads(model, &keep)?;
     let accuracy: Vec<f64> = flagged.iter().map(|&h| report.heads[h].accuracy).collect();
-    push_history(
-        &mut out,
-        serde_json::json!({
+    out.push_history(serde_json::json!({
             "op": "mask", "removed": flagged, "kept": keep, "reason": "safety audit",
             "threshold": report.threshold, "removed_accuracy": accuracy, "safety_set": source, "pairs": report.pairs,
         }),

@@ -19,11 +19,8 @@ pub fn random_model(dim: usize, k: usize, hidden: Option<usize>, seed: u64) -> M
             .map(|_| rng.random_range(-1.0..1.0f32) * scale)
             .collect(),
     );
-    MixtureModel {
-        config: model_config(dim, k, hidden),
-        heads,
-        gate: Gate::Router(router),
-    }
+    MixtureModel::new(model_config(dim, k, hidden), heads, Gate::Router(router))
+        .expect("a random model's parts agree by construction")
 }
 
 /// The config.json of a MiCRo model of this shape (built from JSON, so that fields added to

@@ -32,7 +32,7 @@ pub fn head_margins(model: &MixtureModel, cache: &EmbeddingCache, idx: &[usize])
                 *d = c - r;
             }
             for (o, head) in row.iter_mut().zip(0..k) {
-                *o = dot(model.heads.row(head), diff);
+                *o = dot(model.heads().row(head), diff);
             }
         },
     );

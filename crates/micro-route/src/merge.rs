@@ -15,10 +15,9 @@
 
 use crate::accuracy::{average, by_attribute, routed_credit};
 use crate::error::{config, data, Result};
-use crate::likelihood::{check_compatible, head_margins, log_sum_exp};
-use crate::select::{push_history, select_heads};
+use crate::likelihood::{check_compatible, head_margins};
 use micro_cache::{EmbeddingCache, Matrix, TrainingArrays};
-use micro_model::{Gate, MixtureModel};
+use micro_model::MixtureModel;
 use serde::Serialize;
 
 /// Correlation above which heads are merged by default.
@@ -81,9 +80,7 @@ pub fn merge_correlated(
     };
     let mut merged = merged;
     if report.clusters.len() < k {
-        push_history(
-            &mut merged,
-            serde_json::json!({
+        merged.push_history(serde_json::json!({
                 "op": "merge", "clusters": report.clusters, "threshold": threshold, "pairs": idx.len(),
                 "removed": removed(&report.clusters), "rule": "mass-weighted average of member heads; leader's router row",
             }),
@@ -179,7 +176,7 @@ pub fn correlation_matrix(m: &[f32], k: usize) -> Vec<f64> {
 /// Mean weight of each head over the pairs, each routed as Stage 1 was trained to route.
 fn router_mass(model: &MixtureModel, cache: &EmbeddingCache, idx: &[usize]) -> Vec<f64> {
     let mut mass = vec![0.0f64; model.k()];
-    let inputs = cache.router_inputs(model.config.router_input);
+    let inputs = cache.router_inputs(model.config().router_input);
     for &i in idx {
         for (m, w) in mass.iter_mut().zip(model.weights(inputs.row(i))) {
             *m += w as f64 / idx.len() as f64;
@@ -211,35 +208,10 @@ fn cluster(corr: &[f64], mass: &[f64], k: usize, threshold: f64) -> Vec<Vec<usiz
     clusters
 }
 
+/// The merged model: the arithmetic (mass-weighted heads, the leader's gate row given the
+/// cluster's weight) is the model's own, [`MixtureModel::merge_heads`].
 fn build(model: &MixtureModel, clusters: &[Vec<usize>], mass: &[f64]) -> Result<MixtureModel> {
-    let leaders: Vec<usize> = clusters.iter().map(|c| c[0]).collect();
-    let mut out = select_heads(model, &leaders)?;
-    for (j, c) in clusters.iter().enumerate() {
-        let total: f64 = c.iter().map(|&h| mass[h]).sum();
-        let row = out.heads.row_mut(j);
-        row.fill(0.0);
-        for &h in c {
-            // Equal shares if the router gives the whole cluster no weight at all.
-            let share = if total > 0.0 {
-                mass[h] / total
-            } else {
-                1.0 / c.len() as f64
-            };
-            for (o, v) in row.iter_mut().zip(model.heads.row(h)) {
-                *o += (share * *v as f64) as f32;
-            }
-        }
-        match (&mut out.gate, &model.gate) {
-            (Gate::Static(new), Gate::Static(old)) => {
-                new[j] = log_sum_exp(&c.iter().map(|&h| old[h] as f64).collect::<Vec<_>>()) as f32;
-            }
-            (Gate::Router(r), _) if mass[c[0]] > 0.0 && total > 0.0 => {
-                r.b2[j] += (total / mass[c[0]]).ln() as f32
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
+    Ok(model.merge_heads(clusters, mass)?)
 }
 
 #[cfg(test)]
@@ -288,14 +260,17 @@ mod tests {
     #[test]
     fn static_gate_keeps_the_cluster_weight_exactly() {
         let mut m = crate::select::tests::model(3, 2, None);
-        m.gate = Gate::Static(vec![0.2, -0.4, 1.0]);
+        m.set_gate(micro_model::Gate::Static(vec![0.2, -0.4, 1.0]))
+            .unwrap();
         let merged = build(&m, &[vec![2, 0], vec![1]], &[0.3, 0.2, 0.5]).unwrap();
         let (w0, w1) = (m.weights(&[0.0, 0.0]), merged.weights(&[0.0, 0.0]));
         assert!((w1[0] - (w0[2] + w0[0])).abs() < 1e-6 && (w1[1] - w0[1]).abs() < 1e-6);
         let want: Vec<f32> = (0..2)
-            .map(|j| (0.5 * m.heads.row(2)[j] as f64 + 0.3 * m.heads.row(0)[j] as f64) as f32 / 0.8)
+            .map(|j| {
+                (0.5 * m.heads().row(2)[j] as f64 + 0.3 * m.heads().row(0)[j] as f64) as f32 / 0.8
+            })
             .collect();
-        for (g, w) in merged.heads.row(0).iter().zip(&want) {
+        for (g, w) in merged.heads().row(0).iter().zip(&want) {
             assert!((g - w).abs() < 1e-6);
         }
     }

@@ -1,64 +1,21 @@
-//! Keeping a subset of the heads: the heads' rows, the router's output rows (`router.w2`,
-//! `router.b2`) or the static logits are sliced together, and what was removed is recorded in
-//! `ModelConfig.history` (a JSON array of events).
+//! Keeping a subset of the heads, as a setting a user gives: the model does the slicing
+//! ([`MixtureModel::select_heads`]: heads, router output rows or static logits together), and
+//! what was removed is recorded in `ModelConfig.history` ([`MixtureModel::push_history`]).
 
 use crate::error::{config, Result};
-use micro_model::{Gate, MixtureModel};
+use micro_model::MixtureModel;
 
 /// The model restricted to the heads `keep` (in that order). Removing heads from a router
 /// drops their softmax terms, so the remaining weights renormalise among themselves.
 pub fn select_heads(model: &MixtureModel, keep: &[usize]) -> Result<MixtureModel> {
-    let k = model.k();
-    if keep.is_empty() {
-        return Err(config("cannot remove every head: at least one must stay"));
-    }
-    if let Some(bad) = keep.iter().find(|&&h| h >= k) {
-        return Err(config(format!(
-            "head {bad} does not exist: the model has {k} heads (0..{})",
-            k - 1
-        )));
-    }
-    let mut out = model.clone();
-    out.heads = model.heads.select_rows(keep);
-    out.config.k = keep.len();
-    out.gate = match &model.gate {
-        Gate::Static(logits) => Gate::Static(keep.iter().map(|&h| logits[h]).collect()),
-        Gate::Router(r) => {
-            let mut r = r.clone();
-            let width = r.width();
-            r.w2 = keep
-                .iter()
-                .flat_map(|&h| model_router_row(&r.w2, width, h))
-                .collect();
-            r.b2 = keep.iter().map(|&h| r.b2[h]).collect();
-            r.k = keep.len();
-            Gate::Router(r)
-        }
-    };
-    Ok(out)
-}
-
-fn model_router_row(w2: &[f32], width: usize, h: usize) -> Vec<f32> {
-    w2[h * width..(h + 1) * width].to_vec()
-}
-
-/// Appends `event` to `config.history` (made an array if it was empty or something else).
-pub fn push_history(model: &mut MixtureModel, event: serde_json::Value) {
-    let history = &mut model.config.history;
-    if !history.is_array() {
-        let old = std::mem::take(history);
-        *history = serde_json::Value::Array(if old.is_null() { vec![] } else { vec![old] });
-    }
-    if let Some(events) = history.as_array_mut() {
-        events.push(event);
-    }
+    model.select_heads(keep).map_err(|e| config(e.to_string()))
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use micro_cache::Matrix;
-    use micro_model::{Activation, Router};
+    use micro_model::{Activation, Gate, Router};
 
     /// A small MLP-routed model with distinct values everywhere.
     pub(crate) fn model(k: usize, dim: usize, hidden: Option<usize>) -> MixtureModel {
@@ -75,11 +32,7 @@ pub(crate) mod tests {
             (0..k * dim).map(|i| ((i as f32) * 0.23).sin()).collect(),
         );
         let config = crate::fixture::model_config(dim, k, hidden);
-        MixtureModel {
-            config,
-            heads,
-            gate: Gate::Router(r),
-        }
+        MixtureModel::new(config, heads, Gate::Router(r)).unwrap()
     }
 
     /// Oracle: the kept heads' weights are the full router's renormalised over them.
@@ -93,8 +46,8 @@ pub(crate) mod tests {
         let z = full[3] + full[1];
         let part = s.weights(&x);
         assert!((part[0] - full[3] / z).abs() < 1e-6 && (part[1] - full[1] / z).abs() < 1e-6);
-        assert_eq!(s.heads.row(0), m.heads.row(3));
-        assert_eq!(s.config.k, 2);
+        assert_eq!(s.heads().row(0), m.heads().row(3));
+        assert_eq!(s.config().k, 2);
         let dir = tempfile::tempdir().unwrap();
         s.save(dir.path()).unwrap();
         assert_eq!(MixtureModel::load(dir.path()).unwrap(), s);
@@ -116,8 +69,8 @@ pub(crate) mod tests {
     #[test]
     fn history_becomes_an_array_of_events() {
         let mut m = model(2, 2, None);
-        push_history(&mut m, serde_json::json!({"op": "mask"}));
-        push_history(&mut m, serde_json::json!({"op": "merge"}));
-        assert_eq!(m.config.history.as_array().unwrap().len(), 2);
+        m.push_history(serde_json::json!({"op": "mask"}));
+        m.push_history(serde_json::json!({"op": "merge"}));
+        assert_eq!(m.config().history.as_array().unwrap().len(), 2);
     }
 }

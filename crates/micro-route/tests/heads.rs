@@ -12,10 +12,10 @@ fn with_duplicate() -> MixtureModel {
     let base = random_model(12, 3, Some(8), 5);
     let mut m = random_model(12, 4, Some(8), 5);
     for h in 0..3 {
-        m.heads.row_mut(h).copy_from_slice(base.heads.row(h));
+        m.head_mut(h).copy_from_slice(base.heads().row(h));
     }
-    let copy: Vec<f32> = base.heads.row(0).iter().map(|v| 1.1 * v).collect();
-    m.heads.row_mut(3).copy_from_slice(&copy);
+    let copy: Vec<f32> = base.heads().row(0).iter().map(|v| 1.1 * v).collect();
+    m.head_mut(3).copy_from_slice(&copy);
     m
 }
 
@@ -55,7 +55,7 @@ fn a_duplicated_head_is_merged_back() {
     pair.sort_unstable();
     assert_eq!(pair, vec![0, 3]);
     assert!((report.correlation[3] - 1.0).abs() < 1e-9);
-    let history = merged.config.history.as_array().unwrap();
+    let history = merged.config().history.as_array().unwrap();
     assert_eq!(history[0]["op"], "merge");
     assert_eq!(history[0]["removed"].as_array().unwrap().len(), 1);
     // Nothing correlates above 0.999 except the copy, and nothing at all above 1.
@@ -69,8 +69,8 @@ fn a_duplicated_head_is_merged_back() {
 #[test]
 fn a_head_that_prefers_rejected_responses_is_flagged_and_masked() {
     let mut model = random_model(12, 3, Some(8), 2);
-    let flipped: Vec<f32> = model.heads.row(0).iter().map(|v| -v).collect();
-    model.heads.row_mut(2).copy_from_slice(&flipped);
+    let flipped: Vec<f32> = model.heads().row(0).iter().map(|v| -v).collect();
+    model.head_mut(2).copy_from_slice(&flipped);
     let safety = labelled_by(&model, 0, random_cache(12, 1, 200, 4));
     let idx: Vec<usize> = (0..safety.len()).collect();
     let report = audit_heads(&model, &safety, &idx, 0.5).unwrap();
@@ -79,9 +79,9 @@ fn a_head_that_prefers_rejected_responses_is_flagged_and_masked() {
     assert!(report.flagged().contains(&2) && !report.flagged().contains(&0));
     let masked = mask_flagged(&model, &report, "safety").unwrap();
     assert_eq!(masked.k(), 3 - report.flagged().len());
-    assert_eq!(masked.heads.row(0), model.heads.row(0));
+    assert_eq!(masked.heads().row(0), model.heads().row(0));
     assert_eq!(
-        masked.config.history[0]["removed"],
+        masked.config().history[0]["removed"],
         serde_json::json!(report.flagged())
     );
     let all_bad = audit_heads(&model, &safety, &idx, 1.01).unwrap();
@@ -95,7 +95,7 @@ fn a_head_that_prefers_rejected_responses_is_flagged_and_masked() {
 fn hyre_concentrates_on_the_head_that_agrees_with_the_labels() {
     let mut model = random_model(12, 4, Some(8), 3);
     // Confident heads, so 16 pairs are enough evidence to single one out.
-    model.heads.data.iter_mut().for_each(|v| *v *= 8.0);
+    model.scale_heads(8.0);
     let cache = labelled_by(&model, 1, random_cache(12, 2, 60, 6));
     let idx: Vec<usize> = (0..16).collect();
     let w = hyre_weights(&model, &cache, &idx, 1.0);

@@ -29,7 +29,7 @@ pub async fn openapi() -> impl IntoResponse {
 }
 
 pub async fn health(State(st): St) -> Json<serde_json::Value> {
-    let c = &st.scorer.model.config;
+    let c = st.scorer.model.config();
     Json(serde_json::json!({
         "status": "ok",
         "model": {"method": c.method.to_string(), "k": st.scorer.k(), "dim": c.dim, "prompt_dim": c.prompt_dim, "backbone": c.backbone.name},

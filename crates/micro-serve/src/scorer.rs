@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use micro_cache::Matrix;
 use micro_data::Prompt;
 use micro_embed::Backbone;
-use micro_model::{sigmoid, Gate, MixtureModel};
+use micro_model::{sigmoid, MixtureModel};
 use std::sync::Arc;
 
 /// Scores responses with the served model: its head rewards and mixture weights, and,
@@ -32,7 +32,7 @@ impl Scorer {
         batching: BatchOptions,
     ) -> Result<Self, String> {
         if let Some(b) = &backbone {
-            let c = &model.config;
+            let c = model.config();
             if b.dim() != c.dim || b.prompt_dim() != c.prompt_dim {
                 return Err(format!(
                     "the backbone `{}` makes {}-d features and {}-d router inputs, the model reads {}-d and {}-d: pass the backbone the model was trained with ({})",
@@ -64,11 +64,11 @@ impl Scorer {
     }
 
     pub fn dim(&self) -> usize {
-        self.model.config.dim
+        self.model.config().dim
     }
 
     pub fn prompt_dim(&self) -> usize {
-        self.model.config.prompt_dim
+        self.model.config().prompt_dim
     }
 
     pub fn has_backbone(&self) -> bool {
@@ -81,7 +81,7 @@ impl Scorer {
             return Err(ApiError::unprocessable(format!(
                 "`{field}` has {} values, the model reads {want}-d embeddings (backbone `{}`): embed with that backbone",
                 v.len(),
-                self.model.config.backbone.name
+                self.model.config().backbone.name
             )));
         }
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
@@ -94,9 +94,9 @@ impl Scorer {
 
     /// The input-independent weights of a static gate; `None` for a router.
     pub fn static_weights(&self) -> Option<Vec<f32>> {
-        match &self.model.gate {
-            Gate::Static(_) => Some(self.model.weights(&[])),
-            Gate::Router(_) => None,
+        match self.model.router() {
+            None => Some(self.model.weights(&[])),
+            Some(_) => None,
         }
     }
 

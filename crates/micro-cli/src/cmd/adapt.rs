@@ -115,7 +115,7 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
     };
     let (mut adapted, report) = adapt(&model, &cache, &idx, &cfg)?;
     if report.skipped.is_none() {
-        adapted.config.training["stage2"]["selection"] = a.select.to_string().into();
+        adapted.training_mut()["stage2"]["selection"] = a.select.to_string().into();
     }
     if let Some(why) = &report.skipped {
         println!("router unchanged: {why}");
@@ -341,7 +341,7 @@ fn bench_online(model: &MixtureModel, cache: &EmbeddingCache, updates: usize) {
     let with_margins = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     println!(
         "online: {per_update:.3} us per Hedge update (K = {k}); {with_margins:.3} us including the K margins at d = {} ({} and {n} updates)",
-        model.config.dim, updates
+        model.config().dim, updates
     );
 }
 
@@ -511,7 +511,7 @@ fn simulation_pairs(a: &BenchSelectArgs) -> anyhow::Result<(Vec<f32>, Vec<f32>, 
             let m = micro_route::likelihood::head_margins(&model, &cache, &all);
             let sd = (m.iter().map(|v| (v * v) as f64).sum::<f64>() / m.len() as f64).sqrt();
             let scale = if sd > 0.0 { (2.5 / sd) as f32 } else { 1.0 };
-            model.heads.data.iter_mut().for_each(|w| *w *= scale);
+            model.scale_heads(scale);
             let source = format!("random heads in {SIM_DIM} dimensions, margins of sd 2.5");
             (model, cache, source)
         }
@@ -577,7 +577,7 @@ mod tests {
         assert_eq!(rows.len(), 12);
         assert!(rows.iter().all(|r| r["information"].as_f64().is_some()));
         let adapted = MixtureModel::load(&dir.path().join("adapted-active")).unwrap();
-        let stage2 = &adapted.config.training["stage2"];
+        let stage2 = &adapted.config().training["stage2"];
         assert_eq!(stage2["selection"], "active");
         assert_eq!(stage2["pool_pairs"], 48);
         // Random selection writes no information; a budget above a pool is refused.

@@ -243,7 +243,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             // Text forms as the training cache made them, so that serving computes the same
             // vectors for the same prompt and response (a model that records none predates
             // them: micro then embedded whole transcripts).
-            let recipe = &model.config.recipe;
+            let recipe = &model.config().recipe;
             let opts = BackboneOptions {
                 context: a.context_mode,
                 device: a.device,
@@ -256,7 +256,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             };
             let loaded = micro_embed::load_backbone(b, &opts)
                 .with_context(|| format!("cannot load the backbone {}", b.display()))?;
-            let (want, got) = (&model.config.backbone.name, loaded.info().name);
+            let (want, got) = (&model.config().backbone.name, loaded.info().name);
             if !want.is_empty() && *want != got {
                 eprintln!(
                     "warning: the model was trained on backbone `{want}`, serving with `{got}`"

@@ -180,7 +180,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         Some(nll) => format!("held-out NLL {nll:.4} on {} pairs", report.n_holdout),
         None => "no held-out pairs".to_string(),
     };
-    let hp = &model.config.training["hyperparameters"];
+    let hp = &model.config().training["hyperparameters"];
     println!(
         "trained {} (K={}, alpha {}, lr {}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
         cfg.method,

@@ -4,7 +4,7 @@
 use micro_cache::{CacheMeta, EmbeddingCache, Matrix};
 use micro_data::{PrefPair, Split};
 use micro_eval::Stage2;
-use micro_model::{Activation, Gate, Method, MixtureModel, ModelConfig, Router};
+use micro_model::{Activation, Gate, Method, MixtureModel, ModelConfig, Router, RouterKind};
 use std::sync::Mutex;
 
 pub fn config(
@@ -12,7 +12,7 @@ pub fn config(
     k: usize,
     dim: usize,
     prompt_dim: usize,
-    router: &str,
+    router: RouterKind,
 ) -> ModelConfig {
     ModelConfig {
         format_version: 1,
@@ -20,7 +20,7 @@ pub fn config(
         k,
         dim,
         prompt_dim,
-        router: router.into(),
+        router,
         router_hidden: None,
         activation: Activation::Relu,
         backbone: Default::default(),
@@ -42,11 +42,12 @@ pub fn identity_heads(k: usize) -> Matrix {
 }
 
 pub fn static_model(k: usize, logits: Vec<f32>) -> MixtureModel {
-    MixtureModel {
-        config: config(Method::Static, k, k, 2, "static"),
-        heads: identity_heads(k),
-        gate: Gate::Static(logits),
-    }
+    MixtureModel::new(
+        config(Method::Static, k, k, 2, RouterKind::Static),
+        identity_heads(k),
+        Gate::Static(logits),
+    )
+    .unwrap()
 }
 
 /// A linear router on a `k`-dimensional prompt: logits = scale * prompt, so a one-hot prompt
@@ -56,11 +57,12 @@ pub fn routed_model(k: usize, scale: f32) -> MixtureModel {
     for j in 0..k {
         r.w2[j * k + j] = scale;
     }
-    MixtureModel {
-        config: config(Method::Micro, k, k, k, "linear"),
-        heads: identity_heads(k),
-        gate: Gate::Router(r),
-    }
+    MixtureModel::new(
+        config(Method::Micro, k, k, k, RouterKind::Linear),
+        identity_heads(k),
+        Gate::Router(r),
+    )
+    .unwrap()
 }
 
 pub struct Row {
@@ -178,7 +180,7 @@ impl Stage2 for Toy {
             seed,
             train.pairs.iter().map(|p| p.prompt.to_text()).collect(),
         ));
-        let Gate::Router(mut r) = model.gate.clone() else {
+        let Some(mut r) = model.router().cloned() else {
             return Err("no router".into());
         };
         for axis in 0..r.input_dim {
@@ -195,10 +197,9 @@ impl Stage2 for Toy {
                 r.w2[j * r.input_dim + axis] = if j == k { 6.0 } else { 0.0 };
             }
         }
-        Ok(MixtureModel {
-            gate: Gate::Router(r),
-            ..model.clone()
-        })
+        let mut out = model.clone();
+        out.set_gate(Gate::Router(r)).map_err(|e| e.to_string())?;
+        Ok(out)
     }
 
     fn hyre_weights(

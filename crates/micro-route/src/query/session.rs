@@ -145,7 +145,7 @@ pub fn next_question(state: &UserState, margins: &[f32], seed: u64) -> Result<Qu
 ///
 /// Errors: embeddings whose widths differ from the model's or whose row counts differ.
 pub fn pair_margins(model: &MixtureModel, first: &[f32], second: &[f32]) -> Result<Vec<f32>> {
-    let d = model.config.dim;
+    let d = model.config().dim;
     if d == 0 || first.len() != second.len() || !first.len().is_multiple_of(d) {
         return Err(data(format!(
             "candidate embeddings must be two [n, {d}] arrays of the same shape (got {} and {} values)",
@@ -161,7 +161,7 @@ pub fn pair_margins(model: &MixtureModel, first: &[f32], second: &[f32]) -> Resu
         &mut out,
         &diff,
         Op::N,
-        &model.heads.data,
+        &model.heads().data,
         Op::T,
         n,
         d,

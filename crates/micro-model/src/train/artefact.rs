@@ -1,0 +1,71 @@
+//! The trained parameters as the saved artefact: a [`MixtureModel`] whose `config.json` records
+//! the data, the backbone and the training.
+
+use super::{TrainConfig, TrainReport};
+use crate::gate::RouterKind;
+use crate::loss::Params;
+use crate::model::{MixtureModel, ModelConfig};
+use micro_cache::{Matrix, TrainingArrays};
+use sha2::{Digest, Sha256};
+
+/// sha256 of the training pairs in the cache's canonical form (equals the cache's `pairs_hash`
+/// when every pair is a training pair).
+pub(super) fn train_pairs_hash(arrays: &TrainingArrays, idx: &[usize]) -> String {
+    if idx.len() == arrays.pairs.len() && !arrays.meta.pairs_hash.is_empty() {
+        return arrays.meta.pairs_hash.clone();
+    }
+    let mut h = Sha256::new();
+    for &i in idx {
+        h.update(serde_json::to_vec(&arrays.pairs[i]).unwrap_or_default());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Wraps trained parameters as the saved artefact, with provenance in `config.json`.
+pub(super) fn to_model(
+    params: Params<f32>,
+    arrays: &TrainingArrays,
+    cfg: &TrainConfig,
+    train_pairs_hash: String,
+    report: &TrainReport,
+) -> MixtureModel {
+    // Single and shared-base mix uniformly: saved as zero static logits.
+    let router = params.gate.kind();
+    let training = serde_json::json!({
+        "hyperparameters": cfg,
+        "n_train": report.n_train,
+        "n_holdout": report.n_holdout,
+        "epochs_run": report.epochs_run,
+        "best_epoch": report.best_epoch,
+        "best_holdout_nll": report.best_holdout_nll,
+        "stopped_early": report.stopped_early,
+        "seconds": report.seconds,
+    });
+    let config = ModelConfig {
+        format_version: 1,
+        method: cfg.method,
+        k: params.k,
+        dim: params.dim,
+        prompt_dim: arrays.prompt.cols,
+        router,
+        router_hidden: if router == RouterKind::Mlp {
+            cfg.router_hidden
+        } else {
+            None
+        },
+        activation: cfg.activation,
+        backbone: arrays.meta.backbone.clone(),
+        recipe: arrays.meta.recipe(),
+        router_input: arrays.router_input,
+        train_pairs_hash,
+        training,
+        history: serde_json::Value::Null,
+    };
+    // The parts agree by construction: the heads and gate are the trainer's own.
+    MixtureModel::from_parts(
+        config,
+        Matrix::new(params.k, params.dim, params.heads),
+        params.gate,
+    )
+}
