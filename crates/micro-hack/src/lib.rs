@@ -1,1 +1,0 @@
-//! Build-time only: see Cargo.toml. Unifies dependency features across the workspace.
