@@ -132,6 +132,61 @@ pub struct FeedbackRequest {
     pub context_embedding: Option<Vec<f32>>,
 }
 
+/// One candidate pair of `POST /v1/users/{user_id}/next-question`: the pair fields of a feedback
+/// body ([`FeedbackRequest`]), so the pair asked can be sent back as feedback unchanged when the
+/// user prefers `chosen`, or with `chosen` and `rejected` swapped when the user prefers the other.
+/// Until the user answers, the names only say which response is first: the information of a
+/// pair does not depend on its order.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Candidate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Prompt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen_embedding: Option<Vec<f32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_embedding: Option<Vec<f32>>,
+}
+
+/// `POST /v1/users/{user_id}/next-question`: which of these pairs to ask the user next.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextQuestionRequest {
+    pub candidates: Vec<Candidate>,
+    /// Embedded with text candidates, as feedback embeds its pair with its `context`.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Breaks ties and seeds the random draw below the information floor; by default a hash
+    /// of the user id and the user's number of updates (the same request, the same answer).
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// The pair to ask next and what its answer is expected to tell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NextQuestionResponse {
+    /// The candidate to ask, its position in `candidates`.
+    pub index: usize,
+    /// The mutual information between the answer and the head the user follows, in nats
+    /// (0 to ln 2 = 0.693), under the user's current weights.
+    pub information: f64,
+    /// True when even the most informative candidate was below the floor
+    /// (`micro_route::query::MIN_INFORMATION` nats) and `index` was drawn at random.
+    pub random: bool,
+    /// P(the user prefers the candidate's `chosen`) under the current weights.
+    pub p_chosen: f64,
+    /// The user's current weights over the heads, which the choice used.
+    pub weights: Vec<f32>,
+    /// Feedback events folded into those weights.
+    pub updates: u64,
+    /// How many candidates were considered.
+    pub candidates: usize,
+}
+
 /// `PUT /v1/users/{user_id}`: create a user with a prior.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -89,7 +89,7 @@ pub(crate) fn check_prompt_and_context(
 }
 
 /// Refuses a result that overflowed: finite inputs too large for the model's arithmetic.
-fn check_finite(values: &[f32], what: impl FnOnce() -> String) -> Result<(), ApiError> {
+pub(crate) fn check_finite(values: &[f32], what: impl FnOnce() -> String) -> Result<(), ApiError> {
     if values.iter().all(|v| v.is_finite()) {
         return Ok(());
     }
@@ -177,7 +177,7 @@ async fn router_input(
     Ok(None)
 }
 
-fn check_user_k(st: &AppState, rec: &UserRecord) -> Result<(), ApiError> {
+pub(crate) fn check_user_k(st: &AppState, rec: &UserRecord) -> Result<(), ApiError> {
     let k = rec.state.log_weights.len();
     if k != st.scorer.k() {
         return Err(ApiError::conflict(format!(

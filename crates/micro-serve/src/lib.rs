@@ -38,6 +38,7 @@ pub mod chat;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod question;
 pub mod rl;
 pub mod scorer;
 pub mod server;

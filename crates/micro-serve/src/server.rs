@@ -255,6 +255,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(handlers::feedback).get(handlers::feedback_log),
         )
         .route("/v1/users/{user_id}/rebuild", post(handlers::rebuild))
+        .route(
+            "/v1/users/{user_id}/next-question",
+            post(crate::question::next_question),
+        )
         .route("/get_reward", post(crate::rl::openrlhf))
         .route("/slime/reward", post(crate::rl::slime))
         .fallback(fallback)

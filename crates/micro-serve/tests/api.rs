@@ -339,6 +339,7 @@ fn the_openapi_document_covers_every_route() {
         ("/v1/users/{user_id}/feedback", "post"),
         ("/v1/users/{user_id}/feedback", "get"),
         ("/v1/users/{user_id}/rebuild", "post"),
+        ("/v1/users/{user_id}/next-question", "post"),
         ("/get_reward", "post"),
         ("/slime/reward", "post"),
     ];

@@ -1,0 +1,612 @@
+//! `POST /v1/users/{user_id}/next-question` end to end: the pair chosen is micro-route's
+//! `next_question` on the same margins and the user's stored weights, feedback on the asked
+//! pair moves the weights the next choice uses, bad candidates get JSON 4xx bodies, an unknown
+//! user is 404 as in `/v1/score`, and simulated users asked through the route reach their
+//! preferences in fewer answers than users asked at random.
+
+mod common;
+
+use common::{BagBackbone, Fixture};
+use micro_data::Prompt;
+use micro_embed::{Backbone, Item};
+use micro_route::query::{information, next_question, pair_margins};
+use micro_route::{Rate, UserState};
+use micro_serve::question::MAX_CANDIDATES;
+use micro_serve::testing::client::{Client, Reply};
+use micro_serve::testing::{random_vec, synthetic_model};
+use micro_serve::{AppState, BatchOptions, Limits, Running, Scorer};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DIM: usize = 8;
+const K: usize = 4;
+const MODEL_SEED: u64 = 5;
+
+fn model() -> micro_model::MixtureModel {
+    synthetic_model(DIM, K, MODEL_SEED)
+}
+
+/// A server over the fixture's store with the synthetic model and the given Hedge rate.
+fn start(f: &Fixture, scorer: Scorer, limits: Limits, rate: Rate) -> Running {
+    let state = Arc::new(AppState::new(scorer, f.store.clone(), limits, rate));
+    f.rt.block_on(micro_serve::start(state, "127.0.0.1:0"))
+        .unwrap()
+}
+
+fn embedding_server(f: &Fixture, limits: Limits, rate: Rate) -> Running {
+    start(f, Scorer::new(model(), None).unwrap(), limits, rate)
+}
+
+/// `n` candidate pairs of random embeddings scaled so that the heads are confident (margins
+/// of a few nats), as JSON candidates and as the two [n, d] arrays.
+fn random_pairs(rng: &mut StdRng, n: usize, scale: f32) -> (Vec<Value>, Vec<f32>, Vec<f32>) {
+    let (mut first, mut second, mut cands) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let a: Vec<f32> = random_vec(rng, DIM).iter().map(|x| x * scale).collect();
+        let b: Vec<f32> = random_vec(rng, DIM).iter().map(|x| x * scale).collect();
+        cands.push(json!({"chosen_embedding": a, "rejected_embedding": b}));
+        first.extend(a);
+        second.extend(b);
+    }
+    (cands, first, second)
+}
+
+fn ok(r: Reply) -> Value {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn error_message(r: &Reply) -> String {
+    r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// The user's stored state as the server holds it (log weights are exact f64 in JSON).
+fn stored_state(c: &mut Client, user: &str) -> UserState {
+    let v = ok(c.get(&format!("/v1/users/{user}")).unwrap());
+    let mut s = UserState::with_rate(&[1.0; K], Rate::Anytime);
+    s.log_weights = f64s(&v["log_weights"]);
+    s.updates = v["updates"].as_u64().unwrap();
+    s
+}
+
+fn ask(c: &mut Client, user: &str, body: &Value) -> Value {
+    ok(c.post(
+        &format!("/v1/users/{user}/next-question"),
+        &body.to_string(),
+    )
+    .unwrap())
+}
+
+#[test]
+fn the_chosen_pair_is_micro_routes_next_question_on_the_same_margins_and_weights() {
+    let f = Fixture::new();
+    let key = f.key("acme");
+    let server = embedding_server(&f, Limits::default(), Rate::Fixed(0.5));
+    let mut c = Client::new(server.addr, Some(&key));
+    let mut rng = StdRng::seed_from_u64(1);
+    let put = json!({"prior": [1.0, 2.0, 3.0, 4.0]}).to_string();
+    assert_eq!(
+        c.request("PUT", "/v1/users/ann", Some(&put))
+            .unwrap()
+            .status,
+        201
+    );
+    for _ in 0..3 {
+        let fb = json!({"chosen_embedding": random_vec(&mut rng, DIM), "rejected_embedding": random_vec(&mut rng, DIM)});
+        ok(c.post("/v1/users/ann/feedback", &fb.to_string()).unwrap());
+    }
+    let state = stored_state(&mut c, "ann");
+    let model = model();
+    for round in 0..4 {
+        let (cands, first, second) = random_pairs(&mut rng, 40, 4.0);
+        let margins = pair_margins(&model, &first, &second).unwrap();
+        for seed in [None, Some(0u64), Some(99)] {
+            let mut body = json!({"candidates": cands});
+            if let Some(s) = seed {
+                body["seed"] = json!(s);
+            }
+            let v = ask(&mut c, "ann", &body);
+            let want = next_question(&state, &margins, seed.unwrap_or(0)).unwrap();
+            assert_eq!(v["index"], want.index, "round {round} seed {seed:?}: {v}");
+            assert!((v["information"].as_f64().unwrap() - want.information).abs() < 1e-9);
+            assert!((v["p_chosen"].as_f64().unwrap() - want.p_first).abs() < 1e-9);
+            assert_eq!(v["random"], false);
+            assert_eq!(v["candidates"], 40);
+            assert_eq!(v["updates"], 3);
+            let w = f64s(&v["weights"]);
+            for (got, l) in w.iter().zip(&state.log_weights) {
+                assert!((got - l.exp()).abs() < 1e-6);
+            }
+            // The information is the rule's on the chosen row.
+            let i = want.index;
+            let wf: Vec<f64> = state.log_weights.iter().map(|l| l.exp()).collect();
+            assert!(
+                (information(&wf, &margins[i * K..(i + 1) * K]) - want.information).abs() < 1e-12
+            );
+            // The same request, the same answer.
+            assert_eq!(ask(&mut c, "ann", &body), v);
+        }
+    }
+    f.stop(server);
+}
+
+#[test]
+fn feedback_on_the_asked_pair_changes_the_weights_the_next_choice_uses() {
+    let f = Fixture::new();
+    let key = f.key("acme");
+    let server = embedding_server(&f, Limits::default(), Rate::Fixed(0.5));
+    let mut c = Client::new(server.addr, Some(&key));
+    let mut rng = StdRng::seed_from_u64(2);
+    assert_eq!(
+        c.request("PUT", "/v1/users/bo", Some("{}")).unwrap().status,
+        201
+    );
+    let (cands, first, second) = random_pairs(&mut rng, 30, 4.0);
+    let margins = pair_margins(&model(), &first, &second).unwrap();
+    let body = json!({"candidates": cands, "seed": 3});
+    let before = ask(&mut c, "bo", &body);
+    assert_eq!(before["updates"], 0);
+    for w in f64s(&before["weights"]) {
+        assert!(
+            (w - 0.25).abs() < 1e-6,
+            "a new user's uniform prior: {before}"
+        );
+    }
+    // The asked candidate goes back as feedback unchanged (the user preferred `chosen`)...
+    let i = before["index"].as_u64().unwrap() as usize;
+    let fb = ok(c
+        .post("/v1/users/bo/feedback", &cands[i].to_string())
+        .unwrap());
+    let after = ask(&mut c, "bo", &body);
+    assert_eq!(after["updates"], 1);
+    assert_eq!(after["weights"], fb["weights"]);
+    assert_ne!(after["weights"], before["weights"]);
+    let state = stored_state(&mut c, "bo");
+    let want = next_question(&state, &margins, 3).unwrap();
+    assert_eq!(after["index"], want.index);
+    assert!((after["information"].as_f64().unwrap() - want.information).abs() < 1e-9);
+    // ... the answered pair now tells less than it did.
+    let wf: Vec<f64> = state.log_weights.iter().map(|l| l.exp()).collect();
+    let row = &margins[i * K..(i + 1) * K];
+    assert!(information(&wf, row) < before["information"].as_f64().unwrap());
+    // ... or swapped (the user preferred the other response).
+    let j = after["index"].as_u64().unwrap() as usize;
+    let swapped = json!({"chosen_embedding": cands[j]["rejected_embedding"], "rejected_embedding": cands[j]["chosen_embedding"]});
+    let fb = ok(c
+        .post("/v1/users/bo/feedback", &swapped.to_string())
+        .unwrap());
+    let third = ask(&mut c, "bo", &body);
+    assert_eq!(third["updates"], 2);
+    assert_eq!(third["weights"], fb["weights"]);
+    assert_ne!(third["weights"], after["weights"]);
+    f.stop(server);
+}
+
+#[test]
+fn below_the_information_floor_the_pair_is_drawn_at_random() {
+    let f = Fixture::new();
+    let key = f.key("acme");
+    let server = embedding_server(&f, Limits::default(), Rate::Fixed(0.5));
+    let mut c = Client::new(server.addr, Some(&key));
+    let mut rng = StdRng::seed_from_u64(4);
+    c.request("PUT", "/v1/users/cy", Some("{}")).unwrap();
+    // Each pair compares a response with itself: no answer can tell the heads apart.
+    let cands: Vec<Value> = (0..20)
+        .map(|_| {
+            let a = random_vec(&mut rng, DIM);
+            json!({"chosen_embedding": a, "rejected_embedding": a})
+        })
+        .collect();
+    let mut picks = Vec::new();
+    for seed in 0..12u64 {
+        let body = json!({"candidates": cands, "seed": seed});
+        let v = ask(&mut c, "cy", &body);
+        assert_eq!(v["random"], true, "{v}");
+        assert_eq!(v["information"].as_f64().unwrap(), 0.0);
+        assert!((v["p_chosen"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+        assert_eq!(ask(&mut c, "cy", &body)["index"], v["index"]);
+        picks.push(v["index"].as_u64().unwrap());
+    }
+    picks.sort_unstable();
+    picks.dedup();
+    assert!(picks.len() > 3, "{picks:?}");
+    f.stop(server);
+}
+
+#[test]
+fn bad_candidates_get_json_4xx_bodies_that_say_what_is_wrong() {
+    let f = Fixture::new();
+    let key = f.key("acme");
+    let limits = Limits {
+        max_texts: 3,
+        max_text_chars: 10,
+        ..Limits::default()
+    };
+    let server = embedding_server(&f, limits, Rate::Fixed(0.5));
+    let mut c = Client::new(server.addr, Some(&key));
+    let mut rng = StdRng::seed_from_u64(5);
+    c.request("PUT", "/v1/users/u", Some("{}")).unwrap();
+    let v = |rng: &mut StdRng| random_vec(rng, DIM);
+    let pair = |rng: &mut StdRng| json!({"chosen_embedding": v(rng), "rejected_embedding": v(rng)});
+    let good = pair(&mut rng);
+    let too_many: Vec<Value> = vec![good.clone(); MAX_CANDIDATES + 1];
+    let mut huge = good.clone();
+    huge["chosen_embedding"] = json!(vec![3e38f32; DIM]);
+    huge["rejected_embedding"] = json!(vec![-3e38f32; DIM]);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"candidates": []}), 422, "`candidates` is empty"),
+        (json!({"candidates": too_many}), 422, "the limit is 1024"),
+        (
+            json!({"candidates": [good, {"chosen_embedding": v(&mut rng), "rejected_embedding": random_vec(&mut rng, DIM - 1)}]}),
+            422,
+            "`candidates[1].rejected_embedding` has 7 values",
+        ),
+        (
+            json!({"candidates": [{"chosen_embedding": v(&mut rng), "rejected_embedding": [1e39, 0, 0, 0, 0, 0, 0, 0]}]}),
+            422,
+            "`candidates[0].rejected_embedding`[0] is not a finite f32",
+        ),
+        (
+            json!({"candidates": [good, huge]}),
+            422,
+            "of candidates[1] are not finite",
+        ),
+        (json!({}), 422, "candidates"),
+        (json!({"candidates": [good], "bogus": 1}), 422, "bogus"),
+        (
+            json!({"candidates": [{"a_embedding": v(&mut rng), "b_embedding": v(&mut rng)}]}),
+            422,
+            "a_embedding",
+        ),
+        (
+            json!({"candidates": [good, {"chosen_embedding": v(&mut rng)}]}),
+            400,
+            "candidates[1]: give both `chosen_embedding` and `rejected_embedding`",
+        ),
+        (
+            json!({"candidates": [{"chosen": "x", "rejected": "y", "chosen_embedding": v(&mut rng), "rejected_embedding": v(&mut rng)}]}),
+            400,
+            "not both",
+        ),
+        (
+            json!({"candidates": [{"prompt": "p"}]}),
+            400,
+            "candidates[0]: give the responses",
+        ),
+        (
+            json!({"candidates": [{"chosen": "x", "rejected": "y"}]}),
+            400,
+            "--backbone",
+        ),
+        (
+            json!({"candidates": [{"chosen": "x", "rejected": "y"}, {"chosen": "x", "rejected": "z"}]}),
+            413,
+            "--max-texts",
+        ),
+        (
+            json!({"candidates": [{"chosen": "far longer than ten", "rejected": "y"}]}),
+            413,
+            "`candidates[0].chosen` has 19 characters",
+        ),
+        (
+            json!({"candidates": [{"prompt": "far longer than ten", "chosen_embedding": v(&mut rng), "rejected_embedding": v(&mut rng)}]}),
+            413,
+            "candidates[0].prompt",
+        ),
+        (
+            json!({"candidates": [good], "context": "far longer than ten"}),
+            413,
+            "`context`",
+        ),
+        (json!({"candidates": [good], "seed": -1}), 422, "seed"),
+    ];
+    for (body, status, needle) in cases {
+        let r = c
+            .post("/v1/users/u/next-question", &body.to_string())
+            .unwrap();
+        let text = body.to_string();
+        assert_eq!(
+            r.status,
+            status,
+            "{}: {}",
+            &text[..text.len().min(80)],
+            r.body
+        );
+        assert!(
+            r.json()["error"]["code"].is_string() && error_message(&r).contains(needle),
+            "{:?} lacks {needle:?}",
+            r.body
+        );
+    }
+    f.stop(server);
+}
+
+#[test]
+fn an_unknown_user_is_404_as_in_the_score_route_and_is_not_created() {
+    let f = Fixture::new();
+    let (acme, other) = (f.key("acme"), f.key("other"));
+    let server = embedding_server(&f, Limits::default(), Rate::Fixed(0.5));
+    let mut c = Client::new(server.addr, Some(&acme));
+    let mut rng = StdRng::seed_from_u64(6);
+    let (cands, _, _) = random_pairs(&mut rng, 3, 1.0);
+    let body = json!({"candidates": cands}).to_string();
+    let score = json!({"user_id": "nobody", "response_embeddings": [random_vec(&mut rng, DIM)]});
+    let s = c.post("/v1/score", &score.to_string()).unwrap();
+    let q = c.post("/v1/users/nobody/next-question", &body).unwrap();
+    assert_eq!((s.status, q.status), (404, 404), "{}", q.body);
+    assert_eq!(q.json()["error"]["code"], s.json()["error"]["code"]);
+    assert!(
+        error_message(&q).starts_with(&error_message(&s)),
+        "{}",
+        q.body
+    );
+    assert!(error_message(&q).contains("PUT /v1/users/"));
+    assert_eq!(c.get("/v1/users/nobody").unwrap().status, 404);
+    // Another tenant's user is as unknown; bad input about an unknown user is still 404 only
+    // once the input is well-formed.
+    c.request("PUT", "/v1/users/ann", Some("{}")).unwrap();
+    assert_eq!(
+        c.post("/v1/users/ann/next-question", &body).unwrap().status,
+        200
+    );
+    let mut o = Client::new(server.addr, Some(&other));
+    assert_eq!(
+        o.post("/v1/users/ann/next-question", &body).unwrap().status,
+        404
+    );
+    let mut anon = Client::new(server.addr, None);
+    assert_eq!(
+        anon.post("/v1/users/ann/next-question", &body)
+            .unwrap()
+            .status,
+        401
+    );
+    let empty = json!({"candidates": []}).to_string();
+    assert_eq!(
+        c.post("/v1/users/nobody/next-question", &empty)
+            .unwrap()
+            .status,
+        422
+    );
+    f.stop(server);
+}
+
+#[test]
+fn text_candidates_are_embedded_as_feedback_embeds_them() {
+    const TD: usize = 24;
+    let f = Fixture::new();
+    let key = f.key("acme");
+    let backbone = BagBackbone::new(TD, Duration::ZERO);
+    // The bag features have norm 1: scale the heads so that their margins are a few nats.
+    let base = synthetic_model(TD, K, 21);
+    let heads = base.heads();
+    let scaled = micro_cache::Matrix::new(
+        heads.rows,
+        heads.cols,
+        heads.data.iter().map(|x| x * 30.0).collect(),
+    );
+    let model =
+        micro_model::MixtureModel::new(base.config().clone(), scaled, base.gate().clone()).unwrap();
+    let scorer = Scorer::with_batching(
+        model.clone(),
+        Some(backbone.clone() as Arc<dyn Backbone>),
+        BatchOptions::default(),
+    )
+    .unwrap();
+    let server = start(&f, scorer, Limits::default(), Rate::Fixed(0.5));
+    let mut c = Client::new(server.addr, Some(&key));
+    c.request("PUT", "/v1/users/dee", Some("{}")).unwrap();
+    let context = "I like short answers.";
+    let prompts = ["How do I boil an egg?", "Name a colour."];
+    let pairs = [
+        (
+            0,
+            "Nine minutes.",
+            "Eggs come from hens, and boiling them takes a while.",
+        ),
+        (
+            1,
+            "Blue.",
+            "There are many colours, for example blue, red and green.",
+        ),
+        (0, "Put it in boiling water.", "Nine minutes."),
+        (1, "Red", "Green, I think, or maybe teal."),
+    ];
+    let cands: Vec<Value> = pairs
+        .iter()
+        .map(|(p, a, b)| json!({"prompt": prompts[*p], "chosen": a, "rejected": b}))
+        .collect();
+    let v = ask(
+        &mut c,
+        "dee",
+        &json!({"candidates": cands, "context": context, "seed": 1}),
+    );
+    // The same features computed directly: h(x, c, a) for each response.
+    let prompt_values: Vec<Prompt> = prompts
+        .iter()
+        .map(|p| Prompt::Text(p.to_string()))
+        .collect();
+    let items: Vec<Item<'_>> = pairs
+        .iter()
+        .flat_map(|(p, a, b)| {
+            [a, b].map(|r| Item {
+                prompt: &prompt_values[*p],
+                context: Some(context),
+                response: r,
+            })
+        })
+        .collect();
+    let h = backbone.embed_responses(&items).unwrap().features;
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for i in 0..pairs.len() {
+        first.extend_from_slice(h.row(2 * i));
+        second.extend_from_slice(h.row(2 * i + 1));
+    }
+    let margins = pair_margins(&model, &first, &second).unwrap();
+    let state = stored_state(&mut c, "dee");
+    let want = next_question(&state, &margins, 1).unwrap();
+    assert_eq!(v["random"], false, "{v}");
+    assert_eq!(v["index"], want.index, "{v}");
+    assert!((v["information"].as_f64().unwrap() - want.information).abs() < 1e-6);
+    // Mixed with an embedding candidate, the text ones keep their answers.
+    let mut mixed = cands.clone();
+    mixed.push(json!({"chosen_embedding": vec![0.0; TD], "rejected_embedding": vec![0.0; TD]}));
+    let m = ask(
+        &mut c,
+        "dee",
+        &json!({"candidates": mixed, "context": context, "seed": 1}),
+    );
+    assert_eq!(m["index"], v["index"]);
+    // Sent back as feedback (with the same context), the pair is logged with the same margins.
+    let i = want.index;
+    let mut fb = cands[i].clone();
+    fb["context"] = json!(context);
+    ok(c.post("/v1/users/dee/feedback", &fb.to_string()).unwrap());
+    let log = ok(c.get("/v1/users/dee/feedback").unwrap());
+    let logged = f64s(&log["entries"][0]["margins"]);
+    for (got, want) in logged.iter().zip(&margins[i * K..(i + 1) * K]) {
+        assert!((got - *want as f64).abs() < 1e-4, "{logged:?}");
+    }
+    f.stop(server);
+}
+
+/// Held-out accuracy of weights `w` (P(first wins) = sum_k w_k sigma(delta_k) vs 1/2; a tie
+/// counts half), as `micro_route::query::simulate` measures it.
+fn accuracy(margins: &[f32], answers: &[bool], w: &[f64]) -> f64 {
+    let credit: f64 = margins
+        .chunks_exact(K)
+        .zip(answers)
+        .map(|(row, &first)| {
+            let p: f64 = w
+                .iter()
+                .zip(row)
+                .map(|(wk, d)| wk / (1.0 + (-*d as f64).exp()))
+                .sum();
+            if (p - 0.5).abs() < 1e-12 {
+                0.5
+            } else if (p > 0.5) == first {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    credit / answers.len() as f64
+}
+
+/// The online claim through HTTP, small: simulated users who answer by one head (10% noise)
+/// are asked through `next-question` or in a random order, every answer goes through the
+/// feedback route, and the weights it returns predict held-out answers. Asked by the route,
+/// users reach 90% of their head's held-out accuracy in fewer answers on average.
+#[test]
+fn simulated_users_asked_by_the_route_need_fewer_answers_than_random_ones() {
+    let f = Fixture::new();
+    let key = f.key("sim");
+    let server = embedding_server(&f, Limits::default(), Rate::Anytime);
+    let mut c = Client::new(server.addr, Some(&key));
+    let model = model();
+    let mut rng = StdRng::seed_from_u64(7);
+    let (cands, first, second) = random_pairs(&mut rng, 60, 5.0);
+    let cand_margins = pair_margins(&model, &first, &second).unwrap();
+    let (_, hf, hs) = random_pairs(&mut rng, 200, 5.0);
+    let held = pair_margins(&model, &hf, &hs).unwrap();
+    let (users, noise, max_answers, target) = (12usize, 0.1, 30usize, 0.9);
+    let mut counts = (Vec::new(), Vec::new());
+    let mut random_draws = 0;
+    for u in 0..users {
+        let head = u % K;
+        let mut answer = |m: &[f32]| -> Vec<bool> {
+            m.chunks_exact(K)
+                .map(|row| (row[head] > 0.0) != (rng.random::<f64>() < noise))
+                .collect()
+        };
+        let asked_answers = answer(&cand_margins);
+        let held_answers = answer(&held);
+        let one_hot: Vec<f64> = (0..K).map(|j| if j == head { 1.0 } else { 0.0 }).collect();
+        let goal = target * accuracy(&held, &held_answers, &one_hot);
+        let mut order: Vec<usize> = (0..cands.len()).collect();
+        order.shuffle(&mut rng);
+        for suggested in [true, false] {
+            let user = format!("u{u}-{}", if suggested { "suggested" } else { "random" });
+            c.request("PUT", &format!("/v1/users/{user}"), Some("{}"))
+                .unwrap();
+            let mut left: Vec<usize> = (0..cands.len()).collect();
+            let mut reached = max_answers + 1;
+            for t in 1..=max_answers {
+                let pos = if suggested {
+                    let body =
+                        json!({"candidates": left.iter().map(|&i| &cands[i]).collect::<Vec<_>>()});
+                    let v = ask(&mut c, &user, &body);
+                    assert_eq!(v["candidates"], left.len());
+                    random_draws += usize::from(v["random"] == true);
+                    v["index"].as_u64().unwrap() as usize
+                } else {
+                    left.iter().position(|&i| i == order[t - 1]).unwrap()
+                };
+                let i = left.remove(pos);
+                let fb = if asked_answers[i] {
+                    cands[i].clone()
+                } else {
+                    json!({"chosen_embedding": cands[i]["rejected_embedding"], "rejected_embedding": cands[i]["chosen_embedding"]})
+                };
+                let state = ok(c
+                    .post(&format!("/v1/users/{user}/feedback"), &fb.to_string())
+                    .unwrap());
+                if accuracy(&held, &held_answers, &f64s(&state["weights"])) >= goal {
+                    reached = t;
+                    break;
+                }
+            }
+            if suggested {
+                counts.0.push(reached as f64);
+            } else {
+                counts.1.push(reached as f64);
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (s, r) = (mean(&counts.0), mean(&counts.1));
+    let wins = counts
+        .0
+        .iter()
+        .zip(&counts.1)
+        .filter(|(a, b)| a < b)
+        .count();
+    let losses = counts
+        .0
+        .iter()
+        .zip(&counts.1)
+        .filter(|(a, b)| a > b)
+        .count();
+    eprintln!(
+        "answers to 90% of the head's accuracy over {users} users: suggested {s:.2} {:?}, random {r:.2} {:?}; fewer for {wins} users, more for {losses}; {random_draws} questions below the floor",
+        counts.0, counts.1
+    );
+    assert!(
+        s < r && wins > losses,
+        "suggested {:?} vs random {:?}",
+        counts.0,
+        counts.1
+    );
+    assert!(
+        counts.0.iter().all(|&n| n <= max_answers as f64),
+        "{:?}",
+        counts.0
+    );
+    f.stop(server);
+}
