@@ -36,6 +36,7 @@ pub mod likelihood;
 pub mod merge;
 pub mod online;
 pub mod query;
+pub mod recipe;
 pub mod report;
 pub mod select;
 pub mod targets;

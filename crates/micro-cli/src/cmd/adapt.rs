@@ -8,8 +8,9 @@ use anyhow::Context;
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
 use micro_route::bench::{self, SimSource};
-use micro_route::query::{choose_budget, Selection, SimConfig};
-use micro_route::{adapt, draw_budget, report, AdaptConfig, Evidence};
+use micro_route::query::{Selection, SimConfig};
+use micro_route::recipe::{adapt_budget, AdaptJob};
+use micro_route::{report, AdaptConfig, Evidence};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -72,31 +73,7 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", a.model.display()))?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading cache {}", a.cache.display()))?;
-    let (idx, left_to_stage1, picked) = match a.select {
-        Selection::Random => {
-            let b = draw_budget(&cache, a.budget, a.seed)?;
-            (b.indices(), b.left_to_stage1, None)
-        }
-        Selection::Active => {
-            let b = choose_budget(&model, &cache, a.budget, a.seed)?;
-            println!("{}", report::active_choice(&b, model.k()));
-            (b.indices(), b.left_to_stage1.clone(), Some(b))
-        }
-    };
-    if !left_to_stage1.is_empty() {
-        println!(
-            "budget {} from attribute(s) with context-labelled training pairs; left to Stage 1 (no context): {}",
-            if picked.is_some() { "chosen" } else { "drawn" },
-            report::counts(&left_to_stage1)
-        );
-    }
-    if let Some(path) = &a.chosen {
-        let rows = report::chosen_json(&cache, &idx, picked.as_ref());
-        std::fs::write(path, serde_json::to_string_pretty(&rows)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote the {} chosen pairs to {}", idx.len(), path.display());
-    }
-    let cfg = AdaptConfig {
+    let config = AdaptConfig {
         tau: a.tau,
         epochs: a.epochs,
         batch_size: a.batch_size,
@@ -111,19 +88,42 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         pool_inputs: a.pool_inputs && a.evidence == Evidence::Context,
         ..AdaptConfig::default()
     };
-    let (mut adapted, report) = adapt(&model, &cache, &idx, &cfg)?;
-    if report.skipped.is_none() {
-        adapted.training_mut()["stage2"]["selection"] = a.select.to_string().into();
+    let job = AdaptJob {
+        budget: a.budget,
+        select: a.select,
+        seed: a.seed,
+        config,
+    };
+    let out = adapt_budget(&model, &cache, &job)?;
+    if let Some(b) = &out.picked {
+        println!("{}", report::active_choice(b, model.k()));
     }
-    if let Some(why) = &report.skipped {
+    if !out.left_to_stage1.is_empty() {
+        println!(
+            "budget {} from attribute(s) with context-labelled training pairs; left to Stage 1 (no context): {}",
+            if out.picked.is_some() { "chosen" } else { "drawn" },
+            report::counts(&out.left_to_stage1)
+        );
+    }
+    if let Some(path) = &a.chosen {
+        let rows = report::chosen_json(&cache, &out.rows, out.picked.as_ref());
+        std::fs::write(path, serde_json::to_string_pretty(&rows)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote the {} chosen pairs to {}",
+            out.rows.len(),
+            path.display()
+        );
+    }
+    if let Some(why) = &out.report.skipped {
         println!("router unchanged: {why}");
     }
-    println!("{}", report::adapt_summary(&report));
-    match report::test_accuracy(&model, &adapted, &cache) {
+    println!("{}", report::adapt_summary(&out.report));
+    match report::test_accuracy(&model, &out.adapted, &cache) {
         Some(acc) => println!("{acc}"),
         None => println!("no test pairs in the cache: nothing to evaluate"),
     }
-    adapted
+    out.adapted
         .save(&a.output)
         .with_context(|| format!("writing {}", a.output.display()))?;
     println!("wrote {}", a.output.display());
@@ -262,58 +262,6 @@ pub fn bench_select(a: BenchSelectArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use micro_route::fixture::{random_cache, random_model};
-    use std::path::Path;
-
-    fn args(dir: &Path, select: Selection, chosen: Option<PathBuf>) -> AdaptArgs {
-        AdaptArgs {
-            model: dir.join("model"),
-            cache: dir.join("cache"),
-            budget: 6,
-            tau: 1e-3,
-            output: dir.join(format!("adapted-{select}")),
-            epochs: 2,
-            batch_size: 32,
-            lr: 3e-3,
-            weight_decay: 0.0,
-            output_layer_only: false,
-            seed: 1,
-            evidence: Evidence::Context,
-            select,
-            pool_inputs: true,
-            chosen,
-        }
-    }
-
-    #[test]
-    fn adapt_chooses_actively_writes_the_choice_and_records_it() {
-        let dir = tempfile::tempdir().unwrap();
-        random_model(6, 3, Some(4), 1)
-            .save(&dir.path().join("model"))
-            .unwrap();
-        random_cache(6, 2, 30, 2)
-            .save(&dir.path().join("cache"), micro_cache::Dtype::F32)
-            .unwrap();
-        let chosen = dir.path().join("chosen.json");
-        run(args(dir.path(), Selection::Active, Some(chosen.clone()))).unwrap();
-        let rows: Vec<serde_json::Value> =
-            serde_json::from_str(&std::fs::read_to_string(&chosen).unwrap()).unwrap();
-        assert_eq!(rows.len(), 12);
-        assert!(rows.iter().all(|r| r["information"].as_f64().is_some()));
-        let adapted = MixtureModel::load(&dir.path().join("adapted-active")).unwrap();
-        let stage2 = &adapted.config().training["stage2"];
-        assert_eq!(stage2["selection"], "active");
-        assert_eq!(stage2["pool_pairs"], 48);
-        // Random selection writes no information; a budget above a pool is refused.
-        run(args(dir.path(), Selection::Random, Some(chosen.clone()))).unwrap();
-        let rows: Vec<serde_json::Value> =
-            serde_json::from_str(&std::fs::read_to_string(&chosen).unwrap()).unwrap();
-        assert!(rows.iter().all(|r| r["information"].is_null()));
-        let mut too_many = args(dir.path(), Selection::Active, None);
-        too_many.budget = 31;
-        let e = run(too_many).unwrap_err().to_string();
-        assert!(e.contains("fewer than the budget 31"), "{e}");
-    }
 
     #[test]
     fn bench_select_times_and_simulates() {
