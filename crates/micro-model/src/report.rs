@@ -169,6 +169,33 @@ impl fmt::Display for SearchTable<'_> {
     }
 }
 
+/// The line `micro train` ends with: what was trained, on how much, kept where, written where.
+pub fn trained_line(
+    cfg: &crate::TrainConfig,
+    model: &crate::MixtureModel,
+    report: &crate::TrainReport,
+    output: &std::path::Path,
+) -> String {
+    let held = match report.best_holdout_nll {
+        Some(nll) => format!("held-out NLL {nll:.4} on {} pairs", report.n_holdout),
+        None => "no held-out pairs".to_string(),
+    };
+    let hp = &model.config().training["hyperparameters"];
+    format!(
+        "trained {} (K={}, alpha {}, lr {}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
+        cfg.method,
+        cfg.k,
+        hp["alpha"],
+        hp["lr"],
+        report.n_train,
+        report.epochs_run,
+        if report.stopped_early { " (early stop)" } else { "" },
+        report.best_epoch,
+        report.seconds,
+        output.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +263,38 @@ mod tests {
             done_line(&trial(0.5, 0.7, 1.5)),
             "  held-out NLL 0.7000 at epoch 3 of 5 (1.5 s)"
         );
+    }
+
+    #[test]
+    fn the_trained_line_names_the_run() {
+        use crate::{Method, TrainConfig};
+        let (diff, prompt) = crate::bench::random_arrays(40, 3);
+        let cfg = TrainConfig {
+            method: Method::Single,
+            k: 1,
+            max_epochs: 2,
+            holdout: 0.0,
+            ..TrainConfig::default()
+        };
+        let (model, report) = crate::train(
+            &micro_cache::TrainingArrays {
+                meta: micro_cache::CacheMeta::default(),
+                pairs: vec![micro_data::PrefPair::new("q", "a", "b"); 40],
+                diff,
+                prompt,
+                router_input: micro_cache::RouterInput::Prompt,
+            },
+            &cfg,
+            |_| {},
+        )
+        .unwrap();
+        let line = trained_line(&cfg, &model, &report, std::path::Path::new("/out"));
+        assert!(line.starts_with("trained single (K=1, alpha "), "{line}");
+        assert!(
+            line.contains("on 40 pairs: 2 epochs, kept epoch "),
+            "{line}"
+        );
+        assert!(line.contains("(no held-out pairs)"), "{line}");
+        assert!(line.ends_with(" s -> /out"), "{line}");
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::accuracy::{average, by_attribute, routed_credit, Accuracy};
 use crate::query::ActiveBudget;
-use crate::AdaptReport;
+use crate::{AdaptReport, AuditReport, MergeReport};
 use micro_cache::EmbeddingCache;
 use micro_data::Split;
 use micro_model::MixtureModel;
@@ -165,11 +165,53 @@ pub fn chosen_json(
         .collect()
 }
 
+/// A safety audit's table, as `micro heads audit` prints it (`source`: the safety set).
+pub fn audit_table(report: &AuditReport, source: &str) -> String {
+    let mut out = format!(
+        "safety audit on {} pairs of {source} (flag below {:.2})\n  head  accuracy  mean margin",
+        report.pairs, report.threshold
+    );
+    for h in &report.heads {
+        let _ = write!(
+            out,
+            "\n  {:>4}  {:>8.4}  {:>11.4}{}",
+            h.head,
+            h.accuracy,
+            h.mean_margin,
+            if h.flagged { "  FLAGGED" } else { "" }
+        );
+    }
+    let flagged = report.flagged();
+    let _ = write!(out, "\n{} head(s) flagged: {flagged:?}", flagged.len());
+    out
+}
+
+/// A merge of `k` heads, as `micro heads merge` prints it.
+pub fn merge_summary(k: usize, report: &MergeReport) -> String {
+    let mut out = format!(
+        "{k} heads -> {} on {} held-out pairs (threshold {:.2})",
+        report.clusters.len(),
+        report.pairs,
+        report.threshold
+    );
+    for (j, c) in report.clusters.iter().enumerate() {
+        let mass: f64 = c.iter().map(|&h| report.mass[h]).sum();
+        let _ = write!(out, "\n  head {j}: from {c:?}  router mass {mass:.3}");
+    }
+    let _ = write!(
+        out,
+        "\nheld-out average accuracy: {:.4} before, {:.4} after",
+        report.accuracy_before, report.accuracy_after
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixture::{random_cache, random_model};
     use crate::query::{ActiveGroup, Pick};
+    use crate::HeadAudit;
 
     #[test]
     fn heads_and_counts_read_in_order() {
@@ -235,5 +277,41 @@ mod tests {
             text.ends_with("  average          0.0000   0.0000"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn audit_and_merge_read_as_the_heads_commands_print_them() {
+        let head = |head, accuracy, flagged| HeadAudit {
+            head,
+            accuracy,
+            mean_margin: 0.5,
+            flagged,
+        };
+        let audit = AuditReport {
+            pairs: 10,
+            threshold: 0.5,
+            heads: vec![head(0, 0.9, false), head(1, 0.3, true)],
+        };
+        let text = audit_table(&audit, "safe");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "safety audit on 10 pairs of safe (flag below 0.50)"
+        );
+        assert_eq!(lines[3], "     1    0.3000       0.5000  FLAGGED");
+        assert_eq!(lines[4], "1 head(s) flagged: [1]");
+        let merge = MergeReport {
+            threshold: 0.9,
+            pairs: 8,
+            correlation: vec![],
+            mass: vec![0.25, 0.5, 0.25],
+            clusters: vec![vec![0, 2], vec![1]],
+            accuracy_before: 0.75,
+            accuracy_after: 0.8,
+        };
+        let text = merge_summary(3, &merge);
+        assert!(text.starts_with("3 heads -> 2 on 8 held-out pairs (threshold 0.90)"));
+        assert!(text.contains("  head 0: from [0, 2]  router mass 0.500"));
+        assert!(text.ends_with("0.7500 before, 0.8000 after"));
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use micro_cache::{RouterInput, TrainingArrays};
 use micro_model::bench::TrainBenchConfig;
-use micro_model::report::{Reporter, SearchTable};
+use micro_model::report::{trained_line, Reporter, SearchTable};
 use micro_model::{Activation, Grid, Method, TrainConfig};
 use std::path::PathBuf;
 
@@ -182,28 +182,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     model
         .save(&a.output)
         .with_context(|| format!("writing the model to {}", a.output.display()))?;
-    let held = match report.best_holdout_nll {
-        Some(nll) => format!("held-out NLL {nll:.4} on {} pairs", report.n_holdout),
-        None => "no held-out pairs".to_string(),
-    };
-    let hp = &model.config().training["hyperparameters"];
-    println!(
-        "trained {} (K={}, alpha {}, lr {}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
-        cfg.method,
-        cfg.k,
-        hp["alpha"],
-        hp["lr"],
-        report.n_train,
-        report.epochs_run,
-        if report.stopped_early {
-            " (early stop)"
-        } else {
-            ""
-        },
-        report.best_epoch,
-        report.seconds,
-        a.output.display()
-    );
+    println!("{}", trained_line(&cfg, &model, &report, &a.output));
     Ok(())
 }
 
