@@ -27,6 +27,7 @@
 
 mod cache;
 mod error;
+mod info;
 mod matrix;
 mod meta;
 mod router_input;
@@ -37,6 +38,7 @@ pub use cache::{
     EMBEDDINGS_FILE, META_FILE, PAIRS_FILE, PROMPT, REJECTED, REJECTED_SCORES,
 };
 pub use error::{CacheError, Result};
+pub use info::CacheInfo;
 pub use matrix::Matrix;
 pub use meta::{Backbone, CacheMeta, Dtype, Recipe};
 pub use router_input::RouterInput;

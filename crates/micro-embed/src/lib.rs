@@ -17,6 +17,7 @@
 //! ```
 
 mod backbone;
+pub mod bench;
 pub mod decoder;
 pub mod encoder;
 mod error;

@@ -245,9 +245,15 @@ fn score_pair(
         attr,
         correct: mixture_correct(&log_w, margins),
         log_p,
-        head_correct: margins.iter().map(|d| *d > 0.0).collect(),
+        head_correct: margins
+            .iter()
+            .map(|d| micro_model::pair_correct(*d as f64))
+            .collect(),
         weights: log_w.iter().map(|l| l.exp() / z).collect(),
-        backbone: cache.scores.as_ref().map(|(c, r)| c[i] > r[i]),
+        backbone: cache
+            .scores
+            .as_ref()
+            .map(|(c, r)| micro_model::pair_correct(c[i] as f64 - r[i] as f64)),
     }
 }
 

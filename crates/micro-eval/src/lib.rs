@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod report;
 mod results;
 mod seeds;
+pub mod specs;
 mod stage2;
 mod sweep;
 mod table;
@@ -61,6 +62,7 @@ pub use metrics::Stat;
 pub use report::{write_report, ReportFiles};
 pub use results::{write_json, Results, RESULTS_FILE, RESULTS_FORMAT_VERSION};
 pub use seeds::{render_seed_summary, summarize_seeds, SeedRow, SeedSummary};
+pub use specs::{load_models, model_specs};
 pub use stage2::RouteStage2;
 pub use sweep::{
     budget_sweep, budget_sweep_with, pool_sweeps, shuffled_train, take_budget, NamedModel, RowKind,

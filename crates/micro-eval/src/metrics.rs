@@ -8,15 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Whether the mixture with log weights `log_w` prefers the chosen response (ties are wrong).
-pub fn mixture_correct(log_w: &[f32], margins: &[f32]) -> bool {
-    let s: f64 = log_w
-        .iter()
-        .zip(margins)
-        .map(|(lw, d)| (*lw as f64).exp() * (*d as f64 / 2.0).tanh())
-        .sum();
-    s > 0.0
-}
+/// Whether the mixture with log weights `log_w` prefers the chosen response (ties are wrong):
+/// micro-model's one accuracy rule.
+pub use micro_model::accuracy::mixture_correct;
 
 /// log P(chosen > rejected) = log sum_k f_k sigma(delta_k), with f renormalised from `log_w`.
 pub fn mixture_log_prob(log_w: &[f32], margins: &[f32]) -> f64 {

@@ -28,6 +28,8 @@
 //! assert_eq!(report.n_train + report.n_holdout, 60);
 //! ```
 
+pub mod accuracy;
+pub mod bench;
 pub mod edit;
 pub mod float;
 pub mod folder;
@@ -38,11 +40,13 @@ pub mod method;
 pub mod minibatch;
 pub mod model;
 pub mod optim;
+pub mod report;
 pub mod router;
 pub mod search;
 pub mod synth;
 pub mod train;
 
+pub use accuracy::{mixture_correct, pair_correct, pairwise_accuracy};
 pub use folder::{ModelError, CONFIG_FILE, MODEL_FILE};
 pub use gate::{Gate, RouterKind};
 pub use loss::{LossParts, Objective, Params, Workspace};

@@ -1,11 +1,13 @@
-//! Pairwise accuracy as Stage 2 reports it: a pair counts as right when the predicted
-//! P(chosen > rejected) is above 1/2 (a tie counts half), per attribute, and the average is the
-//! unweighted mean over attributes (the paper's "Average").
+//! Pairwise accuracy as Stage 2 reports it, by micro-model's one rule
+//! ([`micro_model::accuracy`]): a pair counts as right when the mixture's margin is strictly
+//! positive (P(chosen > rejected) above 1/2; a tie is wrong), per attribute, and the average is
+//! the unweighted mean over attributes (the paper's "Average").
 
 use crate::budget::group_by_attribute;
 use crate::likelihood::head_margins;
 use micro_cache::EmbeddingCache;
-use micro_model::{sigmoid, MixtureModel};
+use micro_model::accuracy::{mixture_correct, mixture_margin, pair_correct};
+use micro_model::MixtureModel;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -13,7 +15,7 @@ use std::collections::BTreeMap;
 /// Accuracy of one group of pairs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Accuracy {
-    /// Pairs right (ties count 1/2).
+    /// Pairs right (ties are wrong).
     pub correct: f64,
     pub n: usize,
 }
@@ -28,12 +30,10 @@ impl Accuracy {
     }
 }
 
-/// 1, 1/2 or 0 for a predicted probability that the chosen response wins.
-pub fn credit(p: f32) -> f64 {
-    if p > 0.5 {
+/// 1 for a pair right, 0 for one wrong.
+pub fn credit(right: bool) -> f64 {
+    if right {
         1.0
-    } else if p == 0.5 {
-        0.5
     } else {
         0.0
     }
@@ -48,7 +48,7 @@ pub fn routed_credit(model: &MixtureModel, cache: &EmbeddingCache, idx: &[usize]
         .zip(margins.par_chunks(k.max(1)))
         .map(|(&i, m)| {
             let lw = model.log_weights(cache.routed_input(i));
-            credit(micro_model::model::mixture_prob(&lw, m))
+            credit(mixture_correct(&lw, m))
         })
         .collect()
 }
@@ -63,7 +63,12 @@ pub fn fixed_credit(
     let k = model.k();
     head_margins(model, cache, idx)
         .chunks(k.max(1))
-        .map(|m| credit(weights.iter().zip(m).map(|(w, d)| w * sigmoid(*d)).sum()))
+        .map(|m| {
+            credit(pair_correct(mixture_margin(
+                weights.iter().map(|w| *w as f64),
+                m,
+            )))
+        })
         .collect()
 }
 
@@ -102,7 +107,7 @@ pub fn head_accuracy(margins: &[f32], k: usize) -> Vec<Accuracy> {
     let mut acc = vec![Accuracy::default(); k];
     for row in margins.chunks_exact(k) {
         for (a, d) in acc.iter_mut().zip(row) {
-            a.correct += credit(sigmoid(*d));
+            a.correct += credit(pair_correct(*d as f64));
             a.n += 1;
         }
     }
@@ -114,10 +119,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ties_count_half_and_heads_are_scored_alone() {
-        assert_eq!(credit(0.5), 0.5);
+    fn ties_are_wrong_and_heads_are_scored_alone() {
         let acc = head_accuracy(&[1.0, -1.0, 2.0, 0.0], 2);
         assert_eq!(acc[0].value(), 1.0);
-        assert_eq!(acc[1].value(), 0.25);
+        assert_eq!(acc[1].value(), 0.0);
     }
 }

@@ -27,6 +27,7 @@
 pub mod accuracy;
 pub mod adapt;
 pub mod audit;
+pub mod bench;
 pub mod budget;
 pub mod error;
 pub mod fixture;
@@ -35,6 +36,8 @@ pub mod likelihood;
 pub mod merge;
 pub mod online;
 pub mod query;
+pub mod recipe;
+pub mod report;
 pub mod select;
 pub mod targets;
 

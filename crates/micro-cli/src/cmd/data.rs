@@ -1,13 +1,12 @@
 //! `micro data`: convert public preference sets into native pairs, summarise pair files, and
 //! build the built-in multi-user set.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use micro_data::builtin::{BuiltinLayout, BuiltinOptions};
-use micro_data::formats::ratings::RatingsLayout;
+use micro_data::convert::{self, LayoutOverrides};
 use micro_data::hh_users::HhUsersOptions;
 use micro_data::{formats, DataStats, Format, LoadOptions, PkuSelect, Split};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
 pub enum DataCommand {
@@ -90,67 +89,16 @@ pub struct RatingsArgs {
 }
 
 impl RatingsArgs {
-    /// Whether any flag names where the fields are.
-    fn names_fields(&self) -> bool {
-        self.prompt_field.is_some()
-            || self.response_field.is_some()
-            || self.ratings_field.is_some()
-            || !self.attributes.is_empty()
-            || self.knowledge_field.is_some()
-            || self.turn_separator.is_some()
-    }
-
-    /// The layout for `input`: the file's own (UniEval's or the generic one) with the named
-    /// fields put in; `None` when no field is named (the loader then decides).
-    fn layout(&self, input: &Path) -> Result<Option<RatingsLayout>> {
-        if !self.names_fields() {
-            return Ok(None);
+    /// The fields named on the command line.
+    fn fields(&self) -> LayoutOverrides {
+        LayoutOverrides {
+            prompt: self.prompt_field.clone(),
+            response: self.response_field.clone(),
+            ratings: self.ratings_field.clone(),
+            attributes: self.attributes.clone(),
+            knowledge: self.knowledge_field.clone(),
+            turn_separator: self.turn_separator.clone(),
         }
-        let mut layout = RatingsLayout::for_file(input)?;
-        let set = |slot: &mut String, v: &Option<String>| {
-            if let Some(v) = v {
-                *slot = v.clone();
-            }
-        };
-        set(&mut layout.prompt, &self.prompt_field);
-        set(&mut layout.response, &self.response_field);
-        if self.ratings_field.is_some() {
-            layout.ratings = self.ratings_field.clone();
-        }
-        if !self.attributes.is_empty() {
-            layout.attributes = self.attributes.clone();
-        }
-        if self.knowledge_field.is_some() {
-            layout.knowledge = self.knowledge_field.clone();
-        }
-        if let Some(sep) = &self.turn_separator {
-            layout.turn_separator = Some(sep.replace("\\n", "\n"));
-        }
-        Ok(Some(layout))
-    }
-
-    /// The user's context sentences: the file's, then each --context (later ones win).
-    fn contexts(&self) -> Result<BTreeMap<String, String>> {
-        let mut out: BTreeMap<String, String> = match &self.contexts_file {
-            None => BTreeMap::new(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                serde_json::from_str(&text).with_context(|| {
-                    format!(
-                        "{}: expected a JSON object of attribute -> sentence strings",
-                        path.display()
-                    )
-                })?
-            }
-        };
-        for c in &self.contexts {
-            let Some((name, sentence)) = c.split_once('=') else {
-                bail!("--context {c:?}: expected NAME=SENTENCE, e.g. --context coherence='Stay on topic.'");
-            };
-            out.insert(name.trim().to_string(), sentence.trim().to_string());
-        }
-        Ok(out)
     }
 }
 
@@ -277,7 +225,7 @@ fn hh_users(a: HhUsersArgs) -> Result<()> {
 }
 
 fn convert(a: ConvertArgs) -> Result<()> {
-    let mut options = LoadOptions {
+    let options = LoadOptions {
         format: a.format,
         split: a.split.map(Split::from),
         test_fraction: a.test_fraction,
@@ -286,26 +234,16 @@ fn convert(a: ConvertArgs) -> Result<()> {
         pku_unsafe_only: a.pku_unsafe_only,
         ratings: None,
         min_gap: a.ratings.min_gap,
-        contexts: a.ratings.contexts()?,
+        contexts: convert::context_sentences(
+            a.ratings.contexts_file.as_deref(),
+            &a.ratings.contexts,
+        )?,
     };
-    let mut pairs = Vec::new();
-    for input in &a.inputs {
-        options.ratings = a.ratings.layout(input)?;
-        let loaded = formats::load_with(input, &options)?;
-        eprintln!("{}", loaded.report);
-        pairs.extend(loaded.pairs);
-    }
-    micro_data::jsonl::write_pairs(&a.output, &pairs)
-        .with_context(|| format!("writing {}", a.output.display()))?;
-    let s = DataStats::compute(&pairs);
-    eprintln!(
-        "wrote {} pairs (train {}, test {}, {} attributes) to {}",
-        s.pairs,
-        s.splits.train,
-        s.splits.test,
-        s.attributes.len(),
-        a.output.display()
-    );
+    let fields = a.ratings.fields();
+    let s = convert::convert(&a.inputs, options, &fields, &a.output, &mut |r| {
+        eprintln!("{r}")
+    })?;
+    eprintln!("{}", convert::wrote_line(&s, &a.output));
     Ok(())
 }
 

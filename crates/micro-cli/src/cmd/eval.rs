@@ -1,15 +1,15 @@
 //! `micro eval`: accuracy per attribute and per head of one or more models on a cache, and the
 //! Stage 2 budget study (`--budget-sweep`).
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use micro_cache::EmbeddingCache;
 use micro_eval::{
-    budget_sweep_with, evaluate, render_comparison, render_sweep, render_table, write_json,
-    EvalOptions, NamedModel, Results, RouteStage2, SplitSel, SweepOptions,
+    budget_sweep_with, evaluate, load_models, model_specs, render_comparison, render_sweep,
+    render_table, write_json, EvalOptions, NamedModel, Results, RouteStage2, SplitSel,
+    SweepOptions,
 };
-use micro_model::MixtureModel;
 use micro_route::query::Selection;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -76,21 +76,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let specs = model_specs(&a.models, a.models_dir.as_deref())?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading the cache {}", a.cache.display()))?;
-    let mut models = Vec::new();
-    for (label, dir) in &specs {
-        let model = MixtureModel::load(dir).with_context(|| format!("loading model `{label}`"))?;
-        model.check_cache(&cache.meta).map_err(|e| {
-            anyhow::anyhow!(
-                "model `{label}` ({}) does not fit the cache {}: {e}",
-                dir.display(),
-                a.cache.display()
-            )
-        })?;
-        models.push(NamedModel {
-            label: label.clone(),
-            model,
-        });
-    }
+    let models = load_models(&specs, &cache, &a.cache)?;
     let mut reports = Vec::new();
     for m in &models {
         let opts = EvalOptions {
@@ -168,76 +154,4 @@ fn run_sweep(
         println!("note: {n}");
     }
     Ok(sw)
-}
-
-/// (label, folder) for every model given, in order; labels must be unique.
-fn model_specs(specs: &[String], dir: Option<&Path>) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut out: Vec<(String, PathBuf)> = specs.iter().map(|s| parse_spec(s)).collect();
-    if let Some(dir) = dir {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading --models {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join(micro_model::CONFIG_FILE).is_file())
-            .collect();
-        found.sort();
-        if found.is_empty() {
-            bail!(
-                "--models {}: no sub-folder holds a model (config.json + model.safetensors)",
-                dir.display()
-            );
-        }
-        out.extend(found.into_iter().map(|p| (folder_name(&p), p)));
-    }
-    if out.is_empty() {
-        bail!("no model given: pass --model DIR (or LABEL=DIR, repeatable) or --models DIR");
-    }
-    for (i, (label, _)) in out.iter().enumerate() {
-        if out[..i].iter().any(|(l, _)| l == label) {
-            bail!("two models are labelled `{label}`: name them with --model LABEL=DIR");
-        }
-    }
-    Ok(out)
-}
-
-/// `LABEL=DIR` or `DIR` (labelled by its folder name). A path that exists as given is a path,
-/// even with an `=` in it.
-fn parse_spec(s: &str) -> (String, PathBuf) {
-    match s.split_once('=') {
-        Some((label, dir)) if !label.is_empty() && !Path::new(s).exists() => {
-            (label.to_string(), PathBuf::from(dir))
-        }
-        _ => (folder_name(Path::new(s)), PathBuf::from(s)),
-    }
-}
-
-fn folder_name(p: &Path) -> String {
-    p.file_name().map_or_else(
-        || p.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_specs_take_labels_and_folder_names() {
-        assert_eq!(
-            parse_spec("micro=/m/a"),
-            ("micro".to_string(), PathBuf::from("/m/a"))
-        );
-        assert_eq!(
-            parse_spec("/m/single"),
-            ("single".to_string(), PathBuf::from("/m/single"))
-        );
-        let dup = model_specs(&["x=/a".into(), "x=/b".into()], None)
-            .unwrap_err()
-            .to_string();
-        assert!(dup.contains("labelled `x`"), "{dup}");
-        assert!(model_specs(&[], None)
-            .unwrap_err()
-            .to_string()
-            .contains("--model"));
-    }
 }

@@ -5,7 +5,7 @@ use anyhow::Context;
 use micro_cache::EmbeddingCache;
 use micro_eval::SplitSel;
 use micro_model::MixtureModel;
-use micro_route::{audit_heads, mask_flagged, merge_correlated, DEFAULT_MERGE_THRESHOLD};
+use micro_route::{audit_heads, mask_flagged, merge_correlated, report, DEFAULT_MERGE_THRESHOLD};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand)]
@@ -73,23 +73,9 @@ fn audit(a: AuditArgs) -> anyhow::Result<()> {
     let idx = a.pairs.indices(&cache);
     let report = audit_heads(&model, &cache, &idx, a.threshold)?;
     println!(
-        "safety audit on {} pairs of {} (flag below {:.2})",
-        report.pairs,
-        a.cache.display(),
-        a.threshold
+        "{}",
+        report::audit_table(&report, &a.cache.display().to_string())
     );
-    println!("  head  accuracy  mean margin");
-    for h in &report.heads {
-        println!(
-            "  {:>4}  {:>8.4}  {:>11.4}{}",
-            h.head,
-            h.accuracy,
-            h.mean_margin,
-            if h.flagged { "  FLAGGED" } else { "" }
-        );
-    }
-    let flagged = report.flagged();
-    println!("{} head(s) flagged: {flagged:?}", flagged.len());
     if let Some(out) = &a.mask {
         let masked = mask_flagged(&model, &report, &a.cache.display().to_string())?;
         masked
@@ -109,21 +95,7 @@ fn merge(a: MergeArgs) -> anyhow::Result<()> {
     let (model, cache) = load(&a.model, &a.cache)?;
     let idx = a.pairs.indices(&cache);
     let (merged, report) = merge_correlated(&model, &cache, &idx, a.threshold)?;
-    println!(
-        "{} heads -> {} on {} held-out pairs (threshold {:.2})",
-        model.k(),
-        merged.k(),
-        report.pairs,
-        a.threshold
-    );
-    for (j, c) in report.clusters.iter().enumerate() {
-        let mass: f64 = c.iter().map(|&h| report.mass[h]).sum();
-        println!("  head {j}: from {c:?}  router mass {mass:.3}");
-    }
-    println!(
-        "held-out average accuracy: {:.4} before, {:.4} after",
-        report.accuracy_before, report.accuracy_after
-    );
+    println!("{}", report::merge_summary(model.k(), &report));
     merged
         .save(&a.output)
         .with_context(|| format!("writing {}", a.output.display()))?;

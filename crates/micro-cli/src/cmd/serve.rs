@@ -6,7 +6,7 @@ use micro_embed::{BackboneOptions, ContextMode, DeviceKind};
 use micro_model::MixtureModel;
 use micro_route::Rate;
 use micro_serve::store::{self, SqliteSync, StateStore};
-use micro_serve::testing::bench;
+use micro_serve::testing::{bench, report};
 use micro_serve::{auth, AppState, BatchOptions, Limits, Scorer};
 use std::io::Write;
 use std::path::PathBuf;
@@ -356,25 +356,14 @@ pub fn bench(a: BenchServeArgs) -> anyhow::Result<()> {
         db: a.db,
         sync: a.sqlite_sync,
     };
-    let tmp = tempfile_dir()?;
-    println!(
-        "micro bench serve: loopback, {} clients, {} requests per phase, synthetic model d={} K={}, {} core(s)",
-        opts.concurrency,
-        opts.requests,
-        opts.dim,
-        opts.k,
-        cores()
-    );
+    let tmp = report::temp_dir().map_err(anyhow::Error::msg)?;
+    println!("{}", report::heading(&opts, report::cores()));
     let results = bench::run(&opts, &tmp).map_err(anyhow::Error::msg)?;
     for r in &results {
         println!("{r}");
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `micro bench serve --text`: texts/s and latency with and without batching, and the
@@ -394,39 +383,21 @@ fn bench_text(a: BenchServeArgs) -> anyhow::Result<()> {
         batching: a.batching.options()?,
         samples_per_prompt: a.samples_per_prompt,
     };
+    let (name, dim) = (backbone.info().name, backbone.dim());
     println!(
-        "micro bench serve --text: loopback, backbone {} (d={}), synthetic model K={}, {} single-query /get_reward calls per phase (2 backbone texts each), {} per prompt, batching: up to {} texts, wait {:?}, {} worker(s), {} core(s)",
-        backbone.info().name,
-        backbone.dim(),
-        opts.k,
-        opts.requests,
-        opts.samples_per_prompt,
-        opts.batching.max_texts,
-        opts.batching.max_wait,
-        opts.batching.workers,
-        cores()
+        "{}",
+        report::text_heading(&opts, &name, dim, report::cores())
     );
-    let tmp = tempfile_dir()?;
+    let tmp = report::temp_dir().map_err(anyhow::Error::msg)?;
     let results = bench::run_text(&opts, Arc::from(backbone), &tmp).map_err(anyhow::Error::msg)?;
     let _ = std::fs::remove_dir_all(&tmp);
     for r in &results {
         println!("{r}");
     }
-    let n = opts.clients.len();
-    for ((c, off), on) in opts.clients.iter().zip(&results[..n]).zip(&results[n..]) {
-        println!(
-            "{c:>2} clients: batching gives {:.2}x the texts/s",
-            on.per_second / off.per_second
-        );
+    for line in report::speedups(&opts.clients, &results) {
+        println!("{line}");
     }
     Ok(())
-}
-
-/// A private folder for the bench's SQLite file (tempfile is only a dev-dependency here).
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("micro-bench-serve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
 }
 
 /// A recorded option's value, or `fallback` when absent or not one this build knows.

@@ -195,27 +195,17 @@ fn one_hot(k: usize, h: usize) -> Vec<f64> {
     (0..k).map(|j| if j == h { 1.0 } else { 0.0 }).collect()
 }
 
-/// Fraction of pairs whose answer the weights predict (sum_k w_k sigma(delta_k) vs 1/2; a tie
-/// counts half).
+/// Fraction of pairs whose answer the weights predict, by micro-model's accuracy rule (the
+/// mixture's margin toward the answer strictly positive; a tie is wrong).
 fn accuracy(margins: &[f32], answers: &[bool], k: usize, w: &[f64]) -> f64 {
-    let credit: f64 = margins
-        .chunks_exact(k)
-        .zip(answers)
-        .map(|(row, &first)| {
-            let p: f64 = w
-                .iter()
-                .zip(row)
-                .map(|(wk, d)| wk / (1.0 + (-*d as f64).exp()))
-                .sum();
-            match (p.partial_cmp(&0.5), first) {
-                (Some(std::cmp::Ordering::Equal), _) => 0.5,
-                (Some(std::cmp::Ordering::Greater), true)
-                | (Some(std::cmp::Ordering::Less), false) => 1.0,
-                _ => 0.0,
-            }
-        })
-        .sum();
-    credit / answers.len() as f64
+    micro_model::pairwise_accuracy(margins.chunks_exact(k).zip(answers).map(|(row, &first)| {
+        let m = micro_model::accuracy::mixture_margin(w.iter().copied(), row);
+        if first {
+            m
+        } else {
+            -m
+        }
+    }))
 }
 
 fn summarise(users: Vec<SimUser>, cfg: &SimConfig) -> SimReport {

@@ -1,0 +1,132 @@
+//! The models `micro eval` compares: `--model [LABEL=]DIR` (repeatable) and `--models DIR` (a
+//! folder of model folders), labelled and loaded against the cache they are evaluated on.
+
+use crate::error::{EvalError, Result};
+use crate::NamedModel;
+use micro_cache::EmbeddingCache;
+use micro_model::MixtureModel;
+use std::path::{Path, PathBuf};
+
+/// (label, folder) for every model given, in order; labels must be unique.
+pub fn model_specs(specs: &[String], dir: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
+    let mut out: Vec<(String, PathBuf)> = specs.iter().map(|s| parse_spec(s)).collect();
+    if let Some(dir) = dir {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| EvalError::Options(format!("reading --models {}: {e}", dir.display())))?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join(micro_model::CONFIG_FILE).is_file())
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            return Err(EvalError::Options(format!(
+                "--models {}: no sub-folder holds a model (config.json + model.safetensors)",
+                dir.display()
+            )));
+        }
+        out.extend(found.into_iter().map(|p| (folder_name(&p), p)));
+    }
+    if out.is_empty() {
+        return Err(EvalError::Options(
+            "no model given: pass --model DIR (or LABEL=DIR, repeatable) or --models DIR".into(),
+        ));
+    }
+    for (i, (label, _)) in out.iter().enumerate() {
+        if out[..i].iter().any(|(l, _)| l == label) {
+            return Err(EvalError::Options(format!(
+                "two models are labelled `{label}`: name them with --model LABEL=DIR"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// `LABEL=DIR` or `DIR` (labelled by its folder name). A path that exists as given is a path,
+/// even with an `=` in it.
+pub fn parse_spec(s: &str) -> (String, PathBuf) {
+    match s.split_once('=') {
+        Some((label, dir)) if !label.is_empty() && !Path::new(s).exists() => {
+            (label.to_string(), PathBuf::from(dir))
+        }
+        _ => (folder_name(Path::new(s)), PathBuf::from(s)),
+    }
+}
+
+/// The last component of `p` (all of it when there is none).
+pub fn folder_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Loads each (label, folder) and checks that it fits `cache` (read from `cache_path`).
+pub fn load_models(
+    specs: &[(String, PathBuf)],
+    cache: &EmbeddingCache,
+    cache_path: &Path,
+) -> Result<Vec<NamedModel>> {
+    specs
+        .iter()
+        .map(|(label, dir)| {
+            let model = MixtureModel::load(dir)
+                .map_err(|e| EvalError::Options(format!("loading model `{label}`: {e}")))?;
+            model.check_cache(&cache.meta).map_err(|e| {
+                EvalError::Options(format!(
+                    "model `{label}` ({}) does not fit the cache {}: {e}",
+                    dir.display(),
+                    cache_path.display()
+                ))
+            })?;
+            Ok(NamedModel {
+                label: label.clone(),
+                model,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_specs_take_labels_and_folder_names() {
+        assert_eq!(
+            parse_spec("micro=/m/a"),
+            ("micro".to_string(), PathBuf::from("/m/a"))
+        );
+        assert_eq!(
+            parse_spec("/m/single"),
+            ("single".to_string(), PathBuf::from("/m/single"))
+        );
+        assert_eq!(folder_name(Path::new("/")), "/");
+        let dup = model_specs(&["x=/a".into(), "x=/b".into()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(dup.contains("labelled `x`"), "{dup}");
+        assert!(model_specs(&[], None)
+            .unwrap_err()
+            .to_string()
+            .contains("--model"));
+    }
+
+    #[test]
+    fn a_models_folder_lists_its_model_sub_folders_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b", "a", "not-a-model"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        for name in ["b", "a"] {
+            std::fs::write(dir.path().join(name).join(micro_model::CONFIG_FILE), "{}").unwrap();
+        }
+        let specs = model_specs(&["x=/m".into()], Some(dir.path())).unwrap();
+        let labels: Vec<&str> = specs.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, ["x", "a", "b"]);
+        let empty = tempfile::tempdir().unwrap();
+        let e = model_specs(&[], Some(empty.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no sub-folder holds a model"), "{e}");
+    }
+}
