@@ -18,6 +18,7 @@
 
 mod backbone;
 pub mod decoder;
+mod device;
 pub mod encoder;
 mod error;
 mod folder;
@@ -29,12 +30,13 @@ mod plan;
 pub mod progress;
 
 pub use backbone::{
-    prompt_with_context, Backbone, BackboneOptions, ContextMode, Description, DeviceKind, Item,
-    PromptFeatures, PromptItem, PromptText, ResponseFeatures, ResponseText,
+    prompt_with_context, Backbone, BackboneOptions, Capabilities, ContextMode, Description,
+    DeviceKind, Family, Item, PromptFeatures, PromptItem, PromptText, ResponseFeatures,
+    ResponseText,
 };
 pub use error::{EmbedError, Result};
-pub use folder::{default_minilm_dir, ModelFolder};
-pub use load::{family, load_backbone, Family};
+pub use folder::{default_minilm_dir, ModelFolder, TemplateSource};
+pub use load::{family, load_backbone};
 pub use merge::{merge_caches, MergeSummary};
 pub use partial::PARTIAL_DIR;
 pub use pipeline::{embed_to_cache, EmbedOptions, EmbedSummary, Tick};

@@ -5,11 +5,11 @@ use micro_cache::Matrix;
 use micro_data::Message;
 
 use super::backbone::{DecoderBackbone, DecoderOptions};
-use super::device::Precision;
 use super::error::DecoderError;
+use crate::device::Precision;
 use crate::{
-    Backbone, BackboneOptions, ContextMode, Description, EmbedError, Item, ModelFolder,
-    PromptFeatures, PromptItem, ResponseFeatures, Result,
+    Backbone, BackboneOptions, Capabilities, ContextMode, Description, EmbedError, Family, Item,
+    ModelFolder, PromptFeatures, PromptItem, ResponseFeatures, Result,
 };
 
 /// A loaded decoder with the identity `meta.json` records.
@@ -41,10 +41,10 @@ impl Decoder {
             precision: Precision::Auto,
             batch_size: opts.batch_size,
         };
-        let model = DecoderBackbone::load(&folder.dir, &options)?;
+        let model = DecoderBackbone::from_folder(folder, &options)?;
         let info = micro_cache::Backbone {
             name: folder.name(),
-            kind: "decoder".into(),
+            kind: Family::Decoder.as_str().into(),
             architecture: Some(model.config().architecture_name.clone()),
             weights_sha256: Some(folder.weights_sha256()?),
         };
@@ -57,6 +57,14 @@ impl Decoder {
 }
 
 impl Backbone for Decoder {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            family: Family::Decoder,
+            response_uses_context: true,
+            scores: self.model.has_score(),
+        }
+    }
+
     fn info(&self) -> micro_cache::Backbone {
         self.info.clone()
     }
@@ -140,6 +148,7 @@ impl From<DecoderError> for EmbedError {
             DecoderError::Weights { path, message } | DecoderError::Tokenizer { path, message } => {
                 EmbedError::Invalid { path, message }
             }
+            DecoderError::Folder(e) => e,
             other => EmbedError::Other(other.to_string()),
         }
     }

@@ -9,13 +9,13 @@ use micro_data::{Message, PrefPair};
 use rayon::prelude::*;
 
 use super::config::DecoderConfig;
-use super::device::Precision;
 use super::error::{DecoderError, Result};
 use super::input::{Encoded, InputBuilder};
 use super::model::{dot, Transformer};
 use super::template::ChatTemplate;
-use super::{batch, device, weights};
-use crate::{ContextMode, DeviceKind};
+use super::{batch, weights};
+use crate::device::{self, Precision};
+use crate::{ContextMode, DeviceKind, ModelFolder};
 
 /// The token budget when none is given: MiCRo's code drops pairs longer than this.
 pub const DEFAULT_MAX_LENGTH: usize = 4096;
@@ -103,13 +103,20 @@ impl DecoderBackbone {
     /// Loads `config.json`, the safetensors weights, `tokenizer.json` and the chat template
     /// from the Hugging Face folder `dir`.
     pub fn load(dir: &Path, options: &DecoderOptions) -> Result<Self> {
-        let config = DecoderConfig::from_dir(dir)?;
+        Self::from_folder(&ModelFolder::open(dir)?, options)
+    }
+
+    /// Loads the checkpoint of an opened model folder.
+    pub fn from_folder(folder: &ModelFolder, options: &DecoderOptions) -> Result<Self> {
+        let dir = folder.dir.as_path();
+        let config = DecoderConfig::from_folder(folder)?;
         let device = device::open(options.device).map_err(DecoderError::Device)?;
-        let loaded = weights::load(dir, &config, &device, options.precision.dtype(&device))?;
-        let template = ChatTemplate::from_dir(dir, options.chat_template.as_deref())?;
+        let dtype = options.precision.dtype(&device);
+        let loaded = weights::load(dir, &folder.weights, &config, &device, dtype)?;
+        let template = ChatTemplate::from_folder(folder, options.chat_template.as_deref())?;
         let max_length = options.max_length.unwrap_or(DEFAULT_MAX_LENGTH).max(1);
         let input = InputBuilder::new(
-            dir,
+            &folder.tokenizer,
             template,
             max_length,
             config.max_position_embeddings,

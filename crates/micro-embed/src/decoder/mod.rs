@@ -25,7 +25,6 @@ mod backbone;
 pub mod batch;
 pub mod config;
 mod context;
-pub(crate) mod device;
 mod error;
 mod input;
 mod model;
@@ -33,6 +32,7 @@ pub mod rope;
 mod template;
 mod weights;
 
+pub use crate::device::Precision;
 pub use adapter::{load, Decoder};
 pub use backbone::{
     DecoderBackbone, DecoderFeatures, DecoderOptions, PairFeatures, PromptInput, ResponseInput,
@@ -40,7 +40,6 @@ pub use backbone::{
 };
 pub use config::{Architecture, DecoderConfig, Head, RopeScaling};
 pub use context::insert_context;
-pub use device::Precision;
 pub use error::{DecoderError, Result};
 pub use input::{Encoded, InputBuilder};
 pub use template::{ChatTemplate, SpecialTokens};
