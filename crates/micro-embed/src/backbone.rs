@@ -279,7 +279,7 @@ pub trait Backbone: Send + Sync {
     /// What the backbone is (its [`Family`]) and what its features depend on.
     fn capabilities(&self) -> Capabilities;
     /// Name, kind ([`Family::as_str`]), architecture and weights sha256, for `meta.json`.
-    fn info(&self) -> micro_cache::Backbone;
+    fn info(&self) -> micro_cache::BackboneInfo;
     fn describe(&self) -> Description;
     /// Width of the reward features.
     fn dim(&self) -> usize;

@@ -58,8 +58,8 @@ impl Backbone for Fake {
             scores: false,
         }
     }
-    fn info(&self) -> micro_cache::Backbone {
-        micro_cache::Backbone {
+    fn info(&self) -> micro_cache::BackboneInfo {
+        micro_cache::BackboneInfo {
             name: "fake".into(),
             kind: self.family().as_str().into(),
             ..Default::default()

@@ -4,7 +4,7 @@ use anyhow::Context;
 use micro_cache::{Dtype, EmbeddingCache};
 use micro_data::Format;
 use micro_data::Message;
-use micro_embed::decoder::{DecoderBackbone, DecoderOptions, Precision};
+use micro_embed::decoder::{DecoderModel, DecoderOptions, Precision};
 use micro_embed::encoder::{Encoder, Engine};
 use micro_embed::progress::Progress;
 use micro_embed::{
@@ -370,14 +370,14 @@ fn load_decoder(
     device: DeviceKind,
     precision: Precision,
     batch_size: usize,
-) -> anyhow::Result<DecoderBackbone> {
+) -> anyhow::Result<DecoderModel> {
     let options = DecoderOptions {
         device,
         precision,
         batch_size,
         ..Default::default()
     };
-    Ok(DecoderBackbone::load(dir, &options)?)
+    Ok(DecoderModel::load(dir, &options)?)
 }
 
 /// Prints the largest absolute difference and the smallest cosine between `states` and the

@@ -50,7 +50,7 @@ enum Runner {
 
 /// A loaded sentence encoder.
 pub struct Encoder {
-    info: micro_cache::Backbone,
+    info: micro_cache::BackboneInfo,
     st: StConfig,
     tokenizer: tokens::TextTokenizer,
     runner: Runner,
@@ -94,7 +94,7 @@ impl Encoder {
                 Runner::Candle(CandleBert::load(folder, device)?)
             }
         };
-        let info = micro_cache::Backbone {
+        let info = micro_cache::BackboneInfo {
             name: folder.name(),
             kind: Family::Encoder.as_str().into(),
             architecture: Some(folder.architecture.clone()),
@@ -184,7 +184,7 @@ impl Backbone for Encoder {
         }
     }
 
-    fn info(&self) -> micro_cache::Backbone {
+    fn info(&self) -> micro_cache::BackboneInfo {
         self.info.clone()
     }
 

@@ -111,8 +111,8 @@ impl Backbone for BagBackbone {
         }
     }
 
-    fn info(&self) -> micro_cache::Backbone {
-        micro_cache::Backbone {
+    fn info(&self) -> micro_cache::BackboneInfo {
+        micro_cache::BackboneInfo {
             name: "bag".into(),
             kind: Family::Encoder.as_str().into(),
             ..Default::default()
