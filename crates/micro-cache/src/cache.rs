@@ -423,7 +423,7 @@ fn complete_meta(
     prompt_dim: usize,
 ) -> CacheMeta {
     let mut meta = meta.unwrap_or_else(|| CacheMeta {
-        backbone: crate::meta::Backbone {
+        backbone: crate::meta::BackboneInfo {
             name: "external".into(),
             kind: "external".into(),
             ..Default::default()

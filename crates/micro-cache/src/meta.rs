@@ -24,9 +24,10 @@ impl std::str::FromStr for Dtype {
     }
 }
 
-/// The transformer (or generator) that made the vectors.
+/// The transformer (or generator) that made the vectors: the `backbone` object of `meta.json`
+/// (the type is named for what it holds; the JSON field names are the serialized format).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Backbone {
+pub struct BackboneInfo {
     /// A stable name, e.g. the model folder's name or `synthetic`. Models compare this.
     pub name: String,
     /// `encoder`, `decoder`, `synthetic` or `external`.
@@ -54,7 +55,7 @@ pub struct CacheMeta {
     #[serde(default)]
     pub dtype: Dtype,
     #[serde(default)]
-    pub backbone: Backbone,
+    pub backbone: BackboneInfo,
     /// `mean`, `cls`, `last_token`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pooling: Option<String>,

@@ -2,6 +2,9 @@
 //! preference sets come in (HelpSteer2, RPR, UltraFeedback, PKU-SafeRLHF, HH-RLHF, generic
 //! `prompt/chosen/rejected`; as JSONL, gzip, Parquet or Arrow IPC) into it.
 //!
+//! The principal type is [`PrefPair`]: a prompt, the chosen and the rejected response, and
+//! optionally the attribute (user, criterion) and context the preference was given under.
+//!
 //! ```
 //! use micro_data::{PrefPair, Prompt};
 //! let pair = PrefPair::new("What is 2+2?", "4", "5");

@@ -239,6 +239,36 @@ pub struct Description {
     pub prompt_text: String,
 }
 
+/// Which implementation a model folder's architecture maps to, and what a backbone is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// BERT-style encoders: BERT, MiniLM, BGE, E5, GTE (all `BertModel`-shaped).
+    Encoder,
+    /// Llama / Qwen2 decoders (reward models or plain LMs).
+    Decoder,
+}
+
+impl Family {
+    /// The `kind` a cache's `meta.json` records for this family.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Encoder => "encoder",
+            Family::Decoder => "decoder",
+        }
+    }
+}
+
+/// What a backbone is and does, as types: callers branch on these, never on names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub family: Family,
+    /// Whether the reward features depend on the context (decoders put it in the prompt;
+    /// encoders embed prompt + response only). Decides which responses count as repeats.
+    pub response_uses_context: bool,
+    /// Whether [`Backbone::embed_responses`] can return the checkpoint's own scores.
+    pub scores: bool,
+}
+
 /// A frozen transformer that embeds responses (reward features) and prompts (router inputs).
 ///
 /// Implementations batch internally (`BackboneOptions::batch_size`), sort by token length to
@@ -246,19 +276,16 @@ pub struct Description {
 /// is truncated (oldest prompt text first, never the response when avoidable) and counted, and
 /// an empty response is embedded as such.
 pub trait Backbone: Send + Sync {
-    /// Name, kind (`encoder`/`decoder`), architecture and weights sha256, for `meta.json`.
-    fn info(&self) -> micro_cache::Backbone;
+    /// What the backbone is (its [`Family`]) and what its features depend on.
+    fn capabilities(&self) -> Capabilities;
+    /// Name, kind ([`Family::as_str`]), architecture and weights sha256, for `meta.json`.
+    fn info(&self) -> micro_cache::BackboneInfo;
     fn describe(&self) -> Description;
     /// Width of the reward features.
     fn dim(&self) -> usize;
     /// Width of the router inputs (equal to `dim` for our backbones).
     fn prompt_dim(&self) -> usize {
         self.dim()
-    }
-    /// Whether the reward features depend on the context (decoders put it in the prompt;
-    /// encoders embed prompt + response only). Decides which responses count as repeats.
-    fn response_uses_context(&self) -> bool {
-        true
     }
     /// h(x, a) for each item; decoder reward models also return their scores.
     fn embed_responses(&self, items: &[Item<'_>]) -> Result<ResponseFeatures>;

@@ -2,7 +2,7 @@
 //! length, wall-clock and CPU seconds), and for decoders on a GPU how far the device's states
 //! are from the CPU's in f32.
 
-use crate::decoder::{DecoderBackbone, DecoderOptions, Precision};
+use crate::decoder::{DecoderModel, DecoderOptions, Precision};
 use crate::encoder::{bench_texts, Encoder, Engine};
 use crate::{
     family, load_backbone, Backbone, BackboneOptions, DeviceKind, EmbedError, Family, ModelFolder,
@@ -162,14 +162,14 @@ pub fn load_decoder(
     device: DeviceKind,
     precision: Precision,
     batch_size: usize,
-) -> Result<DecoderBackbone> {
+) -> Result<DecoderModel> {
     let options = DecoderOptions {
         device,
         precision,
         batch_size,
         ..Default::default()
     };
-    Ok(DecoderBackbone::load(dir, &options)?)
+    Ok(DecoderModel::load(dir, &options)?)
 }
 
 /// The largest absolute difference and the smallest cosine between `states` and `reference`,

@@ -34,8 +34,13 @@ pub struct ModelFolder {
     pub tokenizer: PathBuf,
     /// `tokenizer_config.json`, when present.
     pub tokenizer_config: Option<Value>,
-    /// `chat_template.jinja`, or the `chat_template` string of tokenizer_config.json.
-    pub chat_template: Option<String>,
+}
+
+/// A chat template found in a model folder, and the file it was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateSource {
+    pub text: String,
+    pub path: PathBuf,
 }
 
 impl ModelFolder {
@@ -74,17 +79,6 @@ impl ModelFolder {
         } else {
             None
         };
-        let template_path = dir.join(CHAT_TEMPLATE);
-        let chat_template = if template_path.is_file() {
-            Some(
-                std::fs::read_to_string(&template_path)
-                    .map_err(|e| EmbedError::io(&template_path, e))?,
-            )
-        } else {
-            tokenizer_config
-                .as_ref()
-                .and_then(template_from_tokenizer_config)
-        };
         Ok(ModelFolder {
             dir: dir.to_path_buf(),
             config,
@@ -93,7 +87,6 @@ impl ModelFolder {
             weights,
             tokenizer,
             tokenizer_config,
-            chat_template,
         })
     }
 
@@ -144,6 +137,29 @@ impl ModelFolder {
             .get(key)
             .and_then(Value::as_f64)
             .unwrap_or(default)
+    }
+
+    /// The folder's chat template: `chat_template.jinja`, else the `chat_template` of
+    /// tokenizer_config.json (a string, or a list of named templates of which `default` is
+    /// taken, else the first); `None` when neither exists. Read on demand: encoders never need it.
+    pub fn chat_template(&self) -> Result<Option<TemplateSource>> {
+        let jinja = self.dir.join(CHAT_TEMPLATE);
+        if jinja.is_file() {
+            let text = std::fs::read_to_string(&jinja).map_err(|e| EmbedError::io(&jinja, e))?;
+            return Ok(Some(TemplateSource { text, path: jinja }));
+        }
+        let path = self.dir.join(TOKENIZER_CONFIG);
+        match self
+            .tokenizer_config
+            .as_ref()
+            .and_then(|tc| tc.get("chat_template"))
+        {
+            Some(value) => Ok(Some(TemplateSource {
+                text: template_text(value, &path)?,
+                path,
+            })),
+            None => Ok(None),
+        }
     }
 
     /// Loads tokenizer.json.
@@ -213,18 +229,22 @@ fn locate_weights(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// tokenizer_config.json's `chat_template`: a string, or a list of named templates (`default`).
-fn template_from_tokenizer_config(tc: &Value) -> Option<String> {
-    match tc.get("chat_template")? {
-        Value::String(s) => Some(s.clone()),
+/// tokenizer_config.json's `chat_template` (`path` names that file in errors): a string, or a
+/// list of named templates of which `default` is taken, else the first.
+pub(crate) fn template_text(value: &Value, path: &Path) -> Result<String> {
+    let field =
+        |message: &str| EmbedError::invalid(path, format!("field `chat_template`: {message}"));
+    match value {
+        Value::String(s) => Ok(s.clone()),
         Value::Array(list) => list
             .iter()
             .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
             .or(list.first())
             .and_then(|t| t.get("template"))
             .and_then(Value::as_str)
-            .map(str::to_string),
-        _ => None,
+            .map(str::to_string)
+            .ok_or_else(|| field("list without a `template` string")),
+        _ => Err(field("expected a string or a list of named templates")),
     }
 }
 
@@ -285,7 +305,10 @@ mod tests {
         assert_eq!(f.architecture, "LlamaForSequenceClassification");
         assert_eq!(f.weights.len(), 2);
         assert!(f.weights[0].ends_with("model-00001-of-00002.safetensors"));
-        assert_eq!(f.chat_template.as_deref(), Some("T"));
+        assert_eq!(
+            f.chat_template().unwrap().map(|t| t.text).as_deref(),
+            Some("T")
+        );
         // sha256("12"): the shards are hashed as one stream, in order.
         assert_eq!(
             f.weights_sha256().unwrap(),

@@ -1,18 +1,9 @@
 //! Picks the backbone implementation from config.json's `architectures` / `model_type`.
 
-use crate::backbone::{Backbone, BackboneOptions};
+use crate::backbone::{Backbone, BackboneOptions, Family};
 use crate::error::{EmbedError, Result};
 use crate::folder::ModelFolder;
 use std::path::Path;
-
-/// Which implementation a folder's architecture maps to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    /// BERT-style encoders: BERT, MiniLM, BGE, E5, GTE (all `BertModel`-shaped).
-    Encoder,
-    /// Llama / Qwen2 decoders (reward models or plain LMs).
-    Decoder,
-}
 
 /// The family of an architecture name or model type, if supported.
 pub fn family(architecture: &str, model_type: &str) -> Option<Family> {

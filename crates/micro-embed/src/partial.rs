@@ -17,7 +17,7 @@ const MANIFEST: &str = "manifest.json";
 pub struct Manifest {
     pub version: u32,
     pub pairs_hash: String,
-    pub backbone: micro_cache::Backbone,
+    pub backbone: micro_cache::BackboneInfo,
     pub description: crate::Description,
     pub chunk_size: usize,
     pub response_chunks: usize,

@@ -81,7 +81,7 @@ pub fn embed_to_cache(
     }
     let plan = Plan::new(
         &pairs,
-        backbone.response_uses_context(),
+        backbone.capabilities().response_uses_context,
         backbone.describe().context,
         opts.chunk_size,
     );

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use micro_cache::EmbeddingCache;
 use micro_data::{Message, PrefPair, Prompt};
-use micro_embed::decoder::{DecoderBackbone, DecoderOptions};
+use micro_embed::decoder::{DecoderModel, DecoderOptions};
 use micro_embed::{embed_to_cache, load_backbone, BackboneOptions, EmbedOptions, Item, PromptItem};
 use serde_json::Value;
 
@@ -93,7 +93,7 @@ fn backbone_rows_match_golden_in_input_order() {
 fn prompt_router_inputs_equal_the_last_prompt_token_of_a_response_pass() {
     for name in ["tiny-llama-rm", "tiny-qwen2-rm"] {
         let backbone = load_backbone(&golden_dir(name), &BackboneOptions::default()).unwrap();
-        let decoder = DecoderBackbone::load(&golden_dir(name), &DecoderOptions::default()).unwrap();
+        let decoder = DecoderModel::load(&golden_dir(name), &DecoderOptions::default()).unwrap();
         let (_, cases) = golden_cases(name);
         let context = Some("Answer like a baker.");
         let prompts: Vec<PromptItem> = cases

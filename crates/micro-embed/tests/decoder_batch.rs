@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use micro_data::Message;
-use micro_embed::decoder::{DecoderBackbone, DecoderOptions, Precision};
+use micro_embed::decoder::{DecoderModel, DecoderOptions, Precision};
 use serde_json::Value;
 
 fn golden_dir(name: &str) -> PathBuf {
@@ -17,13 +17,13 @@ fn golden_dir(name: &str) -> PathBuf {
     .join(name)
 }
 
-fn load(name: &str, batch_size: usize, precision: Precision) -> DecoderBackbone {
+fn load(name: &str, batch_size: usize, precision: Precision) -> DecoderModel {
     let options = DecoderOptions {
         batch_size,
         precision,
         ..Default::default()
     };
-    DecoderBackbone::load(&golden_dir(name), &options).unwrap()
+    DecoderModel::load(&golden_dir(name), &options).unwrap()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use micro_data::{Message, PrefPair};
-use micro_embed::decoder::{DecoderBackbone, DecoderError, DecoderOptions};
+use micro_embed::decoder::{DecoderError, DecoderModel, DecoderOptions};
 use micro_embed::ContextMode;
 use serde_json::{json, Value};
 
@@ -42,14 +42,14 @@ fn make_writable(path: &Path) {
 }
 
 fn load_err(dir: &Path, options: &DecoderOptions) -> String {
-    match DecoderBackbone::load(dir, options) {
+    match DecoderModel::load(dir, options) {
         Ok(_) => panic!("loading {} should fail", dir.display()),
         Err(e) => e.to_string(),
     }
 }
 
-fn llama() -> DecoderBackbone {
-    DecoderBackbone::load(&golden_dir("tiny-llama-rm"), &DecoderOptions::default()).unwrap()
+fn llama() -> DecoderModel {
+    DecoderModel::load(&golden_dir("tiny-llama-rm"), &DecoderOptions::default()).unwrap()
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn template_raise_exception_is_reported() {
         ),
         ..Default::default()
     };
-    let model = DecoderBackbone::load(&golden_dir("tiny-llama-rm"), &options).unwrap();
+    let model = DecoderModel::load(&golden_dir("tiny-llama-rm"), &options).unwrap();
     let prompt = [Message::new("user", "hi")];
     let e = model.embed_response(&prompt, Some("be brief"), "ok");
     assert!(e.is_ok());
@@ -158,7 +158,7 @@ fn template_raise_exception_is_reported() {
         context: ContextMode::System,
         ..options
     };
-    let model = DecoderBackbone::load(&golden_dir("tiny-llama-rm"), &system).unwrap();
+    let model = DecoderModel::load(&golden_dir("tiny-llama-rm"), &system).unwrap();
     let e = model
         .embed_response(&prompt, Some("be brief"), "ok")
         .unwrap_err()
@@ -213,7 +213,7 @@ fn truncation_drops_old_prompt_text_and_keeps_the_response() {
             max_length: Some(max_length),
             ..Default::default()
         };
-        let model = DecoderBackbone::load(&golden_dir("tiny-llama-rm"), &options).unwrap();
+        let model = DecoderModel::load(&golden_dir("tiny-llama-rm"), &options).unwrap();
         let enc = model
             .input()
             .encode(&long_conversation(), None, response)
@@ -245,7 +245,7 @@ fn a_response_longer_than_the_budget_keeps_its_start_and_the_question() {
         max_length: Some(40),
         ..Default::default()
     };
-    let model = DecoderBackbone::load(&golden_dir("tiny-llama-rm"), &options).unwrap();
+    let model = DecoderModel::load(&golden_dir("tiny-llama-rm"), &options).unwrap();
     let long = "The quick brown fox jumps over the lazy dog. ".repeat(10);
     let enc = model
         .input()
@@ -280,7 +280,7 @@ fn a_budget_below_the_template_itself_is_a_clear_error() {
         max_length: Some(5),
         ..Default::default()
     };
-    let model = DecoderBackbone::load(&golden_dir("tiny-llama-rm"), &options).unwrap();
+    let model = DecoderModel::load(&golden_dir("tiny-llama-rm"), &options).unwrap();
     let e = model
         .embed_response(&long_conversation(), Some("Be brief."), "ok")
         .unwrap_err();

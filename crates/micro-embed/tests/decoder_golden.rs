@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use micro_data::Message;
-use micro_embed::decoder::{DecoderBackbone, DecoderOptions};
+use micro_embed::decoder::{DecoderModel, DecoderOptions};
 use serde_json::{json, Value};
 
 const TOL: f32 = 1e-4;
@@ -53,7 +53,7 @@ fn conversation(case: &Value) -> (Vec<Message>, String) {
 /// Checks every golden case of `golden_model` against the checkpoint in `dir`.
 fn check_against_golden(dir: &Path, golden_model: &str, expect_score: bool) {
     let golden = read_json(&golden_dir(golden_model).join("golden.json"));
-    let model = DecoderBackbone::load(dir, &DecoderOptions::default()).unwrap();
+    let model = DecoderModel::load(dir, &DecoderOptions::default()).unwrap();
     assert_eq!(
         model.hidden_size(),
         golden["hidden_size"].as_u64().unwrap() as usize

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use micro_data::Message;
-use micro_embed::decoder::{rope, DecoderBackbone, DecoderOptions, RopeScaling};
+use micro_embed::decoder::{rope, DecoderModel, DecoderOptions, RopeScaling};
 use serde_json::{json, Value};
 
 const VOCAB: usize = 400; // the golden tokenizer's size
@@ -259,7 +259,7 @@ fn reference_hidden(w: &Weights, ids: &[u32], inv_freq: &[f32]) -> Vec<Vec<f64>>
 }
 
 fn check_against_reference(dir: &Path, w: &Weights, inv_freq: &[f32], expect_score: bool) {
-    let model = DecoderBackbone::load(dir, &DecoderOptions::default()).unwrap();
+    let model = DecoderModel::load(dir, &DecoderOptions::default()).unwrap();
     let prompt = [
         Message::new("system", "Be kind."),
         Message::new("user", "What is a fox?"),

@@ -4,8 +4,8 @@
 use micro_cache::{Dtype, EmbeddingCache, Matrix, RouterInput, TrainingArrays};
 use micro_data::PrefPair;
 use micro_embed::{
-    embed_to_cache, merge_caches, Backbone, ContextMode, Description, EmbedOptions, Item,
-    PromptFeatures, PromptItem, ResponseFeatures, Result, Shard, Tick,
+    embed_to_cache, merge_caches, Backbone, Capabilities, ContextMode, Description, EmbedOptions,
+    Family, Item, PromptFeatures, PromptItem, ResponseFeatures, Result, Shard, Tick,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,6 +34,13 @@ impl Fake {
             fail_at: None,
         }
     }
+    fn family(&self) -> Family {
+        if self.decoder {
+            Family::Decoder
+        } else {
+            Family::Encoder
+        }
+    }
     fn call(&self) -> Result<()> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if Some(n) == self.fail_at {
@@ -44,10 +51,17 @@ impl Fake {
 }
 
 impl Backbone for Fake {
-    fn info(&self) -> micro_cache::Backbone {
-        micro_cache::Backbone {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            family: self.family(),
+            response_uses_context: self.decoder,
+            scores: false,
+        }
+    }
+    fn info(&self) -> micro_cache::BackboneInfo {
+        micro_cache::BackboneInfo {
             name: "fake".into(),
-            kind: if self.decoder { "decoder" } else { "encoder" }.into(),
+            kind: self.family().as_str().into(),
             ..Default::default()
         }
     }
@@ -63,9 +77,6 @@ impl Backbone for Fake {
     }
     fn dim(&self) -> usize {
         3
-    }
-    fn response_uses_context(&self) -> bool {
-        self.decoder
     }
     fn embed_responses(&self, items: &[Item<'_>]) -> Result<ResponseFeatures> {
         self.call()?;

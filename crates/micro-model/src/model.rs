@@ -6,7 +6,7 @@ use crate::folder::ModelError;
 use crate::gate::{Gate, RouterKind};
 use crate::method::Method;
 use crate::router::{dot, Activation, Router};
-use micro_cache::{Backbone, CacheMeta, Matrix, Recipe, RouterInput};
+use micro_cache::{BackboneInfo, CacheMeta, Matrix, Recipe, RouterInput};
 use serde::{Deserialize, Serialize};
 
 /// `config.json` of a model folder.
@@ -26,7 +26,7 @@ pub struct ModelConfig {
     #[serde(default)]
     pub activation: Activation,
     /// The backbone of the cache the model was trained on; a cache from another is refused.
-    pub backbone: Backbone,
+    pub backbone: BackboneInfo,
     /// How the training cache made its vectors (text forms, context insertion, pooling); a cache
     /// made another way is refused.
     #[serde(default)]

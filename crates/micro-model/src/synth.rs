@@ -31,7 +31,7 @@
 //! ```
 
 use crate::model::sigmoid;
-use micro_cache::{Backbone, CacheMeta, EmbeddingCache, Matrix};
+use micro_cache::{BackboneInfo, CacheMeta, EmbeddingCache, Matrix};
 use micro_data::{PrefPair, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -361,7 +361,7 @@ fn assemble(
         pairs.push(pair);
     }
     let meta = CacheMeta {
-        backbone: Backbone {
+        backbone: BackboneInfo {
             name: "synthetic".into(),
             kind: "synthetic".into(),
             ..Default::default()

@@ -1,7 +1,7 @@
 //! Random models and caches of a given shape, for `micro bench adapt` and tests: timing needs
 //! the paper's sizes (d = 768, K = 10), not meaningful data.
 
-use micro_cache::{Backbone, CacheMeta, EmbeddingCache, Matrix};
+use micro_cache::{BackboneInfo, CacheMeta, EmbeddingCache, Matrix};
 use micro_data::PrefPair;
 use micro_model::{Activation, Gate, MixtureModel, ModelConfig, Router};
 use rand::{Rng, SeedableRng};
@@ -64,7 +64,7 @@ pub fn random_cache(
     };
     let (chosen, rejected, prompt) = (m(), m(), m());
     let meta = CacheMeta {
-        backbone: Backbone {
+        backbone: BackboneInfo {
             name: "random".into(),
             kind: "synthetic".into(),
             ..Default::default()

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::error::{DecoderError, Result};
+use crate::folder::{ModelFolder, CONFIG};
 
 /// Which transformer block layout the checkpoint uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,17 +73,20 @@ const SUPPORTED: &str = "LlamaForSequenceClassification, LlamaForCausalLM, Llama
                          Qwen2ForSequenceClassification, Qwen2ForCausalLM, Qwen2Model";
 
 impl DecoderConfig {
-    /// Reads and validates `dir/config.json`.
-    pub fn from_dir(dir: &Path) -> Result<Self> {
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| DecoderError::io(&path, e))?;
-        Self::from_json_str(&text, &path)
+    /// Validates the `config.json` of `folder` (read once, by [`ModelFolder::open`]).
+    pub fn from_folder(folder: &ModelFolder) -> Result<Self> {
+        Self::from_value(&folder.config, &folder.dir.join(CONFIG))
     }
 
     /// Parses the text of a `config.json`; `path` only names the file in errors.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| DecoderError::config(path, "(file)", format!("not valid JSON: {e}")))?;
+        Self::from_value(&value, path)
+    }
+
+    /// Validates a parsed `config.json`; `path` only names the file in errors.
+    pub fn from_value(value: &Value, path: &Path) -> Result<Self> {
         let obj = value
             .as_object()
             .ok_or_else(|| DecoderError::config(path, "(file)", "expected a JSON object"))?;

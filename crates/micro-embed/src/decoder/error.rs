@@ -42,6 +42,10 @@ pub enum DecoderError {
         max_length: usize,
         model_max: usize,
     },
+    /// The model folder lacks a file or holds a malformed one (found by [`crate::ModelFolder`],
+    /// which encoders share).
+    #[error(transparent)]
+    Folder(#[from] crate::EmbedError),
     /// The device could not be opened (the message says what is missing and what to do).
     #[error("{0}")]
     Device(String),
@@ -66,13 +70,6 @@ impl DecoderError {
         DecoderError::Weights {
             path: path.to_path_buf(),
             message: message.into(),
-        }
-    }
-
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        DecoderError::Io {
-            path: path.to_path_buf(),
-            source,
         }
     }
 }

@@ -41,15 +41,16 @@ pub struct InputBuilder {
 }
 
 impl InputBuilder {
-    /// Reads `dir/tokenizer.json`; sequences are kept to `max_length` tokens (at most `model_max`).
+    /// Reads the tokenizer file `tokenizer_path` (a folder's `tokenizer.json`); sequences are
+    /// kept to `max_length` tokens (at most `model_max`).
     pub fn new(
-        dir: &Path,
+        tokenizer_path: &Path,
         template: ChatTemplate,
         max_length: usize,
         model_max: usize,
         insertion: ContextMode,
     ) -> Result<Self> {
-        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer_path = tokenizer_path.to_path_buf();
         let tok_err = |m: String| DecoderError::Tokenizer {
             path: tokenizer_path.clone(),
             message: m,

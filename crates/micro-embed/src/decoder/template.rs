@@ -1,13 +1,12 @@
 //! The model's own chat template, rendered with a Jinja engine configured like Hugging Face's
 //! (`trim_blocks`, `lstrip_blocks`, loop controls, `raise_exception`, Python string methods).
 
-use std::path::Path;
-
 use micro_data::Message;
 use minijinja::{Environment, Error, ErrorKind, Value};
 use serde_json::Value as Json;
 
 use super::error::{DecoderError, Result};
+use crate::folder::{ModelFolder, CHAT_TEMPLATE, TOKENIZER_CONFIG};
 
 const NAME: &str = "chat_template";
 
@@ -28,12 +27,10 @@ pub struct ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// The template of the checkpoint in `dir`: `override_source` if given, else
-    /// `chat_template.jinja`, else `chat_template` in `tokenizer_config.json` (a string, or a
-    /// list of named templates of which `default` is taken).
-    pub fn from_dir(dir: &Path, override_source: Option<&str>) -> Result<Self> {
-        let config = read_tokenizer_config(dir)?;
-        let special = special_tokens(config.as_ref());
+    /// The template of the checkpoint in `folder`: `override_source` if given, else the folder's
+    /// own ([`ModelFolder::chat_template`]); special tokens from its tokenizer_config.json.
+    pub fn from_folder(folder: &ModelFolder, override_source: Option<&str>) -> Result<Self> {
+        let special = special_tokens(folder.tokenizer_config.as_ref());
         if let Some(source) = override_source {
             return Self::new(
                 source.to_string(),
@@ -41,26 +38,15 @@ impl ChatTemplate {
                 special,
             );
         }
-        let jinja = dir.join("chat_template.jinja");
-        if jinja.is_file() {
-            let source =
-                std::fs::read_to_string(&jinja).map_err(|e| DecoderError::io(&jinja, e))?;
-            return Self::new(source, &jinja.display().to_string(), special);
-        }
-        let config_path = dir.join("tokenizer_config.json");
-        match config.as_ref().and_then(|c| c.get("chat_template")) {
-            Some(t) => Self::new(
-                template_text(t, &config_path)?,
-                &config_path.display().to_string(),
-                special,
-            ),
+        match folder.chat_template()? {
+            Some(t) => Self::new(t.text, &t.path.display().to_string(), special),
             None => Err(DecoderError::config(
-                &config_path,
+                &folder.dir.join(TOKENIZER_CONFIG),
                 "chat_template",
                 format!(
                     "no chat template: neither {} nor `chat_template` in tokenizer_config.json; \
                      pass a template explicitly",
-                    jinja.display()
+                    folder.dir.join(CHAT_TEMPLATE).display()
                 ),
             )),
         }
@@ -132,42 +118,6 @@ fn describe(e: &Error) -> String {
         source = s.source();
     }
     text
-}
-
-fn read_tokenizer_config(dir: &Path) -> Result<Option<Json>> {
-    let path = dir.join("tokenizer_config.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| DecoderError::io(&path, e))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| DecoderError::config(&path, "(file)", format!("not valid JSON: {e}")))
-}
-
-fn template_text(value: &Json, path: &Path) -> Result<String> {
-    match value {
-        Json::String(s) => Ok(s.clone()),
-        Json::Array(list) => {
-            let named = |want: Option<&str>| {
-                list.iter()
-                    .find(|t| want.is_none_or(|w| t.get("name").and_then(Json::as_str) == Some(w)))
-            };
-            named(Some("default"))
-                .or_else(|| named(None))
-                .and_then(|t| t.get("template"))
-                .and_then(Json::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    DecoderError::config(path, "chat_template", "list without a `template` string")
-                })
-        }
-        _ => Err(DecoderError::config(
-            path,
-            "chat_template",
-            "expected a string or a list of named templates",
-        )),
-    }
 }
 
 /// A special token written as a string or as an `AddedToken` object with `content`.
@@ -249,7 +199,11 @@ mod tests {
         .unwrap();
         assert_eq!(special_tokens(Some(&cfg)), special());
         assert_eq!(
-            template_text(cfg.get("chat_template").unwrap(), Path::new("x")).unwrap(),
+            crate::folder::template_text(
+                cfg.get("chat_template").unwrap(),
+                std::path::Path::new("x")
+            )
+            .unwrap(),
             "D"
         );
     }

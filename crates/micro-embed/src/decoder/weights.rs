@@ -1,7 +1,6 @@
-//! Finding and opening the safetensors weights: one file, or shards listed by
-//! `model.safetensors.index.json`; tensor names with or without the `model.` prefix.
+//! Opening the safetensors weights (the files [`crate::ModelFolder`] found: one file, or the
+//! shards of `model.safetensors.index.json`); tensor names with or without the `model.` prefix.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -11,62 +10,6 @@ use super::config::{DecoderConfig, Head};
 use super::error::{DecoderError, Result};
 use super::model::Transformer;
 
-const INDEX: &str = "model.safetensors.index.json";
-const SINGLE: &str = "model.safetensors";
-
-/// The safetensors files of a checkpoint, in the order the index names them.
-pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let index = dir.join(INDEX);
-    if index.is_file() {
-        return shards_from_index(dir, &index);
-    }
-    let single = dir.join(SINGLE);
-    if single.is_file() {
-        return Ok(vec![single]);
-    }
-    Err(DecoderError::weights(
-        dir,
-        format!("no {SINGLE} or {INDEX} here (PyTorch .bin weights are not read: convert them to safetensors)"),
-    ))
-}
-
-fn shards_from_index(dir: &Path, index: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(index).map_err(|e| DecoderError::io(index, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| DecoderError::config(index, "(file)", format!("not valid JSON: {e}")))?;
-    let map = value
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| {
-            DecoderError::config(
-                index,
-                "weight_map",
-                "missing (expected tensor name -> shard file)",
-            )
-        })?;
-    let mut seen = BTreeSet::new();
-    let mut files = Vec::new();
-    for (name, file) in map {
-        let file = file.as_str().ok_or_else(|| {
-            DecoderError::config(index, &format!("weight_map.{name}"), "expected a file name")
-        })?;
-        if seen.insert(file.to_string()) {
-            let path = dir.join(file);
-            if !path.is_file() {
-                return Err(DecoderError::weights(
-                    &path,
-                    format!("shard named by {INDEX} is missing"),
-                ));
-            }
-            files.push(path);
-        }
-    }
-    if files.is_empty() {
-        return Err(DecoderError::config(index, "weight_map", "is empty"));
-    }
-    Ok(files)
-}
-
 /// The loaded weights: the transformer stack and, for sequence-classification checkpoints,
 /// the first row of `score.weight` (the reward model's own scalar head).
 pub struct LoadedWeights {
@@ -74,17 +17,18 @@ pub struct LoadedWeights {
     pub score: Option<Vec<f32>>,
 }
 
-/// Opens the checkpoint in `dir` on `device`, its stack in `dtype` (the score row always in f32).
+/// Opens the weight `files` of the checkpoint in `dir` on `device`, its stack in `dtype` (the
+/// score row always in f32).
 pub fn load(
     dir: &Path,
+    files: &[PathBuf],
     config: &DecoderConfig,
     device: &Device,
     dtype: DType,
 ) -> Result<LoadedWeights> {
-    let files = safetensors_files(dir)?;
     // SAFETY: the files are memory-mapped read-only; like every safetensors reader we rely on
     // them not being modified while the model is loaded (tensors are copied out right away).
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device) }
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }
         .map_err(|e| DecoderError::weights(dir, format!("cannot open safetensors: {e}")))?;
     let stack = if vb.contains_tensor("model.embed_tokens.weight") {
         vb.pp("model")

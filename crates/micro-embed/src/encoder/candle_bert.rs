@@ -66,9 +66,3 @@ impl CandleBert {
         Ok(packed)
     }
 }
-
-/// The candle device for a [`crate::DeviceKind`]; the message of a failure says what is missing
-/// (CUDA support in this build, the driver, a library, the device) and what to do.
-pub fn device(kind: crate::DeviceKind) -> Result<Device> {
-    crate::decoder::device::open(kind).map_err(EmbedError::other)
-}

@@ -19,8 +19,9 @@ pub use st_config::{Pooling, StConfig};
 pub use tokens::Segments;
 
 use crate::backbone::{
-    active_context, criteria_head, Backbone, BackboneOptions, ContextMode, Description, DeviceKind,
-    Item, PromptFeatures, PromptItem, PromptText, ResponseFeatures, ResponseText,
+    active_context, criteria_head, Backbone, BackboneOptions, Capabilities, ContextMode,
+    Description, DeviceKind, Family, Item, PromptFeatures, PromptItem, PromptText,
+    ResponseFeatures, ResponseText,
 };
 use crate::error::{EmbedError, Result};
 use crate::folder::{ModelFolder, TOKENIZER_CONFIG};
@@ -49,7 +50,7 @@ enum Runner {
 
 /// A loaded sentence encoder.
 pub struct Encoder {
-    info: micro_cache::Backbone,
+    info: micro_cache::BackboneInfo,
     st: StConfig,
     tokenizer: tokens::TextTokenizer,
     runner: Runner,
@@ -89,12 +90,13 @@ impl Encoder {
                 }
             }
             Engine::Candle => {
-                Runner::Candle(CandleBert::load(folder, candle_bert::device(opts.device)?)?)
+                let device = crate::device::open(opts.device).map_err(EmbedError::other)?;
+                Runner::Candle(CandleBert::load(folder, device)?)
             }
         };
-        let info = micro_cache::Backbone {
+        let info = micro_cache::BackboneInfo {
             name: folder.name(),
-            kind: "encoder".into(),
+            kind: Family::Encoder.as_str().into(),
             architecture: Some(folder.architecture.clone()),
             weights_sha256: Some(folder.weights_sha256()?),
         };
@@ -174,7 +176,15 @@ impl Encoder {
 }
 
 impl Backbone for Encoder {
-    fn info(&self) -> micro_cache::Backbone {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            family: Family::Encoder,
+            response_uses_context: false,
+            scores: false,
+        }
+    }
+
+    fn info(&self) -> micro_cache::BackboneInfo {
         self.info.clone()
     }
 
@@ -191,10 +201,6 @@ impl Backbone for Encoder {
 
     fn dim(&self) -> usize {
         self.dim
-    }
-
-    fn response_uses_context(&self) -> bool {
-        false
     }
 
     fn embed_responses(&self, items: &[Item<'_>]) -> Result<ResponseFeatures> {

@@ -5,8 +5,8 @@
 
 use micro_cache::Matrix;
 use micro_embed::{
-    prompt_with_context, Backbone, ContextMode, Description, Item, PromptFeatures, PromptItem,
-    ResponseFeatures,
+    prompt_with_context, Backbone, Capabilities, ContextMode, Description, Family, Item,
+    PromptFeatures, PromptItem, ResponseFeatures,
 };
 use micro_route::Rate;
 use micro_serve::store;
@@ -103,10 +103,18 @@ impl BagBackbone {
 }
 
 impl Backbone for BagBackbone {
-    fn info(&self) -> micro_cache::Backbone {
-        micro_cache::Backbone {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            family: Family::Encoder,
+            response_uses_context: true,
+            scores: false,
+        }
+    }
+
+    fn info(&self) -> micro_cache::BackboneInfo {
+        micro_cache::BackboneInfo {
             name: "bag".into(),
-            kind: "encoder".into(),
+            kind: Family::Encoder.as_str().into(),
             ..Default::default()
         }
     }

@@ -1,31 +1,15 @@
-//! The budget study (the paper's Fig. 4 / Table 9): for each budget B and run, sample B labelled
-//! pairs per attribute from the train split, adapt the router (Stage 2), evaluate on the test
-//! split; report accuracy per attribute as mean ± std over runs. Models without a router (single
-//! head, static mixture) keep their Stage 1 weights, as in the paper. HyRe rows reweight a
-//! model's heads per attribute from a few labelled test pairs and are evaluated on the rest.
-//!
-//! Stage 2 itself is supplied through [`Stage2`] (micro-route's implementation is
-//! [`crate::RouteStage2`]), so the protocol here is testable on its own.
-//!
-//! **Selection.** [`budget_sweep_with`] can add, next to each adapted row (B pairs per attribute
-//! drawn at random), an active row (`<model>+active`): B pairs per attribute chosen one at a time
-//! by the information of their answer about the heads ([`micro_route::query`]), from the same
-//! pool and adapted with the same Stage 2 settings. The choice is greedy, so within a run the
-//! chosen sets are nested across budgets as the random ones are; runs differ by the seed that
-//! breaks ties and orders the pool, and by Stage 2's own seed.
+//! The budget study's driver: what it is given (models, options, a [`Stage2`]) and how each
+//! row is made (fixed, adapted on random or actively chosen pairs, HyRe).
 
+use super::report::{point, RowKind, SweepReport, SweepRow};
+use super::sample::{run_seed, shuffled, shuffled_train, take_budget, with_context_first};
 use crate::error::{EvalError, Result};
 use crate::evaluate::{evaluate_indices, EvalReport, Gating, SplitSel};
-use crate::metrics::Stat;
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
 use micro_route::budget::group_by_attribute;
 use micro_route::query::{choose_from_pools, Selection};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Stage 2 as the sweep needs it.
@@ -77,120 +61,6 @@ impl Default for SweepOptions {
         }
     }
 }
-
-/// How a row's numbers were obtained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RowKind {
-    /// Router adapted on B sampled pairs per attribute.
-    Adapted,
-    /// Stage 1 weights kept (no router, or a static mixture): the same at every budget.
-    Fixed,
-    /// Per-attribute HyRe weights from `budget` labelled test pairs per attribute.
-    Hyre,
-}
-
-/// Accuracy at one budget, over runs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SweepPoint {
-    pub budget: usize,
-    /// Over runs of the per-run unweighted mean over attributes.
-    pub average: Stat,
-    pub per_attribute: BTreeMap<String, Stat>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SweepRow {
-    pub method: String,
-    pub kind: RowKind,
-    pub points: Vec<SweepPoint>,
-    /// How an adapted row's labelled pairs were picked (random for the other kinds).
-    #[serde(default)]
-    pub selection: Selection,
-}
-
-/// The whole study; `rows` in the order the models were given, HyRe rows last.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SweepReport {
-    pub budgets: Vec<usize>,
-    pub runs: usize,
-    pub seed: u64,
-    pub hyre_shots: usize,
-    /// The test attributes, sorted.
-    pub attributes: Vec<String>,
-    pub rows: Vec<SweepRow>,
-    /// Caveats met on the way (short attributes, attributes with no train pairs).
-    #[serde(default)]
-    pub notes: Vec<String>,
-}
-
-/// Stage 2 learns to route by context, so where an attribute's train pairs carry one, only
-/// those are sampled (as `micro adapt` does). In a cache that mixes binary-only Stage 1 pairs
-/// with context-labelled ones, the attributes without any context are Stage 1 data and are not
-/// sampled; only a cache with no context at all samples every attribute's pairs.
-fn with_context_first(
-    cache: &EmbeddingCache,
-    groups: BTreeMap<String, Vec<usize>>,
-) -> BTreeMap<String, Vec<usize>> {
-    let with_context: BTreeMap<String, Vec<usize>> = groups
-        .iter()
-        .map(|(a, rows)| {
-            let with: Vec<usize> = rows
-                .iter()
-                .copied()
-                .filter(|&i| micro_route::budget::has_context(&cache.pairs[i]))
-                .collect();
-            (a.clone(), with)
-        })
-        .filter(|(_, with)| !with.is_empty())
-        .collect();
-    if with_context.is_empty() {
-        groups
-    } else {
-        with_context
-    }
-}
-
-/// A seed for one (run, purpose): runs never share a random stream.
-fn run_seed(seed: u64, run: usize, purpose: u64) -> u64 {
-    let mut z = seed
-        ^ (run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ purpose.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Each attribute's train rows in a run's random order. Budget B takes the first B of each, so
-/// within a run the samples are nested across budgets (less noise along the curve).
-pub fn shuffled_train(
-    train: &BTreeMap<String, Vec<usize>>,
-    seed: u64,
-    run: usize,
-) -> BTreeMap<String, Vec<usize>> {
-    shuffled(train, run_seed(seed, run, 1))
-}
-
-fn shuffled(groups: &BTreeMap<String, Vec<usize>>, seed: u64) -> BTreeMap<String, Vec<usize>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    groups
-        .iter()
-        .map(|(a, rows)| {
-            let mut v = rows.clone();
-            v.shuffle(&mut rng);
-            (a.clone(), v)
-        })
-        .collect()
-}
-
-/// The first `budget` rows of each attribute.
-pub fn take_budget(order: &BTreeMap<String, Vec<usize>>, budget: usize) -> Vec<usize> {
-    order
-        .values()
-        .flat_map(|v| v.iter().take(budget).copied())
-        .collect()
-}
-
 fn adaptable(m: &MixtureModel) -> bool {
     m.router().is_some() && m.k() > 1
 }
@@ -296,20 +166,6 @@ fn budget_notes(
         }
     }
     notes
-}
-
-fn point(budget: usize, reports: &[EvalReport]) -> SweepPoint {
-    let mut per: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in reports {
-        for (a, v) in &r.per_attribute {
-            per.entry(a.clone()).or_default().push(*v);
-        }
-    }
-    SweepPoint {
-        budget,
-        average: Stat::of(reports.iter().map(|r| r.average).collect()),
-        per_attribute: per.into_iter().map(|(a, v)| (a, Stat::of(v))).collect(),
-    }
 }
 
 fn fixed_row(
@@ -607,114 +463,5 @@ mod active_tests {
             "the active rows of run 0 adapt on the chosen pairs"
         );
         assert!(budget_sweep_with(&models, &cache, &opts, &[], &rec, &|_| {}).is_err());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn samples_are_nested_across_budgets_and_differ_across_runs() {
-        let train: BTreeMap<String, Vec<usize>> = [
-            ("a".to_string(), (0..50).collect()),
-            ("b".to_string(), (50..60).collect()),
-        ]
-        .into();
-        let o0 = shuffled_train(&train, 7, 0);
-        let o1 = shuffled_train(&train, 7, 1);
-        assert_ne!(o0, o1);
-        assert_eq!(o0, shuffled_train(&train, 7, 0));
-        let b5 = take_budget(&o0, 5);
-        let b20 = take_budget(&o0, 20);
-        assert_eq!(b5.len(), 10);
-        // attribute b has only 10 rows: B = 20 takes them all.
-        assert_eq!(b20.len(), 30);
-        assert!(b5.iter().all(|i| b20.contains(i)));
-    }
-}
-
-/// Studies of the same design (e.g. one per training seed) as one: each point's runs pooled, so
-/// its mean ± std is over every (seed, run). Fails when the studies' rows or budgets differ.
-pub fn pool_sweeps(reports: &[SweepReport]) -> Result<SweepReport> {
-    let Some(first) = reports.first() else {
-        return Err(EvalError::Options("no budget studies to pool".into()));
-    };
-    let mut out = first.clone();
-    for other in &reports[1..] {
-        let same_design = other.budgets == first.budgets
-            && other.attributes == first.attributes
-            && other.rows.len() == first.rows.len();
-        if !same_design {
-            return Err(EvalError::Options(
-                "budget studies with different budgets, attributes or rows cannot be pooled".into(),
-            ));
-        }
-        for (row, o) in out.rows.iter_mut().zip(&other.rows) {
-            if row.method != o.method || row.points.len() != o.points.len() {
-                return Err(EvalError::Options(format!(
-                    "row `{}` does not match `{}` in another study",
-                    row.method, o.method
-                )));
-            }
-            for (p, q) in row.points.iter_mut().zip(&o.points) {
-                p.average = pooled(&p.average, &q.average);
-                for (a, st) in p.per_attribute.iter_mut() {
-                    if let Some(qs) = q.per_attribute.get(a) {
-                        *st = pooled(st, qs);
-                    }
-                }
-            }
-        }
-        out.runs += other.runs;
-        for n in &other.notes {
-            if !out.notes.contains(n) {
-                out.notes.push(n.clone());
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn pooled(a: &Stat, b: &Stat) -> Stat {
-    Stat::of(a.values.iter().chain(&b.values).copied().collect())
-}
-
-#[cfg(test)]
-mod pool_tests {
-    use super::*;
-
-    fn study(values: &[f64]) -> SweepReport {
-        let point = SweepPoint {
-            budget: 10,
-            average: Stat::of(values.to_vec()),
-            per_attribute: [("u".to_string(), Stat::of(values.to_vec()))].into(),
-        };
-        SweepReport {
-            budgets: vec![10],
-            runs: values.len(),
-            seed: 0,
-            hyre_shots: 0,
-            attributes: vec!["u".into()],
-            rows: vec![SweepRow {
-                method: "micro".into(),
-                kind: RowKind::Adapted,
-                points: vec![point],
-                selection: Selection::Random,
-            }],
-            notes: vec![],
-        }
-    }
-
-    #[test]
-    fn pooled_points_are_over_every_run_of_every_study() {
-        let p = pool_sweeps(&[study(&[0.5, 0.7]), study(&[0.9])]).unwrap();
-        let avg = &p.rows[0].points[0].average;
-        assert_eq!(p.runs, 3);
-        assert!((avg.mean - 0.7).abs() < 1e-12);
-        assert!((avg.std - (0.08f64 / 3.0).sqrt()).abs() < 1e-12);
-        let mut other = study(&[0.1]);
-        other.budgets = vec![20];
-        assert!(pool_sweeps(&[study(&[0.5]), other]).is_err());
     }
 }
