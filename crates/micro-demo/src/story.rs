@@ -176,11 +176,13 @@ fn train_all(
             None => micro_model::train(arrays, &train, |e| obs.train(&label, e))?.0,
         };
         let hp = &model.config().training["hyperparameters"];
+        // config.json holds f32 values widened to f64: print them at f32 precision.
+        let f = |v: &serde_json::Value| v.as_f64().map_or(f32::NAN, |x| x as f32);
         obs.line(&format!(
             "  {label:<22} alpha {} lr {} (held-out NLL {:.4})",
-            hp["alpha"],
-            hp["lr"],
-            model.config().training["best_holdout_nll"]
+            f(&hp["alpha"]),
+            f(&hp["lr"]),
+            f(&model.config().training["best_holdout_nll"])
         ));
         models.push(NamedModel {
             label: name.to_string(),
