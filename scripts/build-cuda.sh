@@ -91,9 +91,9 @@ for p in json.load(sys.stdin)["packages"]:
 
 copy_workspace() {
   mkdir -p "$OUT/src"
-  # Only what the build reads; --delete keeps removed files from lingering in the copy.
+  # Only what the build reads (scripts: micro-demo embeds fetch-assets.sh); --delete keeps removed files from lingering in the copy.
   need rsync rsync
-  rsync -a --delete --exclude target Cargo.toml Cargo.lock crates docs "$OUT/src/"
+  rsync -a --delete --exclude target Cargo.toml Cargo.lock crates docs scripts "$OUT/src/"
 }
 
 main() {
