@@ -16,18 +16,27 @@ use std::time::Instant;
 
 /// What `micro bench adapt` times.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct AdaptBenchConfig {
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 768))]
     pub dim: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
     pub k: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 5))]
     pub attributes: usize,
     /// Pairs per attribute (B).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 50))]
     pub budget: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
     pub epochs: usize,
     /// Router hidden units (0: linear router).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 128))]
     pub hidden: usize,
     /// Timed adaptations (after one warm-up).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 20))]
     pub repeats: usize,
     /// Timed online updates.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1_000_000))]
     pub updates: usize,
 }
 

@@ -131,46 +131,6 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
 }
 
 #[derive(clap::Args)]
-pub struct BenchAdaptArgs {
-    #[arg(long, default_value_t = 768)]
-    pub dim: usize,
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    #[arg(long, default_value_t = 5)]
-    pub attributes: usize,
-    /// Pairs per attribute (B).
-    #[arg(long, default_value_t = 50)]
-    pub budget: usize,
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// Router hidden units (0: linear router).
-    #[arg(long, default_value_t = 128)]
-    pub hidden: usize,
-    /// Timed adaptations (after one warm-up).
-    #[arg(long, default_value_t = 20)]
-    pub repeats: usize,
-    /// Timed online updates.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub updates: usize,
-}
-
-pub fn bench(a: BenchAdaptArgs) -> anyhow::Result<()> {
-    // `--threads N` (global flag) sets the pool the products may use.
-    let r = bench::bench_adapt(&bench::AdaptBenchConfig {
-        dim: a.dim,
-        k: a.k,
-        attributes: a.attributes,
-        budget: a.budget,
-        epochs: a.epochs,
-        hidden: a.hidden,
-        repeats: a.repeats,
-        updates: a.updates,
-    })?;
-    println!("{r}");
-    Ok(())
-}
-
-#[derive(clap::Args)]
 pub struct BenchSelectArgs {
     /// Candidate pairs to choose from.
     #[arg(long, default_value_t = 1000)]

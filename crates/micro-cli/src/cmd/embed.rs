@@ -2,8 +2,6 @@
 
 use micro_cache::{CacheInfo, Dtype, EmbeddingCache};
 use micro_data::Format;
-use micro_embed::bench::{bench_embed, EmbedBenchOptions};
-use micro_embed::decoder::Precision;
 use micro_embed::progress::Progress;
 use micro_embed::{
     BackboneOptions, ContextMode, DeviceKind, EmbedOptions, PromptText, ResponseText, Shard,
@@ -182,52 +180,4 @@ fn info(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[derive(clap::Args)]
-pub struct BenchEmbedArgs {
-    /// Hugging Face model folder (a BERT-family encoder or a Llama/Qwen2 decoder).
-    #[arg(long)]
-    pub model: PathBuf,
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Texts per length.
-    #[arg(long, default_value_t = 256)]
-    pub texts: usize,
-    /// Target token counts of the texts (special tokens included; a decoder's chat template
-    /// adds its own).
-    #[arg(long, value_delimiter = ',', default_value = "17,90,200")]
-    pub lengths: Vec<usize>,
-    /// native (hand-written forward) or candle (candle's BertModel), for encoders.
-    #[arg(long, default_value = "native")]
-    pub engine: String,
-    /// cpu, or cuda[:N] (a build from scripts/build-cuda.sh).
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceKind,
-    /// Decoders: dtype of weights and activations (auto: f32 on the CPU, bf16 on a GPU).
-    #[arg(long, default_value = "auto")]
-    pub precision: Precision,
-    /// Decoders: write the token ids of every sequence run (JSON) for a peer benchmark on the
-    /// same input (scripts/decoder-peer-bench.py).
-    #[arg(long)]
-    pub dump_ids: Option<PathBuf>,
-    /// Decoders on a GPU: also run the texts on the CPU in f32 and print how far the device's
-    /// hidden states are from them.
-    #[arg(long)]
-    pub compare_cpu: bool,
-}
-
-pub fn bench(a: BenchEmbedArgs) -> anyhow::Result<()> {
-    let opts = EmbedBenchOptions {
-        model: a.model,
-        batch_size: a.batch_size,
-        texts: a.texts,
-        lengths: a.lengths,
-        engine: a.engine,
-        device: a.device,
-        precision: a.precision,
-        dump_ids: a.dump_ids,
-        compare_cpu: a.compare_cpu,
-    };
-    Ok(bench_embed(&opts, &mut |line| println!("{line}"))?)
 }

@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use micro_cache::{RouterInput, TrainingArrays};
-use micro_model::bench::TrainBenchConfig;
 use micro_model::report::{trained_line, Reporter, SearchTable};
 use micro_model::{Activation, Grid, Method, TrainConfig};
 use std::path::PathBuf;
@@ -204,39 +203,4 @@ fn merge_auto(
         r.clusters
     );
     Ok(merged)
-}
-
-#[derive(clap::Args)]
-pub struct BenchTrainArgs {
-    #[arg(long, default_value_t = 100_000)]
-    pub pairs: usize,
-    #[arg(long, default_value_t = 768)]
-    pub dim: usize,
-    #[arg(long, default_value_t = 10)]
-    pub heads: usize,
-    /// Hidden units of the MLP router (0: linear router).
-    #[arg(long, default_value_t = 128)]
-    pub hidden: usize,
-    /// Batch sizes to time, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "32,512")]
-    pub batches: Vec<usize>,
-    /// Epochs timed per batch size.
-    #[arg(long, default_value_t = 2)]
-    pub epochs: usize,
-    #[arg(long, default_value = "micro")]
-    pub method: Method,
-}
-
-pub fn bench(a: BenchTrainArgs) -> anyhow::Result<()> {
-    let r = micro_model::bench::bench_train(&TrainBenchConfig {
-        pairs: a.pairs,
-        dim: a.dim,
-        heads: a.heads,
-        hidden: a.hidden,
-        batches: a.batches,
-        epochs: a.epochs,
-        method: a.method,
-    })?;
-    println!("{r}");
-    Ok(())
 }
