@@ -2,7 +2,7 @@
 //! build the built-in multi-user set.
 
 use anyhow::{Context, Result};
-use micro_data::builtin::{BuiltinLayout, BuiltinOptions};
+use micro_data::builtin::BuiltinOptions;
 use micro_data::convert::{self, LayoutOverrides};
 use micro_data::hh_users::HhUsersOptions;
 use micro_data::{formats, DataStats, Format, LoadOptions, PkuSelect, Split};
@@ -135,29 +135,8 @@ pub struct BuiltinArgs {
     /// Output pairs (native JSONL).
     #[arg(long, short)]
     pub output: PathBuf,
-    /// Folder holding the chatterbot-corpus `*.yml` files (default: `$MICRO_HOME/corpus/chatterbot/english`).
-    #[arg(long)]
-    pub corpus: Option<PathBuf>,
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Train-split layout: `rpr` (every pair with its user's context) or `helpsteer2` (Stage 1
-    /// pairs without context, labelled by latent users whose share depends on the topic, plus
-    /// a context-labelled Stage 2 pool per user). The test split is the same in both.
-    #[arg(long, default_value = "rpr")]
-    pub layout: BuiltinLayout,
-    /// Pairs per user (rpr) or Stage 1 triples per criterion (helpsteer2).
-    #[arg(long, default_value_t = BuiltinOptions::default().pairs_per_user)]
-    pub pairs_per_user: usize,
-    /// helpsteer2: context-labelled Stage 2 pairs per user.
-    #[arg(long, default_value_t = BuiltinOptions::default().pool_per_user)]
-    pub pool_per_user: usize,
-    /// helpsteer2: the share of a topic's Stage 1 pairs labelled by the user it favours.
-    #[arg(long, default_value_t = BuiltinOptions::default().majority_share)]
-    pub majority_share: f64,
-    /// Candidate responses drawn per prompt (at least 3): more gives more pairs per prompt.
-    #[arg(long, default_value_t = BuiltinOptions::default().candidates_per_prompt)]
-    pub candidates: usize,
+    #[command(flatten)]
+    pub options: BuiltinOptions,
 }
 
 #[derive(clap::Args)]
@@ -168,15 +147,8 @@ pub struct HhUsersArgs {
     /// Output pairs (native JSONL).
     #[arg(long, short)]
     pub output: PathBuf,
-    /// Random seed (selection and split).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Pairs per user (fewer only when a rater has fewer decisive pairs).
-    #[arg(long, default_value_t = HhUsersOptions::default().pairs_per_user)]
-    pub pairs_per_user: usize,
-    /// Fraction of the prompts in the test split.
-    #[arg(long, default_value_t = HhUsersOptions::default().test_fraction)]
-    pub test_fraction: f64,
+    #[command(flatten)]
+    pub options: HhUsersOptions,
 }
 
 pub fn run(command: DataCommand) -> Result<()> {
@@ -197,30 +169,12 @@ fn hh_users(a: HhUsersArgs) -> Result<()> {
         },
     )?;
     eprintln!("{}", loaded.report);
-    let options = HhUsersOptions {
-        seed: a.seed,
-        pairs_per_user: a.pairs_per_user,
-        test_fraction: a.test_fraction,
-    };
-    let (pairs, report) = micro_data::hh_users::build(&loaded.pairs, &options)?;
+    let (pairs, report) = micro_data::hh_users::build(&loaded.pairs, &a.options)?;
     micro_data::jsonl::write_pairs(&a.output, &pairs)
         .with_context(|| format!("writing {}", a.output.display()))?;
-    for (user, n) in &report.pairs {
-        eprintln!(
-            "  {user:<10} {n} pairs of {} decisive",
-            report.decisive[user]
-        );
+    for line in report.lines(&DataStats::compute(&pairs), &a.output) {
+        eprintln!("{line}");
     }
-    let s = DataStats::compute(&pairs);
-    eprintln!(
-        "wrote {} pairs (train {}, test {}; {} / {} prompts) to {}",
-        s.pairs,
-        s.splits.train,
-        s.splits.test,
-        report.train_prompts,
-        report.test_prompts,
-        a.output.display()
-    );
     Ok(())
 }
 
@@ -275,27 +229,9 @@ fn print_out(text: &str) -> Result<()> {
 }
 
 fn builtin(a: BuiltinArgs) -> Result<()> {
-    let options = BuiltinOptions {
-        corpus_dir: a.corpus,
-        seed: a.seed,
-        layout: a.layout,
-        pairs_per_user: a.pairs_per_user,
-        pool_per_user: a.pool_per_user,
-        majority_share: a.majority_share,
-        candidates_per_prompt: a.candidates,
-        ..Default::default()
-    };
-    let pairs = micro_data::builtin::build(&options)?;
+    let pairs = micro_data::builtin::build(&a.options)?;
     micro_data::jsonl::write_pairs(&a.output, &pairs)?;
     let s = DataStats::compute(&pairs);
-    eprintln!(
-        "wrote {} built-in pairs (train {}, test {}, {} attributes, {} users) to {}",
-        s.pairs,
-        s.splits.train,
-        s.splits.test,
-        s.attributes.len(),
-        s.users.users,
-        a.output.display()
-    );
+    eprintln!("{}", micro_data::builtin::wrote_line(&s, &a.output));
     Ok(())
 }
