@@ -8,9 +8,9 @@ use anyhow::Context;
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
 use micro_route::bench::{self, SimSource};
-use micro_route::query::{Selection, SimConfig};
-use micro_route::recipe::{adapt_budget, AdaptJob};
-use micro_route::{report, AdaptConfig, Evidence};
+use micro_route::query::SimConfig;
+use micro_route::recipe::{adapt_budget, AdaptOptions};
+use micro_route::report;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -23,49 +23,15 @@ pub struct AdaptArgs {
     /// Stage 1 data) are left out of the budget.
     #[arg(long)]
     pub cache: PathBuf,
-    /// Labelled pairs per attribute (B), drawn from its context-labelled training pairs.
-    #[arg(long, default_value_t = 50)]
-    pub budget: usize,
-    /// Hedge temperature tau (> 0; the paper uses 1e-3 or 1e-4).
-    #[arg(long, default_value_t = 1e-3)]
-    pub tau: f64,
     /// Output model folder.
     #[arg(short, long)]
     pub output: PathBuf,
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Peak AdamW learning rate of the router (not given by the paper; see micro-route's adapt).
-    #[arg(long, default_value_t = 1e-2)]
-    pub lr: f32,
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
-    /// Train only the router's output layer (more robust to large --lr on few pairs).
-    #[arg(long)]
-    pub output_layer_only: bool,
-    /// Seeds the budget sample (or the active choice's ties) and the minibatch order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// How each attribute's B pairs are picked from its context-labelled training pairs:
-    /// `random` (the paper) or `active` (one at a time, the pair whose answer is expected to
-    /// tell most about which head the context follows; each label is read once its pair is
-    /// chosen).
-    #[arg(long, default_value_t = Selection::Random)]
-    pub select: Selection,
-    /// Also fit the router on the other training pairs that share a labelled pair's context
-    /// text, with that context's Hedge label (their own labels are never read); `false` fits
-    /// the B labelled pairs alone (Algorithm 1). Only with `--evidence context`.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub pool_inputs: bool,
+    #[command(flatten)]
+    pub options: AdaptOptions,
     /// Write the pairs used (row, id, attribute and, for `--select active`, the information
     /// of each when chosen) to this JSON file.
     #[arg(long, value_name = "FILE")]
     pub chosen: Option<PathBuf>,
-    /// Whose losses form a pair's Hedge label: `context` (summed over the budget pairs with the
-    /// same context text) or `pair` (its own, Algorithm 1 as printed).
-    #[arg(long, default_value_t = Evidence::Context)]
-    pub evidence: Evidence,
 }
 
 pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
@@ -73,28 +39,7 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", a.model.display()))?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading cache {}", a.cache.display()))?;
-    let config = AdaptConfig {
-        tau: a.tau,
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        lr: a.lr,
-        weight_decay: a.weight_decay,
-        seed: a.seed,
-        // One thread measured faster than two at these sizes (`micro bench adapt`).
-        threads: 1,
-        train_hidden: !a.output_layer_only,
-        evidence: a.evidence,
-        // Pool inputs take their labels from the context's evidence: none with per-pair evidence.
-        pool_inputs: a.pool_inputs && a.evidence == Evidence::Context,
-        ..AdaptConfig::default()
-    };
-    let job = AdaptJob {
-        budget: a.budget,
-        select: a.select,
-        seed: a.seed,
-        config,
-    };
-    let out = adapt_budget(&model, &cache, &job)?;
+    let out = adapt_budget(&model, &cache, &a.options.job())?;
     if let Some(b) = &out.picked {
         println!("{}", report::active_choice(b, model.k()));
     }
