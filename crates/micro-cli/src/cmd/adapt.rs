@@ -7,8 +7,7 @@
 use anyhow::Context;
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
-use micro_route::bench::{self, SimSource};
-use micro_route::query::SimConfig;
+use micro_route::bench::{self, SelectBenchConfig, SimSource};
 use micro_route::recipe::{adapt_budget, AdaptOptions};
 use micro_route::report;
 use std::path::PathBuf;
@@ -75,43 +74,8 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(clap::Args)]
-pub struct BenchSelectArgs {
-    /// Candidate pairs to choose from.
-    #[arg(long, default_value_t = 1000)]
-    pub candidates: usize,
-    #[arg(long, default_value_t = 768)]
-    pub dim: usize,
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    /// Timed choices (after one warm-up).
-    #[arg(long, default_value_t = 200)]
-    pub repeats: usize,
-    /// Simulated users, each answering by one head (0: timing only).
-    #[arg(long, default_value_t = 20)]
-    pub users: usize,
-    /// Probability that a simulated user answers against their head.
-    #[arg(long, default_value_t = 0.1)]
-    pub noise: f64,
-    /// Questions asked at most per user and way of asking.
-    #[arg(long, default_value_t = 100)]
-    pub max_answers: usize,
-    /// The users' update rule: `anytime` (the server's default Hedge rate) or a fixed eta
-    /// (1 = the Bayesian posterior).
-    #[arg(long, default_value = "anytime")]
-    pub rate: String,
-    /// Simulate with this model's heads (default: random heads of --dim and --k) ...
-    #[arg(long, requires = "cache")]
-    pub model: Option<PathBuf>,
-    /// ... on this cache's pairs: its train split as candidates, its test split held out.
-    #[arg(long, requires = "model")]
-    pub cache: Option<PathBuf>,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
 /// `micro bench select`: the time to choose the next pair, then simulated users.
-pub fn bench_select(a: BenchSelectArgs) -> anyhow::Result<()> {
+pub fn bench_select(a: SelectBenchConfig) -> anyhow::Result<()> {
     println!(
         "{}",
         bench::time_choice(a.candidates, a.dim, a.k, a.repeats)?
@@ -119,22 +83,9 @@ pub fn bench_select(a: BenchSelectArgs) -> anyhow::Result<()> {
     if a.users == 0 {
         return Ok(());
     }
-    let rate = bench::parse_rate(&a.rate)?;
+    let cfg = a.sim_config()?;
     let loaded = match (&a.model, &a.cache) {
-        (Some(m), Some(c)) => {
-            let model =
-                MixtureModel::load(m).with_context(|| format!("loading model {}", m.display()))?;
-            let cache = EmbeddingCache::load(c)
-                .with_context(|| format!("loading cache {}", c.display()))?;
-            model.check_cache(&cache.meta).map_err(|e| {
-                anyhow::anyhow!(
-                    "model {} does not fit cache {}: {e}",
-                    m.display(),
-                    c.display()
-                )
-            })?;
-            Some((model, cache, format!("{} on {}", m.display(), c.display())))
-        }
+        (Some(m), Some(c)) => Some(bench::load_sim_model(m, c)?),
         _ => None,
     };
     let source = match &loaded {
@@ -149,14 +100,6 @@ pub fn bench_select(a: BenchSelectArgs) -> anyhow::Result<()> {
         },
     };
     let pairs = bench::simulation_pairs(&source)?;
-    let cfg = SimConfig {
-        users: a.users,
-        noise: a.noise,
-        max_answers: a.max_answers,
-        rate,
-        seed: a.seed,
-        ..SimConfig::default()
-    };
     let bar = super::bar(1, "{spinner} simulating users {elapsed}");
     let sim = bench::simulate(pairs, &cfg)?;
     bar.finish_and_clear();
@@ -170,7 +113,7 @@ mod tests {
 
     #[test]
     fn bench_select_times_and_simulates() {
-        bench_select(BenchSelectArgs {
+        bench_select(SelectBenchConfig {
             candidates: 50,
             dim: 8,
             k: 3,

@@ -17,7 +17,7 @@ pub enum BenchCommand {
     Serve(super::serve::BenchServeArgs),
     /// Time to choose the next pair to ask among candidates, and simulated users asked by the
     /// rule or at random.
-    Select(super::adapt::BenchSelectArgs),
+    Select(micro_route::bench::SelectBenchConfig),
 }
 
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
