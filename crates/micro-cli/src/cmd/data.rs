@@ -35,7 +35,7 @@ pub struct ConvertArgs {
     pub output: PathBuf,
     /// Mark every pair as this split (HelpSteer2: train drops pairs all five attributes agree on).
     #[arg(long, value_enum, conflicts_with = "test_fraction")]
-    pub split: Option<SplitArg>,
+    pub split: Option<Split>,
     /// Split by prompt instead: this fraction of the distinct prompts goes to test (e.g. 0.2),
     /// drawn with --seed; for small sets that ship as one file.
     #[arg(long)]
@@ -56,27 +56,8 @@ pub struct ConvertArgs {
 /// Rated responses (`--format ratings`, and the gap and contexts of `helpsteer2`).
 #[derive(clap::Args)]
 pub struct RatingsArgs {
-    /// ratings: the prompt field (default `prompt`; UniEval files: `source`).
-    #[arg(long)]
-    pub prompt_field: Option<String>,
-    /// ratings: the response field (default `response`; UniEval files: `system_output`).
-    #[arg(long)]
-    pub response_field: Option<String>,
-    /// ratings: a nested object holding the ratings (UniEval files: `scores`).
-    #[arg(long)]
-    pub ratings_field: Option<String>,
-    /// ratings: the rated attributes, comma-separated (columns, or keys of --ratings-field;
-    /// default: every key of --ratings-field, UniEval's `overall` left out).
-    #[arg(long, value_delimiter = ',')]
-    pub attributes: Vec<String>,
-    /// ratings: a field with knowledge for the reply, put first in the prompt as a system turn
-    /// (UniEval files: `context`).
-    #[arg(long)]
-    pub knowledge_field: Option<String>,
-    /// ratings: split a text prompt into dialogue turns at this separator (`\n` for a newline;
-    /// UniEval files: a newline).
-    #[arg(long)]
-    pub turn_separator: Option<String>,
+    #[command(flatten)]
+    pub fields: LayoutOverrides,
     /// ratings, helpsteer2: the minimum rating gap for a pair (default: HelpSteer2 1, UniEval 0.5).
     #[arg(long)]
     pub min_gap: Option<f64>,
@@ -86,35 +67,6 @@ pub struct RatingsArgs {
     /// A JSON file of context sentences, {"attribute": "sentence", ...}.
     #[arg(long)]
     pub contexts_file: Option<PathBuf>,
-}
-
-impl RatingsArgs {
-    /// The fields named on the command line.
-    fn fields(&self) -> LayoutOverrides {
-        LayoutOverrides {
-            prompt: self.prompt_field.clone(),
-            response: self.response_field.clone(),
-            ratings: self.ratings_field.clone(),
-            attributes: self.attributes.clone(),
-            knowledge: self.knowledge_field.clone(),
-            turn_separator: self.turn_separator.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum SplitArg {
-    Train,
-    Test,
-}
-
-impl From<SplitArg> for Split {
-    fn from(s: SplitArg) -> Self {
-        match s {
-            SplitArg::Train => Split::Train,
-            SplitArg::Test => Split::Test,
-        }
-    }
 }
 
 #[derive(clap::Args)]
@@ -181,7 +133,7 @@ fn hh_users(a: HhUsersArgs) -> Result<()> {
 fn convert(a: ConvertArgs) -> Result<()> {
     let options = LoadOptions {
         format: a.format,
-        split: a.split.map(Split::from),
+        split: a.split,
         test_fraction: a.test_fraction,
         seed: a.seed,
         pku: a.pku,
@@ -193,8 +145,7 @@ fn convert(a: ConvertArgs) -> Result<()> {
             &a.ratings.contexts,
         )?,
     };
-    let fields = a.ratings.fields();
-    let s = convert::convert(&a.inputs, options, &fields, &a.output, &mut |r| {
+    let s = convert::convert(&a.inputs, options, &a.ratings.fields, &a.output, &mut |r| {
         eprintln!("{r}")
     })?;
     eprintln!("{}", convert::wrote_line(&s, &a.output));
