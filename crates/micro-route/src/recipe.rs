@@ -103,6 +103,40 @@ pub struct AdaptOutcome {
     pub left_to_stage1: BTreeMap<String, usize>,
 }
 
+impl AdaptOutcome {
+    /// What `micro adapt` prints about the budget (before writing the chosen pairs): the
+    /// active choice, and the attributes left to Stage 1.
+    pub fn budget_lines(&self, k: usize) -> Vec<String> {
+        let mut lines: Vec<String> = (self.picked.iter())
+            .map(|b| crate::report::active_choice(b, k))
+            .collect();
+        if !self.left_to_stage1.is_empty() {
+            lines.push(format!(
+                "budget {} from attribute(s) with context-labelled training pairs; left to Stage 1 (no context): {}",
+                if self.picked.is_some() { "chosen" } else { "drawn" },
+                crate::report::counts(&self.left_to_stage1)
+            ));
+        }
+        lines
+    }
+
+    /// What `micro adapt` prints about the adaptation of `model`: why the router stayed as it
+    /// was (if it did), the summary, and the accuracy on `cache`'s test pairs.
+    pub fn result_lines(&self, model: &MixtureModel, cache: &EmbeddingCache) -> Vec<String> {
+        let mut lines: Vec<String> = (self.report.skipped.iter())
+            .map(|why| format!("router unchanged: {why}"))
+            .collect();
+        lines.push(crate::report::adapt_summary(&self.report));
+        lines.push(
+            match crate::report::test_accuracy(model, &self.adapted, cache) {
+                Some(acc) => acc.to_string(),
+                None => "no test pairs in the cache: nothing to evaluate".into(),
+            },
+        );
+        lines
+    }
+}
+
 /// Picks the budget from the cache's context-labelled training pairs and adapts on it.
 pub fn adapt_budget(
     model: &MixtureModel,
@@ -200,6 +234,15 @@ mod tests {
         assert_eq!(stage2["selection"], "active");
         assert_eq!(stage2["pool_pairs"], 48);
         assert!(out.left_to_stage1.is_empty());
+        let lines = out.budget_lines(3);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            crate::report::active_choice(out.picked.as_ref().unwrap(), 3)
+        );
+        let result = out.result_lines(&model, &cache);
+        assert_eq!(result[0], crate::report::adapt_summary(&out.report));
+        assert_eq!(result.len(), 2, "{result:?}");
         // Random selection has no information; a budget above a pool is refused.
         let out = adapt_budget(&model, &cache, &job(Selection::Random, 6)).unwrap();
         assert!(out.picked.is_none());
@@ -213,6 +256,7 @@ mod tests {
             .unwrap()
             .iter()
             .all(|r| r["information"].is_null()));
+        assert!(out.budget_lines(3).is_empty());
         let e = adapt_budget(&model, &cache, &job(Selection::Active, 31)).unwrap_err();
         assert!(e.to_string().contains("fewer than the budget 31"), "{e}");
     }

@@ -39,15 +39,8 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading cache {}", a.cache.display()))?;
     let out = adapt_budget(&model, &cache, &a.options.job())?;
-    if let Some(b) = &out.picked {
-        println!("{}", report::active_choice(b, model.k()));
-    }
-    if !out.left_to_stage1.is_empty() {
-        println!(
-            "budget {} from attribute(s) with context-labelled training pairs; left to Stage 1 (no context): {}",
-            if out.picked.is_some() { "chosen" } else { "drawn" },
-            report::counts(&out.left_to_stage1)
-        );
+    for line in out.budget_lines(model.k()) {
+        println!("{line}");
     }
     if let Some(path) = &a.chosen {
         let rows = report::chosen_json(&cache, &out.rows, out.picked.as_ref());
@@ -59,13 +52,8 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
             path.display()
         );
     }
-    if let Some(why) = &out.report.skipped {
-        println!("router unchanged: {why}");
-    }
-    println!("{}", report::adapt_summary(&out.report));
-    match report::test_accuracy(&model, &out.adapted, &cache) {
-        Some(acc) => println!("{acc}"),
-        None => println!("no test pairs in the cache: nothing to evaluate"),
+    for line in out.result_lines(&model, &cache) {
+        println!("{line}");
     }
     out.adapted
         .save(&a.output)
