@@ -14,7 +14,7 @@ pub enum BenchCommand {
     /// Stage 2 adaptation time and online feedback update time.
     Adapt(AdaptBenchConfig),
     /// Load test of the reward server on loopback.
-    Serve(super::serve::BenchServeArgs),
+    Serve(micro_serve::testing::flags::ServeBenchFlags),
     /// Time to choose the next pair to ask among candidates, and simulated users asked by the
     /// rule or at random.
     Select(micro_route::bench::SelectBenchConfig),
@@ -28,7 +28,8 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Embed(a) => {
             micro_embed::bench::bench_embed(&a, &mut |line| println!("{line}"))?
         }
-        BenchCommand::Serve(a) => super::serve::bench(a)?,
+        BenchCommand::Serve(a) => micro_serve::testing::flags::run(&a, &mut |l| println!("{l}"))
+            .map_err(anyhow::Error::msg)?,
         BenchCommand::Select(a) => super::adapt::bench_select(a)?,
     }
     Ok(())

@@ -1,12 +1,9 @@
-//! `micro serve` (the reward server and its API keys) and `micro bench serve` (a load test on
-//! loopback).
+//! `micro serve`: the reward server and its API keys.
 
 use anyhow::Context;
-use micro_embed::{BackboneOptions, ContextMode, DeviceKind};
+use micro_embed::{ContextMode, DeviceKind};
 use micro_model::MixtureModel;
 use micro_route::Rate;
-use micro_serve::store::SqliteSync;
-use micro_serve::testing::{bench, report};
 use micro_serve::{auth, AppState, BatchOptions, Limits, Scorer, StoreOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -179,106 +176,5 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("server failed")?;
     eprintln!("micro serve: stopped");
-    Ok(())
-}
-
-#[derive(clap::Args)]
-pub struct BenchServeArgs {
-    /// Requests per phase (default: 5000 for scoring and feedback, 320 with --text).
-    #[arg(long)]
-    requests: Option<usize>,
-    /// Concurrent keep-alive clients.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
-    /// Embedding width of the synthetic model.
-    #[arg(long, default_value_t = 768)]
-    dim: usize,
-    /// Heads of the synthetic model.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    /// Responses per scoring request.
-    #[arg(long, default_value_t = 4)]
-    responses: usize,
-    /// Users the feedback is spread over.
-    #[arg(long, default_value_t = 100)]
-    users: usize,
-    /// State store URL (default: a fresh SQLite file in a temporary folder).
-    #[arg(long)]
-    db: Option<String>,
-    #[arg(long)]
-    sqlite_sync: Option<SqliteSync>,
-    /// Measure text scoring through a real backbone instead: single-query OpenRLHF-shaped
-    /// calls from --clients concurrent clients, without and with batching.
-    #[arg(long)]
-    text: bool,
-    /// Backbone folder for --text (default: all-MiniLM-L6-v2 from scripts/fetch-assets.sh).
-    #[arg(long)]
-    backbone: Option<PathBuf>,
-    /// Concurrent single-query clients for --text, one phase each.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
-    clients: Vec<usize>,
-    /// For --text: consecutive calls that share a prompt and label, as a trainer sampling
-    /// several responses per prompt sends them (1: all prompts distinct).
-    #[arg(long, default_value_t = 1)]
-    samples_per_prompt: usize,
-    #[command(flatten)]
-    batching: BatchOptions,
-}
-
-pub fn bench(a: BenchServeArgs) -> anyhow::Result<()> {
-    if a.text {
-        return bench_text(a);
-    }
-    let opts = bench::BenchOptions {
-        requests: a.requests.unwrap_or(5000),
-        concurrency: a.concurrency,
-        dim: a.dim,
-        k: a.k,
-        responses: a.responses,
-        users: a.users,
-        db: a.db,
-        sync: a.sqlite_sync,
-    };
-    let tmp = report::temp_dir().map_err(anyhow::Error::msg)?;
-    println!("{}", report::heading(&opts, report::cores()));
-    let results = bench::run(&opts, &tmp).map_err(anyhow::Error::msg)?;
-    for r in &results {
-        println!("{r}");
-    }
-    let _ = std::fs::remove_dir_all(&tmp);
-    Ok(())
-}
-
-/// `micro bench serve --text`: texts/s and latency with and without batching, and the
-/// batched/unbatched throughput ratio per client count.
-fn bench_text(a: BenchServeArgs) -> anyhow::Result<()> {
-    let dir = match a.backbone {
-        Some(d) => d,
-        None => micro_embed::default_minilm_dir()
-            .context("no --backbone given and no home folder to find all-MiniLM-L6-v2 in")?,
-    };
-    let backbone = micro_embed::load_backbone(&dir, &BackboneOptions::default())
-        .with_context(|| format!("cannot load the backbone {} (fetch it with scripts/fetch-assets.sh minilm, or pass --backbone DIR)", dir.display()))?;
-    let opts = bench::TextBenchOptions {
-        requests: a.requests.unwrap_or(320),
-        clients: a.clients,
-        k: a.k,
-        batching: a.batching,
-        samples_per_prompt: a.samples_per_prompt,
-    };
-    let (name, dim) = (backbone.info().name, backbone.dim());
-    println!(
-        "{}",
-        report::text_heading(&opts, &name, dim, report::cores())
-    );
-    let tmp = report::temp_dir().map_err(anyhow::Error::msg)?;
-    let results = bench::run_text(&opts, Arc::from(backbone), &tmp).map_err(anyhow::Error::msg)?;
-    let _ = std::fs::remove_dir_all(&tmp);
-    for r in &results {
-        println!("{r}");
-    }
-    for line in report::speedups(&opts.clients, &results) {
-        println!("{line}");
-    }
     Ok(())
 }
