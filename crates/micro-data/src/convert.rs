@@ -8,14 +8,43 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Fields of rated-response files named by the user, put into the file's own layout.
+/// With the `clap` feature these are `micro data convert`'s `--*-field` flags. In
+/// `turn_separator`, `\n` (two characters) stands for a newline.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct LayoutOverrides {
+    /// ratings: the prompt field (default `prompt`; UniEval files: `source`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "prompt-field", value_name = "PROMPT_FIELD")
+    )]
     pub prompt: Option<String>,
+    /// ratings: the response field (default `response`; UniEval files: `system_output`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "response-field", value_name = "RESPONSE_FIELD")
+    )]
     pub response: Option<String>,
+    /// ratings: a nested object holding the ratings (UniEval files: `scores`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "ratings-field", value_name = "RATINGS_FIELD")
+    )]
     pub ratings: Option<String>,
+    /// ratings: the rated attributes, comma-separated (columns, or keys of --ratings-field;
+    /// default: every key of --ratings-field, UniEval's `overall` left out).
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
     pub attributes: Vec<String>,
+    /// ratings: a field with knowledge for the reply, put first in the prompt as a system turn
+    /// (UniEval files: `context`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "knowledge-field", value_name = "KNOWLEDGE_FIELD")
+    )]
     pub knowledge: Option<String>,
-    /// `\n` (two characters) stands for a newline.
+    /// ratings: split a text prompt into dialogue turns at this separator (`\n` for a newline;
+    /// UniEval files: a newline).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub turn_separator: Option<String>,
 }
 

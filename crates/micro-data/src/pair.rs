@@ -73,6 +73,7 @@ impl Prompt {
 /// Which split a pair belongs to. `validation`, `val`, `dev` and `eval` read as `Test`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Split {
     Train,
     #[serde(alias = "validation", alias = "val", alias = "dev", alias = "eval")]

@@ -49,6 +49,23 @@ fn triple(p: &PrefPair) -> (String, String, String) {
 }
 
 #[test]
+fn the_wrote_line_counts_pairs_splits_attributes_and_users() {
+    let s = micro_data::DataStats::compute(default_pairs());
+    assert_eq!(
+        micro_data::builtin::wrote_line(&s, Path::new("out/pairs.jsonl")),
+        format!(
+            "wrote {} built-in pairs (train {}, test {}, {} attributes, {} users) to out/pairs.jsonl",
+            default_pairs().len(),
+            s.splits.train,
+            s.splits.test,
+            USER_TYPES.len(),
+            USER_TYPES.len()
+        )
+    );
+    assert_eq!(s.pairs, 600 * USER_TYPES.len());
+}
+
+#[test]
 fn same_seed_same_pairs_other_seed_other_pairs() {
     let a = default_pairs();
     let opts = BuiltinOptions {

@@ -196,20 +196,33 @@ impl std::str::FromStr for DeviceKind {
     }
 }
 
-/// How to load and run a backbone.
+/// How to load and run a backbone (with the `clap` feature: `micro embed`'s flags). `max_len`
+/// overrides the model's own maximum sequence length but never raises it past the
+/// position-embedding table.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct BackboneOptions {
+    /// Where a pair's context goes: prefix (`[criteria] c\n[context] prompt`), system, none.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "prefix"))]
     pub context: ContextMode,
-    /// Overrides the model's own maximum sequence length (never raises it past the
-    /// position-embedding table).
-    pub max_len: Option<usize>,
-    /// Sequences per forward pass.
-    pub batch_size: usize,
-    pub device: DeviceKind,
-    /// Encoders: the text of a reward feature (decoders embed the templated conversation).
+    /// Encoders: the text of a response's reward feature: last-turn (the last user turn, then
+    /// the response), transcript (every turn, then the response) or response (alone). Decoders
+    /// always embed the chat-templated conversation. See the README's feature table.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "last-turn"))]
     pub response_text: ResponseText,
-    /// Encoders: the text of a router input.
+    /// Encoders: the text of a router input: last-turn or transcript (the context goes before it).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "last-turn"))]
     pub prompt_text: PromptText,
+    /// Sequences per forward pass.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 32))]
+    pub batch_size: usize,
+    /// Maximum tokens per sequence (default: the model's, e.g. max_seq_length 256 for MiniLM).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub max_len: Option<usize>,
+    /// cpu, or cuda[:N] for a GPU (a build from scripts/build-cuda.sh; decoders run in bf16
+    /// there).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "cpu"))]
+    pub device: DeviceKind,
 }
 
 impl Default for BackboneOptions {

@@ -14,22 +14,39 @@ use std::time::Instant;
 
 /// What to time.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct EmbedBenchOptions {
     /// Hugging Face model folder (a BERT-family encoder or a Llama/Qwen2 decoder).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub model: PathBuf,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 32))]
     pub batch_size: usize,
     /// Texts per length.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 256))]
     pub texts: usize,
-    /// Target token counts of the texts.
+    /// Target token counts of the texts (special tokens included; a decoder's chat template
+    /// adds its own).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', default_value = "17,90,200")
+    )]
     pub lengths: Vec<usize>,
-    /// `native` or `candle`, for encoders.
+    /// native (hand-written forward) or candle (candle's BertModel), for encoders.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "native"))]
     pub engine: String,
+    /// cpu, or cuda[:N] (a build from scripts/build-cuda.sh).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "cpu"))]
     pub device: DeviceKind,
-    /// Decoders: dtype of weights and activations.
+    /// Decoders: dtype of weights and activations (auto: f32 on the CPU, bf16 on a GPU).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "auto"))]
     pub precision: Precision,
-    /// Decoders: write the token ids of every sequence run (JSON) here.
+    /// Decoders: write the token ids of every sequence run (JSON) for a peer benchmark on the
+    /// same input (scripts/decoder-peer-bench.py).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub dump_ids: Option<PathBuf>,
-    /// Decoders: compare the device's hidden states with the CPU's in f32.
+    /// Decoders on a GPU: also run the texts on the CPU in f32 and print how far the device's
+    /// hidden states are from them.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub compare_cpu: bool,
 }
 

@@ -15,6 +15,28 @@ pub struct MergeSummary {
     pub missing_shards: Vec<String>,
 }
 
+impl MergeSummary {
+    /// `wrote OUT: N pairs from M caches`, as `micro cache merge` prints it.
+    pub fn line(&self, out: &Path) -> String {
+        format!(
+            "wrote {}: {} pairs from {} caches",
+            out.display(),
+            self.pairs,
+            self.inputs
+        )
+    }
+
+    /// The warning for shards of the series that were not given, if any.
+    pub fn warning(&self) -> Option<String> {
+        (!self.missing_shards.is_empty()).then(|| {
+            format!(
+                "warning: shards {} were not given: the merged cache is partial",
+                self.missing_shards.join(", ")
+            )
+        })
+    }
+}
+
 /// Merges the caches in `inputs` into `out` (stored as `dtype`, or the first input's dtype).
 pub fn merge_caches(inputs: &[PathBuf], out: &Path, dtype: Option<Dtype>) -> Result<MergeSummary> {
     if inputs.is_empty() {
@@ -165,4 +187,31 @@ fn sum_extra(caches: &[(PathBuf, EmbeddingCache)], key: &str) -> u64 {
                 .and_then(Value::as_u64)
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_output_and_missing_shards() {
+        let s = MergeSummary {
+            pairs: 120,
+            inputs: 3,
+            missing_shards: vec![],
+        };
+        assert_eq!(
+            s.line(Path::new("out/all")),
+            "wrote out/all: 120 pairs from 3 caches"
+        );
+        assert_eq!(s.warning(), None);
+        let partial = MergeSummary {
+            missing_shards: vec!["1/4".into(), "3/4".into()],
+            ..s
+        };
+        assert_eq!(
+            partial.warning().unwrap(),
+            "warning: shards 1/4, 3/4 were not given: the merged cache is partial"
+        );
+    }
 }

@@ -15,11 +15,20 @@ use std::time::Instant;
 
 /// How to run `micro embed`.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct EmbedOptions {
-    pub shard: Option<Shard>,
-    /// Storage precision of the cache's tensors.
+    /// Storage precision of the cache: f32, f16 or bf16.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "f32"))]
     pub dtype: Dtype,
+    /// Embed only slice i of n (0-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/16`; join the
+    /// slices with `micro cache merge`.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub shard: Option<Shard>,
     /// Distinct texts per chunk: the unit of progress and of resuming.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "chunk", value_name = "CHUNK", default_value_t = 512)
+    )]
     pub chunk_size: usize,
 }
 
@@ -59,6 +68,34 @@ pub struct EmbedSummary {
     pub texts_per_second: f64,
 }
 
+impl EmbedSummary {
+    /// What `micro embed` prints once the cache `out` (of `shard`, if one) is written.
+    pub fn lines(&self, out: &Path, shard: Option<Shard>) -> Vec<String> {
+        let mut lines = vec![format!(
+            "wrote {}: {} pairs, {} distinct responses, {} distinct prompts{}, {:.1}s ({:.1} texts/s){}",
+            out.display(),
+            self.pairs,
+            self.distinct_responses,
+            self.distinct_prompts,
+            shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
+            self.seconds,
+            self.texts_per_second,
+            if self.resumed_texts > 0 {
+                format!(", {} texts resumed", self.resumed_texts)
+            } else {
+                String::new()
+            },
+        )];
+        if self.truncated_responses + self.truncated_prompts > 0 {
+            lines.push(format!(
+                "truncated to the model's length: {} responses (oldest prompt text dropped first), {} prompts",
+                self.truncated_responses, self.truncated_prompts
+            ));
+        }
+        lines
+    }
+}
+
 /// Embeds `pairs` (or the shard's slice of them) with `backbone` into the cache folder `out`.
 pub fn embed_to_cache(
     backbone: &dyn Backbone,
@@ -83,7 +120,7 @@ pub fn embed_to_cache(
         &pairs,
         backbone.capabilities().response_uses_context,
         backbone.describe().context,
-        opts.chunk_size,
+        opts.chunk_size.max(1),
     );
     let manifest = Manifest {
         version: 1,
@@ -93,7 +130,7 @@ pub fn embed_to_cache(
         },
         backbone: backbone.info(),
         description: backbone.describe(),
-        chunk_size: opts.chunk_size,
+        chunk_size: opts.chunk_size.max(1),
         response_chunks: plan.response_chunks.len(),
         prompt_chunks: plan.prompt_chunks.len(),
     };
@@ -340,4 +377,38 @@ fn assemble(
         cache.scores = Some((pick(&plan.chosen), pick(&plan.rejected)));
     }
     Ok(cache)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_reads_as_micro_embed_prints_it() {
+        let s = EmbedSummary {
+            pairs: 10,
+            distinct_responses: 18,
+            distinct_prompts: 5,
+            seconds: 2.04,
+            texts_per_second: 11.53,
+            ..Default::default()
+        };
+        let shard = "1/4".parse::<Shard>().ok();
+        assert_eq!(
+            s.lines(Path::new("out/c"), shard),
+            ["wrote out/c: 10 pairs, 18 distinct responses, 5 distinct prompts (shard 1/4), 2.0s (11.5 texts/s)"]
+        );
+        let s = EmbedSummary {
+            resumed_texts: 7,
+            truncated_responses: 2,
+            ..s
+        };
+        assert_eq!(
+            s.lines(Path::new("c"), None),
+            [
+                "wrote c: 10 pairs, 18 distinct responses, 5 distinct prompts, 2.0s (11.5 texts/s), 7 texts resumed",
+                "truncated to the model's length: 2 responses (oldest prompt text dropped first), 0 prompts"
+            ]
+        );
+    }
 }

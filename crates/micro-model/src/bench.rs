@@ -8,16 +8,27 @@ use std::time::Instant;
 
 /// What to time.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TrainBenchConfig {
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 100_000))]
     pub pairs: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 768))]
     pub dim: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
     pub heads: usize,
     /// Hidden units of the MLP router (0: linear router).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 128))]
     pub hidden: usize,
-    /// Batch sizes to time.
+    /// Batch sizes to time, comma-separated.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', default_value = "32,512")
+    )]
     pub batches: Vec<usize>,
     /// Epochs timed per batch size.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2))]
     pub epochs: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value = "micro"))]
     pub method: Method,
 }
 

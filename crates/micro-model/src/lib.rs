@@ -56,4 +56,7 @@ pub use model::{log_sigmoid, sigmoid, MixtureModel, ModelConfig};
 pub use optim::{AdamW, Schedule};
 pub use router::{Activation, Router, RouterActs};
 pub use search::{train_search, Grid, Search, SearchEvent, Trial};
-pub use train::{train, train_rows, EpochStats, TrainConfig, TrainError, TrainEvent, TrainReport};
+pub use train::{
+    train, train_rows, EpochStats, Heads, RouterLayout, TrainConfig, TrainError, TrainEvent,
+    TrainOptions, TrainReport,
+};

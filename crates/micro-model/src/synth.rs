@@ -40,29 +40,52 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Knobs of the generator; the defaults give four groups in two opposite pairs.
+/// With the `clap` feature these are the flags of `micro synth`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct SynthConfig {
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 20_000))]
     pub pairs: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 32))]
     pub dim: usize,
+    /// Number of latent user groups.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 4))]
     pub groups: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub seed: u64,
     /// Fraction of pairs in the test split.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.2))]
     pub test_fraction: f64,
-    /// Norm of each true head: larger means cleaner labels.
+    /// Norm of each true head (larger: cleaner labels).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2.5))]
     pub head_scale: f64,
-    /// Norm of each row of the gate G: larger means more prompt-dependent group weights.
+    /// How strongly group weights depend on the prompt.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.5))]
     pub gate_scale: f64,
     /// How far a context moves the router input toward its group.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 3.0))]
     pub context_shift: f64,
     /// Fraction of pairs that carry their group's context.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0))]
     pub context_fraction: f64,
-    /// Fraction of training pairs with neither context nor group name (binary-only Stage 1
-    /// pairs); test pairs always carry both.
+    /// Fraction of training pairs that are binary-only Stage 1 pairs (no context, no group name),
+    /// as in the paper's data; the other training pairs and all test pairs carry their group's
+    /// context (Stage 2's pool and the evaluation set).
     #[serde(default)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0))]
     pub unlabelled_fraction: f64,
-    /// Norm of the first response's style offset.
+    /// Norm of the first response's style offset (drives the Theorem 3.2 variance term).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0))]
     pub style_scale: f64,
-    /// Heads in opposite pairs (u_2 = -u_1, ...).
+    /// Heads in opposite pairs (u_2 = -u_1, ...); the flag `--no-reversed-pairs` clears it.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "no-reversed-pairs",
+            action = clap::ArgAction::SetFalse,
+            help = "Draw heads independently instead of in opposite pairs"
+        )
+    )]
     pub reversed_pairs: bool,
 }
 

@@ -12,22 +12,32 @@ use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
 use std::borrow::Cow;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What `micro bench adapt` times.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct AdaptBenchConfig {
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 768))]
     pub dim: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
     pub k: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 5))]
     pub attributes: usize,
     /// Pairs per attribute (B).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 50))]
     pub budget: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
     pub epochs: usize,
     /// Router hidden units (0: linear router).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 128))]
     pub hidden: usize,
     /// Timed adaptations (after one warm-up).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 20))]
     pub repeats: usize,
     /// Timed online updates.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1_000_000))]
     pub updates: usize,
 }
 
@@ -224,6 +234,78 @@ pub fn parse_rate(s: &str) -> Result<Rate> {
         })
 }
 
+/// What `micro bench select` times and simulates (its flags with the `clap` feature).
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct SelectBenchConfig {
+    /// Candidate pairs to choose from.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1000))]
+    pub candidates: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 768))]
+    pub dim: usize,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
+    pub k: usize,
+    /// Timed choices (after one warm-up).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 200))]
+    pub repeats: usize,
+    /// Simulated users, each answering by one head (0: timing only).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 20))]
+    pub users: usize,
+    /// Probability that a simulated user answers against their head.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.1))]
+    pub noise: f64,
+    /// Questions asked at most per user and way of asking.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 100))]
+    pub max_answers: usize,
+    /// The users' update rule: `anytime` (the server's default Hedge rate) or a fixed eta
+    /// (1 = the Bayesian posterior).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "anytime"))]
+    pub rate: String,
+    /// Simulate with this model's heads (default: random heads of --dim and --k) ...
+    #[cfg_attr(feature = "clap", arg(long, requires = "cache"))]
+    pub model: Option<PathBuf>,
+    /// ... on this cache's pairs: its train split as candidates, its test split held out.
+    #[cfg_attr(feature = "clap", arg(long, requires = "model"))]
+    pub cache: Option<PathBuf>,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    pub seed: u64,
+}
+
+impl SelectBenchConfig {
+    /// The simulation's settings (the rate parsed with [`parse_rate`]).
+    pub fn sim_config(&self) -> Result<SimConfig> {
+        Ok(SimConfig {
+            users: self.users,
+            noise: self.noise,
+            max_answers: self.max_answers,
+            rate: parse_rate(&self.rate)?,
+            seed: self.seed,
+            ..SimConfig::default()
+        })
+    }
+}
+
+/// The model and cache a simulation answers by, checked to fit each other, with the
+/// description [`SimSource::Model`] takes.
+pub fn load_sim_model(
+    model: &Path,
+    cache: &Path,
+) -> Result<(MixtureModel, EmbeddingCache, String)> {
+    let m = MixtureModel::load(model)
+        .map_err(|e| data(format!("loading model {}: {e}", model.display())))?;
+    let c = EmbeddingCache::load(cache)
+        .map_err(|e| data(format!("loading cache {}: {e}", cache.display())))?;
+    m.check_cache(&c.meta).map_err(|e| {
+        data(format!(
+            "model {} does not fit cache {}: {e}",
+            model.display(),
+            cache.display()
+        ))
+    })?;
+    let name = format!("{} on {}", model.display(), cache.display());
+    Ok((m, c, name))
+}
+
 /// Whose heads and pairs the simulated users answer by.
 pub enum SimSource<'a> {
     /// Random heads in [`SIM_DIM`] dimensions over `candidates` random pairs.
@@ -359,6 +441,34 @@ impl fmt::Display for Simulation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_select_config_parses_its_rate_and_loads_fitting_models() {
+        let mut c = SelectBenchConfig {
+            candidates: 50,
+            dim: 8,
+            k: 3,
+            repeats: 1,
+            users: 4,
+            noise: 0.2,
+            max_answers: 5,
+            rate: "1".into(),
+            model: None,
+            cache: None,
+            seed: 3,
+        };
+        let sim = c.sim_config().unwrap();
+        assert_eq!(
+            (sim.users, sim.noise, sim.max_answers, sim.seed),
+            (4, 0.2, 5, 3)
+        );
+        assert_eq!(sim.rate, Rate::Fixed(1.0));
+        c.rate = "fast".into();
+        assert!(c.sim_config().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_sim_model(&dir.path().join("none"), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("loading model"), "{err}");
+    }
 
     #[test]
     fn simulation_pairs_come_from_random_heads_or_a_model_and_cache() {

@@ -44,6 +44,22 @@ impl Rate {
     }
 }
 
+/// `anytime` (any case) or a positive, finite eta, as `micro serve --rate` takes it.
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Rate, String> {
+        if s.eq_ignore_ascii_case("anytime") {
+            return Ok(Rate::Anytime);
+        }
+        match s.parse::<f64>() {
+            Ok(eta) if eta > 0.0 && eta.is_finite() => Ok(Rate::Fixed(eta)),
+            _ => Err(format!(
+                "--rate {s:?}: give a positive number (eta) or `anytime`"
+            )),
+        }
+    }
+}
+
 /// A user's mixture over K heads: w_k ∝ prior_k * exp(-eta * L_k), L_k the head's cumulative
 /// clipped log-loss on the user's feedback.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -234,6 +250,20 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn rates_parse_from_their_flag_values() {
+        assert_eq!("anytime".parse::<Rate>(), Ok(Rate::Anytime));
+        assert_eq!("Anytime".parse::<Rate>(), Ok(Rate::Anytime));
+        assert_eq!("0.5".parse::<Rate>(), Ok(Rate::Fixed(0.5)));
+        for bad in ["0", "-1", "inf", "NaN", "fast"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "fast".parse::<Rate>().unwrap_err(),
+            "--rate \"fast\": give a positive number (eta) or `anytime`"
+        );
+    }
 
     /// A stream where head `best` is right 70% of the time and the others 50%, with margins of
     /// random size (some large enough to be clipped), and the best head changing at `switch`.

@@ -186,6 +186,14 @@ pub fn audit_table(report: &AuditReport, source: &str) -> String {
     out
 }
 
+/// `micro train --heads auto`'s line: `k` heads merged by `report` into `merged`.
+pub fn auto_heads_line(k: usize, merged: usize, report: &MergeReport) -> String {
+    format!(
+        "--heads auto: {k} heads -> {merged} (margins correlated above {} on {} pairs merged: {:?})",
+        report.threshold, report.pairs, report.clusters
+    )
+}
+
 /// A merge of `k` heads, as `micro heads merge` prints it.
 pub fn merge_summary(k: usize, report: &MergeReport) -> String {
     let mut out = format!(
@@ -276,6 +284,23 @@ mod tests {
         assert!(
             text.ends_with("  average          0.0000   0.0000"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_auto_heads_line_names_the_clusters() {
+        let r = MergeReport {
+            threshold: 0.9,
+            pairs: 120,
+            correlation: vec![],
+            mass: vec![],
+            clusters: vec![vec![0, 2], vec![1]],
+            accuracy_before: 0.7,
+            accuracy_after: 0.7,
+        };
+        assert_eq!(
+            auto_heads_line(3, 2, &r),
+            "--heads auto: 3 heads -> 2 (margins correlated above 0.9 on 120 pairs merged: [[0, 2], [1]])"
         );
     }
 

@@ -19,15 +19,41 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// How text requests share backbone passes.
+/// How text requests share backbone passes (a larger request than `max_texts` still runs,
+/// alone; with batching off each request runs its own call on the blocking pool). With the
+/// `clap` feature these are the `--batch-*` flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct BatchOptions {
-    /// Most texts in one backbone call (a larger request still runs, alone); 0 turns batching
-    /// off, so each request runs its own call on the blocking pool.
+    /// Most texts in one shared backbone pass; 0 turns batching off (each request runs its
+    /// own pass).
+    #[cfg_attr(
+        feature = "clap",
+        arg(id = "batch_max_texts",
+            long = "batch-max-texts", value_name = "BATCH_MAX_TEXTS", default_value_t = BatchOptions::default().max_texts)
+    )]
     pub max_texts: usize,
-    /// How long a batch's first request waits for others to join it.
+    /// How long, in milliseconds, a batch's first request waits for others to join.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "batch-wait-ms",
+            value_name = "BATCH_WAIT_MS",
+            default_value = "2",
+            value_parser = crate::options::parse_batch_wait
+        )
+    )]
     pub max_wait: Duration,
-    /// Batches that may run at once.
+    /// Batches that may run at once (the next is collected while the previous runs).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "batch-workers",
+            value_name = "BATCH_WORKERS",
+            default_value_t = BatchOptions::default().workers,
+            value_parser = crate::options::parse_workers
+        )
+    )]
     pub workers: usize,
 }
 

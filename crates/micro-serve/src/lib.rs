@@ -38,6 +38,7 @@ pub mod chat;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod options;
 pub mod question;
 pub mod rl;
 pub mod scorer;
@@ -48,6 +49,7 @@ pub mod testing;
 
 pub use batch::BatchOptions;
 pub use error::ApiError;
+pub use options::StoreOptions;
 pub use scorer::Scorer;
 pub use server::{router, serve, shutdown_signal, AppState, ConnLimits, Limits};
 pub use store::{StateStore, UserKey};

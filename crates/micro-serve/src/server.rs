@@ -30,19 +30,42 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
-/// Request limits; each violation is a 4xx with a message naming the limit.
+/// Request limits; each violation is a 4xx with a message naming the limit (413 for the
+/// sizes, 408 for the request timeout). With the `clap` feature these are `micro serve`'s flags.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct Limits {
-    /// Largest request body, bytes (413).
+    /// Largest request body, bytes.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_body_bytes))]
     pub max_body_bytes: usize,
-    /// Most responses (texts or embeddings), or `/get_reward` queries, in one request (413).
+    /// Most responses (texts or embeddings), or `/get_reward` queries, per request.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_texts))]
     pub max_texts: usize,
-    /// Longest text, in characters (413).
+    /// Longest text, characters.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_text_chars))]
     pub max_text_chars: usize,
-    /// A request still running after this is answered 408; on shutdown, connections still
-    /// open after this long are closed.
+    /// Requests running longer are answered 408; on SIGTERM, connections still open after
+    /// this long are closed.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "request-timeout-ms",
+            value_name = "REQUEST_TIMEOUT_MS",
+            default_value = "30000",
+            value_parser = crate::options::parse_millis
+        )
+    )]
     pub timeout: Duration,
-    /// A connection that has not sent a whole request head within this is closed.
+    /// A connection that has not sent its request headers within this is closed.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "header-timeout-ms",
+            value_name = "HEADER_TIMEOUT_MS",
+            default_value = "10000",
+            value_parser = crate::options::parse_millis
+        )
+    )]
     pub header_timeout: Duration,
 }
 

@@ -7,10 +7,9 @@
 use anyhow::Context;
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
-use micro_route::bench::{self, SimSource};
-use micro_route::query::{Selection, SimConfig};
-use micro_route::recipe::{adapt_budget, AdaptJob};
-use micro_route::{report, AdaptConfig, Evidence};
+use micro_route::bench::{self, SelectBenchConfig, SimSource};
+use micro_route::recipe::{adapt_budget, AdaptOptions};
+use micro_route::report;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -23,49 +22,15 @@ pub struct AdaptArgs {
     /// Stage 1 data) are left out of the budget.
     #[arg(long)]
     pub cache: PathBuf,
-    /// Labelled pairs per attribute (B), drawn from its context-labelled training pairs.
-    #[arg(long, default_value_t = 50)]
-    pub budget: usize,
-    /// Hedge temperature tau (> 0; the paper uses 1e-3 or 1e-4).
-    #[arg(long, default_value_t = 1e-3)]
-    pub tau: f64,
     /// Output model folder.
     #[arg(short, long)]
     pub output: PathBuf,
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Peak AdamW learning rate of the router (not given by the paper; see micro-route's adapt).
-    #[arg(long, default_value_t = 1e-2)]
-    pub lr: f32,
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
-    /// Train only the router's output layer (more robust to large --lr on few pairs).
-    #[arg(long)]
-    pub output_layer_only: bool,
-    /// Seeds the budget sample (or the active choice's ties) and the minibatch order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// How each attribute's B pairs are picked from its context-labelled training pairs:
-    /// `random` (the paper) or `active` (one at a time, the pair whose answer is expected to
-    /// tell most about which head the context follows; each label is read once its pair is
-    /// chosen).
-    #[arg(long, default_value_t = Selection::Random)]
-    pub select: Selection,
-    /// Also fit the router on the other training pairs that share a labelled pair's context
-    /// text, with that context's Hedge label (their own labels are never read); `false` fits
-    /// the B labelled pairs alone (Algorithm 1). Only with `--evidence context`.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub pool_inputs: bool,
+    #[command(flatten)]
+    pub options: AdaptOptions,
     /// Write the pairs used (row, id, attribute and, for `--select active`, the information
     /// of each when chosen) to this JSON file.
     #[arg(long, value_name = "FILE")]
     pub chosen: Option<PathBuf>,
-    /// Whose losses form a pair's Hedge label: `context` (summed over the budget pairs with the
-    /// same context text) or `pair` (its own, Algorithm 1 as printed).
-    #[arg(long, default_value_t = Evidence::Context)]
-    pub evidence: Evidence,
 }
 
 pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
@@ -73,37 +38,9 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", a.model.display()))?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading cache {}", a.cache.display()))?;
-    let config = AdaptConfig {
-        tau: a.tau,
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        lr: a.lr,
-        weight_decay: a.weight_decay,
-        seed: a.seed,
-        // One thread measured faster than two at these sizes (`micro bench adapt`).
-        threads: 1,
-        train_hidden: !a.output_layer_only,
-        evidence: a.evidence,
-        // Pool inputs take their labels from the context's evidence: none with per-pair evidence.
-        pool_inputs: a.pool_inputs && a.evidence == Evidence::Context,
-        ..AdaptConfig::default()
-    };
-    let job = AdaptJob {
-        budget: a.budget,
-        select: a.select,
-        seed: a.seed,
-        config,
-    };
-    let out = adapt_budget(&model, &cache, &job)?;
-    if let Some(b) = &out.picked {
-        println!("{}", report::active_choice(b, model.k()));
-    }
-    if !out.left_to_stage1.is_empty() {
-        println!(
-            "budget {} from attribute(s) with context-labelled training pairs; left to Stage 1 (no context): {}",
-            if out.picked.is_some() { "chosen" } else { "drawn" },
-            report::counts(&out.left_to_stage1)
-        );
+    let out = adapt_budget(&model, &cache, &a.options.job())?;
+    for line in out.budget_lines(model.k()) {
+        println!("{line}");
     }
     if let Some(path) = &a.chosen {
         let rows = report::chosen_json(&cache, &out.rows, out.picked.as_ref());
@@ -115,13 +52,8 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
             path.display()
         );
     }
-    if let Some(why) = &out.report.skipped {
-        println!("router unchanged: {why}");
-    }
-    println!("{}", report::adapt_summary(&out.report));
-    match report::test_accuracy(&model, &out.adapted, &cache) {
-        Some(acc) => println!("{acc}"),
-        None => println!("no test pairs in the cache: nothing to evaluate"),
+    for line in out.result_lines(&model, &cache) {
+        println!("{line}");
     }
     out.adapted
         .save(&a.output)
@@ -130,83 +62,8 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(clap::Args)]
-pub struct BenchAdaptArgs {
-    #[arg(long, default_value_t = 768)]
-    pub dim: usize,
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    #[arg(long, default_value_t = 5)]
-    pub attributes: usize,
-    /// Pairs per attribute (B).
-    #[arg(long, default_value_t = 50)]
-    pub budget: usize,
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// Router hidden units (0: linear router).
-    #[arg(long, default_value_t = 128)]
-    pub hidden: usize,
-    /// Timed adaptations (after one warm-up).
-    #[arg(long, default_value_t = 20)]
-    pub repeats: usize,
-    /// Timed online updates.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub updates: usize,
-}
-
-pub fn bench(a: BenchAdaptArgs) -> anyhow::Result<()> {
-    // `--threads N` (global flag) sets the pool the products may use.
-    let r = bench::bench_adapt(&bench::AdaptBenchConfig {
-        dim: a.dim,
-        k: a.k,
-        attributes: a.attributes,
-        budget: a.budget,
-        epochs: a.epochs,
-        hidden: a.hidden,
-        repeats: a.repeats,
-        updates: a.updates,
-    })?;
-    println!("{r}");
-    Ok(())
-}
-
-#[derive(clap::Args)]
-pub struct BenchSelectArgs {
-    /// Candidate pairs to choose from.
-    #[arg(long, default_value_t = 1000)]
-    pub candidates: usize,
-    #[arg(long, default_value_t = 768)]
-    pub dim: usize,
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    /// Timed choices (after one warm-up).
-    #[arg(long, default_value_t = 200)]
-    pub repeats: usize,
-    /// Simulated users, each answering by one head (0: timing only).
-    #[arg(long, default_value_t = 20)]
-    pub users: usize,
-    /// Probability that a simulated user answers against their head.
-    #[arg(long, default_value_t = 0.1)]
-    pub noise: f64,
-    /// Questions asked at most per user and way of asking.
-    #[arg(long, default_value_t = 100)]
-    pub max_answers: usize,
-    /// The users' update rule: `anytime` (the server's default Hedge rate) or a fixed eta
-    /// (1 = the Bayesian posterior).
-    #[arg(long, default_value = "anytime")]
-    pub rate: String,
-    /// Simulate with this model's heads (default: random heads of --dim and --k) ...
-    #[arg(long, requires = "cache")]
-    pub model: Option<PathBuf>,
-    /// ... on this cache's pairs: its train split as candidates, its test split held out.
-    #[arg(long, requires = "model")]
-    pub cache: Option<PathBuf>,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
 /// `micro bench select`: the time to choose the next pair, then simulated users.
-pub fn bench_select(a: BenchSelectArgs) -> anyhow::Result<()> {
+pub fn bench_select(a: SelectBenchConfig) -> anyhow::Result<()> {
     println!(
         "{}",
         bench::time_choice(a.candidates, a.dim, a.k, a.repeats)?
@@ -214,22 +71,9 @@ pub fn bench_select(a: BenchSelectArgs) -> anyhow::Result<()> {
     if a.users == 0 {
         return Ok(());
     }
-    let rate = bench::parse_rate(&a.rate)?;
+    let cfg = a.sim_config()?;
     let loaded = match (&a.model, &a.cache) {
-        (Some(m), Some(c)) => {
-            let model =
-                MixtureModel::load(m).with_context(|| format!("loading model {}", m.display()))?;
-            let cache = EmbeddingCache::load(c)
-                .with_context(|| format!("loading cache {}", c.display()))?;
-            model.check_cache(&cache.meta).map_err(|e| {
-                anyhow::anyhow!(
-                    "model {} does not fit cache {}: {e}",
-                    m.display(),
-                    c.display()
-                )
-            })?;
-            Some((model, cache, format!("{} on {}", m.display(), c.display())))
-        }
+        (Some(m), Some(c)) => Some(bench::load_sim_model(m, c)?),
         _ => None,
     };
     let source = match &loaded {
@@ -244,14 +88,6 @@ pub fn bench_select(a: BenchSelectArgs) -> anyhow::Result<()> {
         },
     };
     let pairs = bench::simulation_pairs(&source)?;
-    let cfg = SimConfig {
-        users: a.users,
-        noise: a.noise,
-        max_answers: a.max_answers,
-        rate,
-        seed: a.seed,
-        ..SimConfig::default()
-    };
     let bar = super::bar(1, "{spinner} simulating users {elapsed}");
     let sim = bench::simulate(pairs, &cfg)?;
     bar.finish_and_clear();
@@ -265,7 +101,7 @@ mod tests {
 
     #[test]
     fn bench_select_times_and_simulates() {
-        bench_select(BenchSelectArgs {
+        bench_select(SelectBenchConfig {
             candidates: 50,
             dim: 8,
             k: 3,

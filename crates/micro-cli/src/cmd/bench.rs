@@ -1,28 +1,36 @@
-//! `micro bench ...`: each benchmark's flags and body live with its subcommand's module.
+//! `micro bench ...`: the flags of most benchmarks are the library's own configs.
 
 use clap::Subcommand;
+use micro_embed::bench::EmbedBenchOptions;
+use micro_model::bench::TrainBenchConfig;
+use micro_route::bench::AdaptBenchConfig;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Stage 1 seconds per epoch on a synthetic cache.
-    Train(super::train::BenchTrainArgs),
+    Train(TrainBenchConfig),
     /// Embedding throughput of a backbone.
-    Embed(super::embed::BenchEmbedArgs),
+    Embed(EmbedBenchOptions),
     /// Stage 2 adaptation time and online feedback update time.
-    Adapt(super::adapt::BenchAdaptArgs),
+    Adapt(AdaptBenchConfig),
     /// Load test of the reward server on loopback.
-    Serve(super::serve::BenchServeArgs),
+    Serve(micro_serve::testing::flags::ServeBenchFlags),
     /// Time to choose the next pair to ask among candidates, and simulated users asked by the
     /// rule or at random.
-    Select(super::adapt::BenchSelectArgs),
+    Select(micro_route::bench::SelectBenchConfig),
 }
 
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
-        BenchCommand::Train(a) => super::train::bench(a),
-        BenchCommand::Embed(a) => super::embed::bench(a),
-        BenchCommand::Adapt(a) => super::adapt::bench(a),
-        BenchCommand::Serve(a) => super::serve::bench(a),
-        BenchCommand::Select(a) => super::adapt::bench_select(a),
+        BenchCommand::Train(a) => println!("{}", micro_model::bench::bench_train(&a)?),
+        // `--threads N` (global flag) sets the pool the products may use.
+        BenchCommand::Adapt(a) => println!("{}", micro_route::bench::bench_adapt(&a)?),
+        BenchCommand::Embed(a) => {
+            micro_embed::bench::bench_embed(&a, &mut |line| println!("{line}"))?
+        }
+        BenchCommand::Serve(a) => micro_serve::testing::flags::run(&a, &mut |l| println!("{l}"))
+            .map_err(anyhow::Error::msg)?,
+        BenchCommand::Select(a) => super::adapt::bench_select(a)?,
     }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! build the built-in multi-user set.
 
 use anyhow::{Context, Result};
-use micro_data::builtin::{BuiltinLayout, BuiltinOptions};
+use micro_data::builtin::BuiltinOptions;
 use micro_data::convert::{self, LayoutOverrides};
 use micro_data::hh_users::HhUsersOptions;
 use micro_data::{formats, DataStats, Format, LoadOptions, PkuSelect, Split};
@@ -35,7 +35,7 @@ pub struct ConvertArgs {
     pub output: PathBuf,
     /// Mark every pair as this split (HelpSteer2: train drops pairs all five attributes agree on).
     #[arg(long, value_enum, conflicts_with = "test_fraction")]
-    pub split: Option<SplitArg>,
+    pub split: Option<Split>,
     /// Split by prompt instead: this fraction of the distinct prompts goes to test (e.g. 0.2),
     /// drawn with --seed; for small sets that ship as one file.
     #[arg(long)]
@@ -56,27 +56,8 @@ pub struct ConvertArgs {
 /// Rated responses (`--format ratings`, and the gap and contexts of `helpsteer2`).
 #[derive(clap::Args)]
 pub struct RatingsArgs {
-    /// ratings: the prompt field (default `prompt`; UniEval files: `source`).
-    #[arg(long)]
-    pub prompt_field: Option<String>,
-    /// ratings: the response field (default `response`; UniEval files: `system_output`).
-    #[arg(long)]
-    pub response_field: Option<String>,
-    /// ratings: a nested object holding the ratings (UniEval files: `scores`).
-    #[arg(long)]
-    pub ratings_field: Option<String>,
-    /// ratings: the rated attributes, comma-separated (columns, or keys of --ratings-field;
-    /// default: every key of --ratings-field, UniEval's `overall` left out).
-    #[arg(long, value_delimiter = ',')]
-    pub attributes: Vec<String>,
-    /// ratings: a field with knowledge for the reply, put first in the prompt as a system turn
-    /// (UniEval files: `context`).
-    #[arg(long)]
-    pub knowledge_field: Option<String>,
-    /// ratings: split a text prompt into dialogue turns at this separator (`\n` for a newline;
-    /// UniEval files: a newline).
-    #[arg(long)]
-    pub turn_separator: Option<String>,
+    #[command(flatten)]
+    pub fields: LayoutOverrides,
     /// ratings, helpsteer2: the minimum rating gap for a pair (default: HelpSteer2 1, UniEval 0.5).
     #[arg(long)]
     pub min_gap: Option<f64>,
@@ -86,35 +67,6 @@ pub struct RatingsArgs {
     /// A JSON file of context sentences, {"attribute": "sentence", ...}.
     #[arg(long)]
     pub contexts_file: Option<PathBuf>,
-}
-
-impl RatingsArgs {
-    /// The fields named on the command line.
-    fn fields(&self) -> LayoutOverrides {
-        LayoutOverrides {
-            prompt: self.prompt_field.clone(),
-            response: self.response_field.clone(),
-            ratings: self.ratings_field.clone(),
-            attributes: self.attributes.clone(),
-            knowledge: self.knowledge_field.clone(),
-            turn_separator: self.turn_separator.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum SplitArg {
-    Train,
-    Test,
-}
-
-impl From<SplitArg> for Split {
-    fn from(s: SplitArg) -> Self {
-        match s {
-            SplitArg::Train => Split::Train,
-            SplitArg::Test => Split::Test,
-        }
-    }
 }
 
 #[derive(clap::Args)]
@@ -135,29 +87,8 @@ pub struct BuiltinArgs {
     /// Output pairs (native JSONL).
     #[arg(long, short)]
     pub output: PathBuf,
-    /// Folder holding the chatterbot-corpus `*.yml` files (default: `$MICRO_HOME/corpus/chatterbot/english`).
-    #[arg(long)]
-    pub corpus: Option<PathBuf>,
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Train-split layout: `rpr` (every pair with its user's context) or `helpsteer2` (Stage 1
-    /// pairs without context, labelled by latent users whose share depends on the topic, plus
-    /// a context-labelled Stage 2 pool per user). The test split is the same in both.
-    #[arg(long, default_value = "rpr")]
-    pub layout: BuiltinLayout,
-    /// Pairs per user (rpr) or Stage 1 triples per criterion (helpsteer2).
-    #[arg(long, default_value_t = BuiltinOptions::default().pairs_per_user)]
-    pub pairs_per_user: usize,
-    /// helpsteer2: context-labelled Stage 2 pairs per user.
-    #[arg(long, default_value_t = BuiltinOptions::default().pool_per_user)]
-    pub pool_per_user: usize,
-    /// helpsteer2: the share of a topic's Stage 1 pairs labelled by the user it favours.
-    #[arg(long, default_value_t = BuiltinOptions::default().majority_share)]
-    pub majority_share: f64,
-    /// Candidate responses drawn per prompt (at least 3): more gives more pairs per prompt.
-    #[arg(long, default_value_t = BuiltinOptions::default().candidates_per_prompt)]
-    pub candidates: usize,
+    #[command(flatten)]
+    pub options: BuiltinOptions,
 }
 
 #[derive(clap::Args)]
@@ -168,15 +99,8 @@ pub struct HhUsersArgs {
     /// Output pairs (native JSONL).
     #[arg(long, short)]
     pub output: PathBuf,
-    /// Random seed (selection and split).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Pairs per user (fewer only when a rater has fewer decisive pairs).
-    #[arg(long, default_value_t = HhUsersOptions::default().pairs_per_user)]
-    pub pairs_per_user: usize,
-    /// Fraction of the prompts in the test split.
-    #[arg(long, default_value_t = HhUsersOptions::default().test_fraction)]
-    pub test_fraction: f64,
+    #[command(flatten)]
+    pub options: HhUsersOptions,
 }
 
 pub fn run(command: DataCommand) -> Result<()> {
@@ -197,37 +121,19 @@ fn hh_users(a: HhUsersArgs) -> Result<()> {
         },
     )?;
     eprintln!("{}", loaded.report);
-    let options = HhUsersOptions {
-        seed: a.seed,
-        pairs_per_user: a.pairs_per_user,
-        test_fraction: a.test_fraction,
-    };
-    let (pairs, report) = micro_data::hh_users::build(&loaded.pairs, &options)?;
+    let (pairs, report) = micro_data::hh_users::build(&loaded.pairs, &a.options)?;
     micro_data::jsonl::write_pairs(&a.output, &pairs)
         .with_context(|| format!("writing {}", a.output.display()))?;
-    for (user, n) in &report.pairs {
-        eprintln!(
-            "  {user:<10} {n} pairs of {} decisive",
-            report.decisive[user]
-        );
+    for line in report.lines(&DataStats::compute(&pairs), &a.output) {
+        eprintln!("{line}");
     }
-    let s = DataStats::compute(&pairs);
-    eprintln!(
-        "wrote {} pairs (train {}, test {}; {} / {} prompts) to {}",
-        s.pairs,
-        s.splits.train,
-        s.splits.test,
-        report.train_prompts,
-        report.test_prompts,
-        a.output.display()
-    );
     Ok(())
 }
 
 fn convert(a: ConvertArgs) -> Result<()> {
     let options = LoadOptions {
         format: a.format,
-        split: a.split.map(Split::from),
+        split: a.split,
         test_fraction: a.test_fraction,
         seed: a.seed,
         pku: a.pku,
@@ -239,8 +145,7 @@ fn convert(a: ConvertArgs) -> Result<()> {
             &a.ratings.contexts,
         )?,
     };
-    let fields = a.ratings.fields();
-    let s = convert::convert(&a.inputs, options, &fields, &a.output, &mut |r| {
+    let s = convert::convert(&a.inputs, options, &a.ratings.fields, &a.output, &mut |r| {
         eprintln!("{r}")
     })?;
     eprintln!("{}", convert::wrote_line(&s, &a.output));
@@ -275,27 +180,9 @@ fn print_out(text: &str) -> Result<()> {
 }
 
 fn builtin(a: BuiltinArgs) -> Result<()> {
-    let options = BuiltinOptions {
-        corpus_dir: a.corpus,
-        seed: a.seed,
-        layout: a.layout,
-        pairs_per_user: a.pairs_per_user,
-        pool_per_user: a.pool_per_user,
-        majority_share: a.majority_share,
-        candidates_per_prompt: a.candidates,
-        ..Default::default()
-    };
-    let pairs = micro_data::builtin::build(&options)?;
+    let pairs = micro_data::builtin::build(&a.options)?;
     micro_data::jsonl::write_pairs(&a.output, &pairs)?;
     let s = DataStats::compute(&pairs);
-    eprintln!(
-        "wrote {} built-in pairs (train {}, test {}, {} attributes, {} users) to {}",
-        s.pairs,
-        s.splits.train,
-        s.splits.test,
-        s.attributes.len(),
-        s.users.users,
-        a.output.display()
-    );
+    eprintln!("{}", micro_data::builtin::wrote_line(&s, &a.output));
     Ok(())
 }

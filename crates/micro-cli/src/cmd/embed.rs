@@ -2,12 +2,8 @@
 
 use micro_cache::{CacheInfo, Dtype, EmbeddingCache};
 use micro_data::Format;
-use micro_embed::bench::{bench_embed, EmbedBenchOptions};
-use micro_embed::decoder::Precision;
 use micro_embed::progress::Progress;
-use micro_embed::{
-    BackboneOptions, ContextMode, DeviceKind, EmbedOptions, PromptText, ResponseText, Shard,
-};
+use micro_embed::{BackboneOptions, EmbedOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,37 +22,10 @@ pub struct EmbedArgs {
     /// Output cache folder. An interrupted run into the same folder resumes.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Where a pair's context goes: prefix (`[criteria] c\n[context] prompt`), system, none.
-    #[arg(long, default_value = "prefix")]
-    pub context: ContextMode,
-    /// Encoders: the text of a response's reward feature: last-turn (the last user turn, then
-    /// the response), transcript (every turn, then the response) or response (alone). Decoders
-    /// always embed the chat-templated conversation. See the README's feature table.
-    #[arg(long, default_value = "last-turn")]
-    pub response_text: ResponseText,
-    /// Encoders: the text of a router input: last-turn or transcript (the context goes before it).
-    #[arg(long, default_value = "last-turn")]
-    pub prompt_text: PromptText,
-    /// Storage precision of the cache: f32, f16 or bf16.
-    #[arg(long, default_value = "f32")]
-    pub dtype: Dtype,
-    /// Embed only slice i of n (0-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/16`; join the
-    /// slices with `micro cache merge`.
-    #[arg(long)]
-    pub shard: Option<Shard>,
-    /// Sequences per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Maximum tokens per sequence (default: the model's, e.g. max_seq_length 256 for MiniLM).
-    #[arg(long)]
-    pub max_len: Option<usize>,
-    /// cpu, or cuda[:N] for a GPU (a build from scripts/build-cuda.sh; decoders run in bf16
-    /// there).
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceKind,
-    /// Distinct texts per chunk: the unit of progress and of resuming.
-    #[arg(long, default_value_t = 512)]
-    pub chunk: usize,
+    #[command(flatten)]
+    pub backbone: BackboneOptions,
+    #[command(flatten)]
+    pub embed: EmbedOptions,
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, default_value_t = 30)]
     pub progress_every: u64,
@@ -64,15 +33,7 @@ pub struct EmbedArgs {
 
 pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let pairs = micro_data::load(&a.pairs, a.format)?;
-    let opts = BackboneOptions {
-        context: a.context,
-        max_len: a.max_len,
-        batch_size: a.batch_size,
-        device: a.device,
-        response_text: a.response_text,
-        prompt_text: a.prompt_text,
-    };
-    let backbone = micro_embed::load_backbone(&a.model, &opts)?;
+    let backbone = micro_embed::load_backbone(&a.model, &a.backbone)?;
     let info = backbone.info();
     eprintln!(
         "embedding {} pairs from {} with {} ({}, {}), {} threads",
@@ -83,14 +44,9 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
         info.architecture.as_deref().unwrap_or("?"),
         rayon::current_num_threads()
     );
-    let eopts = EmbedOptions {
-        shard: a.shard,
-        dtype: a.dtype,
-        chunk_size: a.chunk.max(1),
-    };
     let mut progress = Progress::new("embed", Duration::from_secs(a.progress_every.max(1)));
     let summary =
-        micro_embed::embed_to_cache(backbone.as_ref(), pairs, &a.output, &eopts, &mut |t| {
+        micro_embed::embed_to_cache(backbone.as_ref(), pairs, &a.output, &a.embed, &mut |t| {
             progress.tick(t)
         });
     progress.finish();
@@ -101,22 +57,8 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
             a.output.display()
         );
     }
-    println!(
-        "wrote {}: {} pairs, {} distinct responses, {} distinct prompts{}, {:.1}s ({:.1} texts/s){}",
-        a.output.display(),
-        s.pairs,
-        s.distinct_responses,
-        s.distinct_prompts,
-        a.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
-        s.seconds,
-        s.texts_per_second,
-        if s.resumed_texts > 0 { format!(", {} texts resumed", s.resumed_texts) } else { String::new() },
-    );
-    if s.truncated_responses + s.truncated_prompts > 0 {
-        println!(
-            "truncated to the model's length: {} responses (oldest prompt text dropped first), {} prompts",
-            s.truncated_responses, s.truncated_prompts
-        );
+    for line in s.lines(&a.output, a.embed.shard) {
+        println!("{line}");
     }
     Ok(())
 }
@@ -151,17 +93,9 @@ pub fn run_cache(c: CacheCommand) -> anyhow::Result<()> {
             dtype,
         } => {
             let s = micro_embed::merge_caches(&inputs, &output, dtype)?;
-            println!(
-                "wrote {}: {} pairs from {} caches",
-                output.display(),
-                s.pairs,
-                s.inputs
-            );
-            if !s.missing_shards.is_empty() {
-                eprintln!(
-                    "warning: shards {} were not given: the merged cache is partial",
-                    s.missing_shards.join(", ")
-                );
+            println!("{}", s.line(&output));
+            if let Some(w) = s.warning() {
+                eprintln!("{w}");
             }
             Ok(())
         }
@@ -182,52 +116,4 @@ fn info(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[derive(clap::Args)]
-pub struct BenchEmbedArgs {
-    /// Hugging Face model folder (a BERT-family encoder or a Llama/Qwen2 decoder).
-    #[arg(long)]
-    pub model: PathBuf,
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Texts per length.
-    #[arg(long, default_value_t = 256)]
-    pub texts: usize,
-    /// Target token counts of the texts (special tokens included; a decoder's chat template
-    /// adds its own).
-    #[arg(long, value_delimiter = ',', default_value = "17,90,200")]
-    pub lengths: Vec<usize>,
-    /// native (hand-written forward) or candle (candle's BertModel), for encoders.
-    #[arg(long, default_value = "native")]
-    pub engine: String,
-    /// cpu, or cuda[:N] (a build from scripts/build-cuda.sh).
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceKind,
-    /// Decoders: dtype of weights and activations (auto: f32 on the CPU, bf16 on a GPU).
-    #[arg(long, default_value = "auto")]
-    pub precision: Precision,
-    /// Decoders: write the token ids of every sequence run (JSON) for a peer benchmark on the
-    /// same input (scripts/decoder-peer-bench.py).
-    #[arg(long)]
-    pub dump_ids: Option<PathBuf>,
-    /// Decoders on a GPU: also run the texts on the CPU in f32 and print how far the device's
-    /// hidden states are from them.
-    #[arg(long)]
-    pub compare_cpu: bool,
-}
-
-pub fn bench(a: BenchEmbedArgs) -> anyhow::Result<()> {
-    let opts = EmbedBenchOptions {
-        model: a.model,
-        batch_size: a.batch_size,
-        texts: a.texts,
-        lengths: a.lengths,
-        engine: a.engine,
-        device: a.device,
-        precision: a.precision,
-        dump_ids: a.dump_ids,
-        compare_cpu: a.compare_cpu,
-    };
-    Ok(bench_embed(&opts, &mut |line| println!("{line}"))?)
 }

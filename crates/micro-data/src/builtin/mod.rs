@@ -144,27 +144,42 @@ impl std::str::FromStr for BuiltinLayout {
     }
 }
 
-/// How to build the built-in set.
+/// How to build the built-in set (with the `clap` feature: the flags of `micro data builtin`).
+/// The seed drives candidate sampling, pair selection and the train/test split; a user gets
+/// fewer pairs only if the corpus has fewer decisive ones; `MICRO_HOME` defaults to
+/// `~/.cache/micro`.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct BuiltinOptions {
-    /// Folder holding the chatterbot-corpus `*.yml` files; `None` means
-    /// `$MICRO_HOME/corpus/chatterbot/english` (default `MICRO_HOME` = `~/.cache/micro`).
+    /// Folder holding the chatterbot-corpus `*.yml` files (default: `$MICRO_HOME/corpus/chatterbot/english`).
+    #[cfg_attr(feature = "clap", arg(long = "corpus", value_name = "CORPUS"))]
     pub corpus_dir: Option<PathBuf>,
-    /// Seed for candidate sampling, pair selection and the train/test split.
+    /// Random seed.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub seed: u64,
-    /// Pairs per user type (fewer only if the corpus has fewer decisive pairs).
-    pub pairs_per_user: usize,
-    /// Fraction of prompts in the test split.
-    pub test_fraction: f64,
-    /// Candidate responses drawn per prompt (at least 3).
-    pub candidates_per_prompt: usize,
-    /// The train split's layout.
+    /// Train-split layout: `rpr` (every pair with its user's context) or `helpsteer2` (Stage 1
+    /// pairs without context, labelled by latent users whose share depends on the topic, plus
+    /// a context-labelled Stage 2 pool per user). The test split is the same in both.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "rpr"))]
     pub layout: BuiltinLayout,
-    /// [`BuiltinLayout::HelpSteer2`]: context-labelled train pairs per user for Stage 2.
+    /// Pairs per user (rpr) or Stage 1 triples per criterion (helpsteer2).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().pairs_per_user))]
+    pub pairs_per_user: usize,
+    /// helpsteer2: context-labelled Stage 2 pairs per user.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().pool_per_user))]
     pub pool_per_user: usize,
-    /// [`BuiltinLayout::HelpSteer2`]: the share of a topic's Stage 1 pairs labelled by the side
-    /// of an opposite pair that the topic favours.
+    /// helpsteer2: the share of a topic's Stage 1 pairs labelled by the user it favours.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().majority_share))]
     pub majority_share: f64,
+    /// Candidate responses drawn per prompt (at least 3): more gives more pairs per prompt.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "candidates", value_name = "CANDIDATES", default_value_t = BuiltinOptions::default().candidates_per_prompt)
+    )]
+    pub candidates_per_prompt: usize,
+    /// Fraction of prompts in the test split.
+    #[cfg_attr(feature = "clap", arg(skip = BuiltinOptions::default().test_fraction))]
+    pub test_fraction: f64,
 }
 
 impl Default for BuiltinOptions {
@@ -180,6 +195,19 @@ impl Default for BuiltinOptions {
             majority_share: 0.9,
         }
     }
+}
+
+/// `wrote N built-in pairs (train A, test B, C attributes, D users) to OUTPUT`.
+pub fn wrote_line(s: &crate::DataStats, output: &std::path::Path) -> String {
+    format!(
+        "wrote {} built-in pairs (train {}, test {}, {} attributes, {} users) to {}",
+        s.pairs,
+        s.splits.train,
+        s.splits.test,
+        s.attributes.len(),
+        s.users.users,
+        output.display()
+    )
 }
 
 /// Builds the built-in preference pairs (see the module docs for what they are).

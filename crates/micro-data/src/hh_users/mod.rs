@@ -114,15 +114,20 @@ pub const USERS: [HhUser; 5] = [
     },
 ];
 
-/// How to build the set.
+/// How to build the set (with the `clap` feature: the flags of `micro data hh-users`). Every
+/// user gets the same number of pairs: `pairs_per_user`, or the fewest decisive triples of any
+/// rater when that is less.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct HhUsersOptions {
-    /// Seed for the selection and the split.
+    /// Random seed (selection and split).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub seed: u64,
-    /// The most pairs per user. Every user gets the same number: this, or the fewest decisive
-    /// triples of any rater when that is less.
+    /// Pairs per user (fewer only when a rater has fewer decisive pairs).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = HhUsersOptions::default().pairs_per_user))]
     pub pairs_per_user: usize,
     /// Fraction of the prompts in the test split.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = HhUsersOptions::default().test_fraction))]
     pub test_fraction: f64,
 }
 
@@ -148,6 +153,29 @@ pub struct HhUsersReport {
     /// Distinct prompts in each split, over the whole input.
     pub train_prompts: usize,
     pub test_prompts: usize,
+}
+
+impl HhUsersReport {
+    /// What `micro data hh-users` prints once `pairs` (summarised by `stats`) are written to
+    /// `output`: a line per user, then the totals.
+    pub fn lines(&self, stats: &crate::DataStats, output: &std::path::Path) -> Vec<String> {
+        let mut lines: Vec<String> = (self.pairs.iter())
+            .map(|(user, n)| {
+                let decisive = self.decisive.get(user).copied().unwrap_or(0);
+                format!("  {user:<10} {n} pairs of {decisive} decisive")
+            })
+            .collect();
+        lines.push(format!(
+            "wrote {} pairs (train {}, test {}; {} / {} prompts) to {}",
+            stats.pairs,
+            stats.splits.train,
+            stats.splits.test,
+            self.train_prompts,
+            self.test_prompts,
+            output.display()
+        ));
+        lines
+    }
 }
 
 /// Builds the set from HH-RLHF pairs (as the `hh-rlhf` loader gives them); see the module docs.
@@ -336,6 +364,19 @@ mod tests {
             ..Default::default()
         };
         let (pairs, report) = build(&input, &opts).unwrap();
+        let stats = crate::DataStats::compute(&pairs);
+        let lines = report.lines(&stats, std::path::Path::new("hh.jsonl"));
+        assert_eq!(lines.len(), 6);
+        assert_eq!(lines[0], "  cautious   2 pairs of 2 decisive");
+        assert_eq!(lines[2], "  curious    2 pairs of 29 decisive");
+        assert_eq!(
+            lines[5],
+            format!(
+                "wrote 10 pairs (train {}, test {}; {} / {} prompts) to hh.jsonl",
+                stats.splits.train, stats.splits.test, report.train_prompts, report.test_prompts
+            )
+        );
+        assert_eq!(stats.splits.train + stats.splits.test, 10);
         // Hedging is decisive on two triples only: every user gets two.
         assert_eq!(report.decisive["cautious"], 2);
         assert_eq!(report.decisive["curious"], 29);

@@ -10,8 +10,10 @@ mod artefact;
 mod config;
 mod engine;
 mod holdout;
+pub mod options;
 
 pub use config::{EpochStats, TrainConfig, TrainError, TrainEvent, TrainReport};
+pub use options::{Heads, RouterLayout, TrainOptions, AUTO_HEADS};
 
 use crate::loss::{Objective, Params};
 use crate::minibatch::Optimiser;

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod flags;
 pub mod report;
 
 use micro_model::MixtureModel;

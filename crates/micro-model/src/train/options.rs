@@ -1,0 +1,233 @@
+//! Stage 1 as a user asks for it (`micro train`'s flags with the `clap` feature): the heads as a
+//! number or `auto`, the learning rate and alpha left unset to be searched, the router as a
+//! layout and a width. [`TrainOptions::config`] and [`TrainOptions::grid`] turn it into what
+//! [`crate::train`] and [`crate::train_search`] take.
+
+use crate::{Activation, Grid, Method, TrainConfig};
+use micro_cache::RouterInput;
+
+/// The generous K that `--heads auto` trains before correlated heads are merged.
+pub const AUTO_HEADS: usize = 10;
+
+/// How many heads to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heads {
+    Fixed(usize),
+    /// Train [`AUTO_HEADS`] heads, then merge those whose held-out margins correlate
+    /// (micro-route's `auto_heads`).
+    Auto,
+}
+
+impl std::str::FromStr for Heads {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(Heads::Auto);
+        }
+        s.parse::<usize>()
+            .map(Heads::Fixed)
+            .map_err(|_| format!("--heads {s:?}: expected a number of heads such as 10"))
+    }
+}
+
+/// Router layout on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum RouterLayout {
+    /// One hidden layer (the paper's 128-unit MLP).
+    Mlp,
+    /// softmax(W e + b), as in the authors' code.
+    Linear,
+}
+
+/// Stage 1 options as `micro train` takes them.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct TrainOptions {
+    /// micro, single, static or shared-base.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "micro"))]
+    pub method: Method,
+    /// Number of heads K (default 10; 1 for `single`), or `auto`: 10, then correlated heads merged.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub heads: Option<Heads>,
+    /// Maximum epochs; early stopping on the held-out pairs usually ends sooner.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 100))]
+    pub epochs: usize,
+    /// Peak learning rate (AdamW, 5% warm-up, cosine decay). Unset: chosen with alpha by the
+    /// held-out mixture NLL over 2e-3 (the paper's) and 1e-2.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub lr: Option<f32>,
+    /// Weight of the negative-entropy regulariser on the router. Unset: chosen with the learning
+    /// rate by the held-out mixture NLL over 0.5 (the paper's), 0.05 and 0.005.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub alpha: Option<f32>,
+    /// The router input of Stage 1: `pair` (e(x, c), each pair's context where it has one) or
+    /// `prompt` (e(x), the paper's binary-only Stage 1: contexts ignored even where present,
+    /// left to Stage 2). Evaluation and Stage 2 route by e(x, c) either way.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "pair"))]
+    pub router_input: RouterInput,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 32))]
+    pub batch: usize,
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "mlp"))]
+    pub router: RouterLayout,
+    /// Hidden units of the MLP router.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 128))]
+    pub hidden: usize,
+    /// relu or tanh (MLP router).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "relu"))]
+    pub activation: Activation,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 42))]
+    pub seed: u64,
+    /// Fraction of the train split held out for early stopping (0: no early stopping).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.1))]
+    pub holdout: f32,
+    /// Epochs without held-out improvement before stopping.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
+    pub patience: usize,
+    /// Epochs always run before early stopping may end training (heads need time to split).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 30))]
+    pub min_epochs: usize,
+    /// Fraction of the steps spent warming up.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.05))]
+    pub warmup: f32,
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0))]
+    pub weight_decay: f32,
+}
+
+impl TrainOptions {
+    /// The training configuration; an unset learning rate or alpha takes the paper's value
+    /// (the search of [`TrainOptions::grid`] replaces it).
+    pub fn config(&self) -> TrainConfig {
+        let k = match self.heads {
+            Some(Heads::Fixed(k)) => k,
+            Some(Heads::Auto) => AUTO_HEADS,
+            None if self.method == Method::Single => 1,
+            None => 10,
+        };
+        let defaults = TrainConfig::default();
+        TrainConfig {
+            method: self.method,
+            k,
+            lr: self.lr.unwrap_or(defaults.lr),
+            warmup_ratio: self.warmup,
+            weight_decay: self.weight_decay,
+            batch: self.batch,
+            max_epochs: self.epochs,
+            alpha: self.alpha.unwrap_or(defaults.alpha),
+            router_hidden: (self.router == RouterLayout::Mlp).then_some(self.hidden),
+            activation: self.activation,
+            seed: self.seed,
+            holdout: self.holdout,
+            patience: self.patience,
+            min_epochs: self.min_epochs,
+            threads: 0,
+        }
+    }
+
+    /// The grid to search: the values the user left unset (none when both are given).
+    pub fn grid(&self) -> Option<Grid> {
+        let full = Grid::default();
+        match (self.alpha, self.lr) {
+            (Some(_), Some(_)) => None,
+            (alpha, lr) => Some(Grid {
+                alphas: alpha.map_or(full.alphas, |a| vec![a]),
+                lrs: lr.map_or(full.lrs, |l| vec![l]),
+            }),
+        }
+    }
+
+    /// `router input: pair (e(x, c), ...)`, the line `micro train` starts with.
+    pub fn router_input_line(&self) -> String {
+        let what = match self.router_input {
+            RouterInput::Prompt => "e(x), the prompt alone",
+            RouterInput::Pair => "e(x, c), each pair's prompt with its context",
+        };
+        format!("router input: {} ({what})", self.router_input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> TrainOptions {
+        TrainOptions {
+            method: Method::Micro,
+            heads: None,
+            epochs: 100,
+            lr: None,
+            alpha: None,
+            router_input: RouterInput::Pair,
+            batch: 32,
+            router: RouterLayout::Mlp,
+            hidden: 128,
+            activation: Activation::Relu,
+            seed: 42,
+            holdout: 0.1,
+            patience: 10,
+            min_epochs: 30,
+            warmup: 0.05,
+            weight_decay: 0.0,
+        }
+    }
+
+    #[test]
+    fn heads_parse_as_a_number_or_auto() {
+        assert_eq!("auto".parse::<Heads>(), Ok(Heads::Auto));
+        assert_eq!("4".parse::<Heads>(), Ok(Heads::Fixed(4)));
+        assert_eq!(
+            "many".parse::<Heads>().unwrap_err(),
+            "--heads \"many\": expected a number of heads such as 10"
+        );
+    }
+
+    #[test]
+    fn the_defaults_are_the_papers_and_unset_values_are_searched() {
+        let o = options();
+        assert_eq!(o.config(), TrainConfig::default());
+        assert_eq!(o.grid(), Some(Grid::default()));
+        let single = TrainOptions {
+            method: Method::Single,
+            ..options()
+        };
+        assert_eq!(single.config().k, 1);
+        let auto = TrainOptions {
+            heads: Some(Heads::Auto),
+            router: RouterLayout::Linear,
+            lr: Some(0.01),
+            ..options()
+        };
+        let c = auto.config();
+        assert_eq!((c.k, c.router_hidden, c.lr), (AUTO_HEADS, None, 0.01));
+        assert_eq!(
+            auto.grid(),
+            Some(Grid {
+                alphas: vec![0.5, 0.05, 0.005],
+                lrs: vec![0.01]
+            })
+        );
+        let both = TrainOptions {
+            lr: Some(0.01),
+            alpha: Some(0.1),
+            ..options()
+        };
+        assert_eq!(both.grid(), None);
+        assert_eq!(both.config().alpha, 0.1);
+    }
+
+    #[test]
+    fn the_router_input_line_says_what_routes() {
+        assert_eq!(
+            options().router_input_line(),
+            "router input: pair (e(x, c), each pair's prompt with its context)"
+        );
+        let prompt = TrainOptions {
+            router_input: RouterInput::Prompt,
+            ..options()
+        };
+        assert_eq!(
+            prompt.router_input_line(),
+            "router input: prompt (e(x), the prompt alone)"
+        );
+    }
+}
