@@ -1,96 +1,27 @@
 //! `POST /v1/users/{user_id}/next-question` end to end: the pair chosen is micro-route's
 //! `next_question` on the same margins and the user's stored weights, feedback on the asked
-//! pair moves the weights the next choice uses, bad candidates get JSON 4xx bodies, an unknown
-//! user is 404 as in `/v1/score`, and simulated users asked through the route reach their
-//! preferences in fewer answers than users asked at random.
+//! pair moves the weights the next choice uses, bad candidates get JSON 4xx bodies, and an
+//! unknown user is 404 as in `/v1/score`. The simulated users are in next_question_users.rs.
 
 mod common;
+mod question;
 
 use common::{BagBackbone, Fixture};
 use micro_data::Prompt;
 use micro_embed::{Backbone, Item};
 use micro_route::query::{information, next_question, pair_margins};
-use micro_route::{Rate, UserState};
+use micro_route::Rate;
 use micro_serve::question::MAX_CANDIDATES;
-use micro_serve::testing::client::{Client, Reply};
+use micro_serve::testing::client::Client;
 use micro_serve::testing::{random_vec, synthetic_model};
-use micro_serve::{AppState, BatchOptions, Limits, Running, Scorer};
+use micro_serve::{BatchOptions, Limits, Scorer};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-const DIM: usize = 8;
-const K: usize = 4;
-const MODEL_SEED: u64 = 5;
-
-fn model() -> micro_model::MixtureModel {
-    synthetic_model(DIM, K, MODEL_SEED)
-}
-
-/// A server over the fixture's store with the synthetic model and the given Hedge rate.
-fn start(f: &Fixture, scorer: Scorer, limits: Limits, rate: Rate) -> Running {
-    let state = Arc::new(AppState::new(scorer, f.store.clone(), limits, rate));
-    f.rt.block_on(micro_serve::start(state, "127.0.0.1:0"))
-        .unwrap()
-}
-
-fn embedding_server(f: &Fixture, limits: Limits, rate: Rate) -> Running {
-    start(f, Scorer::new(model(), None).unwrap(), limits, rate)
-}
-
-/// `n` candidate pairs of random embeddings scaled so that the heads are confident (margins
-/// of a few nats), as JSON candidates and as the two [n, d] arrays.
-fn random_pairs(rng: &mut StdRng, n: usize, scale: f32) -> (Vec<Value>, Vec<f32>, Vec<f32>) {
-    let (mut first, mut second, mut cands) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..n {
-        let a: Vec<f32> = random_vec(rng, DIM).iter().map(|x| x * scale).collect();
-        let b: Vec<f32> = random_vec(rng, DIM).iter().map(|x| x * scale).collect();
-        cands.push(json!({"chosen_embedding": a, "rejected_embedding": b}));
-        first.extend(a);
-        second.extend(b);
-    }
-    (cands, first, second)
-}
-
-fn ok(r: Reply) -> Value {
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()
-}
-
-fn error_message(r: &Reply) -> String {
-    r.json()["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-/// The user's stored state as the server holds it (log weights are exact f64 in JSON).
-fn stored_state(c: &mut Client, user: &str) -> UserState {
-    let v = ok(c.get(&format!("/v1/users/{user}")).unwrap());
-    let mut s = UserState::with_rate(&[1.0; K], Rate::Anytime);
-    s.log_weights = f64s(&v["log_weights"]);
-    s.updates = v["updates"].as_u64().unwrap();
-    s
-}
-
-fn ask(c: &mut Client, user: &str, body: &Value) -> Value {
-    ok(c.post(
-        &format!("/v1/users/{user}/next-question"),
-        &body.to_string(),
-    )
-    .unwrap())
-}
+use question::*;
 
 #[test]
 fn the_chosen_pair_is_micro_routes_next_question_on_the_same_margins_and_weights() {
@@ -482,131 +413,5 @@ fn text_candidates_are_embedded_as_feedback_embeds_them() {
     for (got, want) in logged.iter().zip(&margins[i * K..(i + 1) * K]) {
         assert!((got - *want as f64).abs() < 1e-4, "{logged:?}");
     }
-    f.stop(server);
-}
-
-/// Held-out accuracy of weights `w` (P(first wins) = sum_k w_k sigma(delta_k) vs 1/2; a tie
-/// counts half), as `micro_route::query::simulate` measures it.
-fn accuracy(margins: &[f32], answers: &[bool], w: &[f64]) -> f64 {
-    let credit: f64 = margins
-        .chunks_exact(K)
-        .zip(answers)
-        .map(|(row, &first)| {
-            let p: f64 = w
-                .iter()
-                .zip(row)
-                .map(|(wk, d)| wk / (1.0 + (-*d as f64).exp()))
-                .sum();
-            if (p - 0.5).abs() < 1e-12 {
-                0.5
-            } else if (p > 0.5) == first {
-                1.0
-            } else {
-                0.0
-            }
-        })
-        .sum();
-    credit / answers.len() as f64
-}
-
-/// The online claim through HTTP, small: simulated users who answer by one head (10% noise)
-/// are asked through `next-question` or in a random order, every answer goes through the
-/// feedback route, and the weights it returns predict held-out answers. Asked by the route,
-/// users reach 90% of their head's held-out accuracy in fewer answers on average.
-#[test]
-fn simulated_users_asked_by_the_route_need_fewer_answers_than_random_ones() {
-    let f = Fixture::new();
-    let key = f.key("sim");
-    let server = embedding_server(&f, Limits::default(), Rate::Anytime);
-    let mut c = Client::new(server.addr, Some(&key));
-    let model = model();
-    let mut rng = StdRng::seed_from_u64(7);
-    let (cands, first, second) = random_pairs(&mut rng, 60, 5.0);
-    let cand_margins = pair_margins(&model, &first, &second).unwrap();
-    let (_, hf, hs) = random_pairs(&mut rng, 200, 5.0);
-    let held = pair_margins(&model, &hf, &hs).unwrap();
-    let (users, noise, max_answers, target) = (12usize, 0.1, 30usize, 0.9);
-    let mut counts = (Vec::new(), Vec::new());
-    let mut random_draws = 0;
-    for u in 0..users {
-        let head = u % K;
-        let mut answer = |m: &[f32]| -> Vec<bool> {
-            m.chunks_exact(K)
-                .map(|row| (row[head] > 0.0) != (rng.random::<f64>() < noise))
-                .collect()
-        };
-        let asked_answers = answer(&cand_margins);
-        let held_answers = answer(&held);
-        let one_hot: Vec<f64> = (0..K).map(|j| if j == head { 1.0 } else { 0.0 }).collect();
-        let goal = target * accuracy(&held, &held_answers, &one_hot);
-        let mut order: Vec<usize> = (0..cands.len()).collect();
-        order.shuffle(&mut rng);
-        for suggested in [true, false] {
-            let user = format!("u{u}-{}", if suggested { "suggested" } else { "random" });
-            c.request("PUT", &format!("/v1/users/{user}"), Some("{}"))
-                .unwrap();
-            let mut left: Vec<usize> = (0..cands.len()).collect();
-            let mut reached = max_answers + 1;
-            for t in 1..=max_answers {
-                let pos = if suggested {
-                    let body =
-                        json!({"candidates": left.iter().map(|&i| &cands[i]).collect::<Vec<_>>()});
-                    let v = ask(&mut c, &user, &body);
-                    assert_eq!(v["candidates"], left.len());
-                    random_draws += usize::from(v["random"] == true);
-                    v["index"].as_u64().unwrap() as usize
-                } else {
-                    left.iter().position(|&i| i == order[t - 1]).unwrap()
-                };
-                let i = left.remove(pos);
-                let fb = if asked_answers[i] {
-                    cands[i].clone()
-                } else {
-                    json!({"chosen_embedding": cands[i]["rejected_embedding"], "rejected_embedding": cands[i]["chosen_embedding"]})
-                };
-                let state = ok(c
-                    .post(&format!("/v1/users/{user}/feedback"), &fb.to_string())
-                    .unwrap());
-                if accuracy(&held, &held_answers, &f64s(&state["weights"])) >= goal {
-                    reached = t;
-                    break;
-                }
-            }
-            if suggested {
-                counts.0.push(reached as f64);
-            } else {
-                counts.1.push(reached as f64);
-            }
-        }
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (s, r) = (mean(&counts.0), mean(&counts.1));
-    let wins = counts
-        .0
-        .iter()
-        .zip(&counts.1)
-        .filter(|(a, b)| a < b)
-        .count();
-    let losses = counts
-        .0
-        .iter()
-        .zip(&counts.1)
-        .filter(|(a, b)| a > b)
-        .count();
-    eprintln!(
-        "answers to 90% of the head's accuracy over {users} users: suggested {s:.2} {:?}, random {r:.2} {:?}; fewer for {wins} users, more for {losses}; {random_draws} questions below the floor",
-        counts.0, counts.1
-    );
-    assert!(
-        s < r && wins > losses,
-        "suggested {:?} vs random {:?}",
-        counts.0,
-        counts.1
-    );
-    assert!(
-        counts.0.iter().all(|&n| n <= max_answers as f64),
-        "{:?}",
-        counts.0
-    );
     f.stop(server);
 }
