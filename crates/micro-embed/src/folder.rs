@@ -21,6 +21,23 @@ pub fn default_minilm_dir() -> Option<PathBuf> {
     micro_data::home::micro_home().map(|h| h.join("models").join("all-MiniLM-L6-v2"))
 }
 
+/// The fetched all-MiniLM-L6-v2 folder: `MICRO_MINILM_DIR`, else [`default_minilm_dir`]; an
+/// error that says how to get it when the weights are not there (the tests that need real
+/// weights all locate them this way).
+pub fn located_minilm_dir() -> std::result::Result<PathBuf, String> {
+    let dir = std::env::var_os("MICRO_MINILM_DIR")
+        .map(PathBuf::from)
+        .or_else(default_minilm_dir)
+        .ok_or("set MICRO_MINILM_DIR, MICRO_HOME or HOME to locate all-MiniLM-L6-v2")?;
+    if !dir.join("model.safetensors").is_file() {
+        return Err(format!(
+            "all-MiniLM-L6-v2 not found at {}: run `scripts/fetch-assets.sh minilm` (or set MICRO_MINILM_DIR)",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
 /// The located files of a model folder, and its parsed `config.json`.
 #[derive(Clone, Debug)]
 pub struct ModelFolder {

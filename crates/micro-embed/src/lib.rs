@@ -40,7 +40,7 @@ pub use backbone::{
     ResponseText,
 };
 pub use error::{EmbedError, Result};
-pub use folder::{default_minilm_dir, ModelFolder, TemplateSource};
+pub use folder::{default_minilm_dir, located_minilm_dir, ModelFolder, TemplateSource};
 pub use load::{family, load_backbone};
 pub use merge::{merge_caches, MergeSummary};
 pub use partial::PARTIAL_DIR;

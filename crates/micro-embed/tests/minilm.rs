@@ -9,16 +9,7 @@ use micro_embed::{load_backbone, BackboneOptions, Item, ModelFolder, PromptItem}
 use std::path::{Path, PathBuf};
 
 fn minilm_dir() -> PathBuf {
-    let dir = std::env::var_os("MICRO_MINILM_DIR")
-        .map(PathBuf::from)
-        .or_else(micro_embed::default_minilm_dir)
-        .expect("set MICRO_MINILM_DIR, MICRO_HOME or HOME to locate all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "all-MiniLM-L6-v2 not found at {}: run `scripts/fetch-assets.sh minilm` (or set MICRO_MINILM_DIR)",
-        dir.display()
-    );
-    dir
+    micro_embed::located_minilm_dir().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn golden() -> (Vec<String>, Vec<Vec<f32>>) {
