@@ -25,7 +25,7 @@ install_debian() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The RL-trainer tests (crates/micro-cli/tests/rl_trainers.rs) run OpenRLHF's real reward client,
+# The RL-trainer tests (crates/micro-cli/tests/it/rl_trainers.rs) run OpenRLHF's real reward client,
 # which needs aiohttp; the test loads openrlhf/utils/agent.py without torch, ray or vllm, so only
 # the package's own files are fetched. Idempotent: a stamp names what is installed.
 AIOHTTP_VERSION=3.12.15

@@ -1,7 +1,7 @@
 """The client's three trainer entry points against a running ``micro serve`` (text backbone):
 each gives ``/v1/score``'s reward for the same conversation, response and user or context.
 
-Run with MICRO_URL and MICRO_API_KEY set (crates/micro-cli/tests/rl_trainers.rs does).
+Run with MICRO_URL and MICRO_API_KEY set (crates/micro-cli/tests/it/rl_trainers.rs does).
 """
 
 import importlib.util

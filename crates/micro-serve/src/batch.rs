@@ -10,8 +10,8 @@
 //! and run while the previous one still runs, so the serial parts of one pass (tokenising,
 //! pooling) overlap the parallel parts of another.
 
+use crate::scorer::Texts;
 use micro_cache::Matrix;
-use micro_data::Prompt;
 use micro_embed::{Backbone, Item, PromptItem};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
@@ -78,33 +78,6 @@ impl Default for BatchOptions {
     }
 }
 
-/// What one request needs embedded.
-#[derive(Clone, Debug)]
-pub enum Texts {
-    /// Router inputs e(x, c), one row each.
-    Prompts(Vec<(Prompt, Option<String>)>),
-    /// Reward features h(x, a) of several responses to one prompt, one row each.
-    Responses {
-        prompt: Prompt,
-        context: Option<String>,
-        responses: Vec<String>,
-    },
-}
-
-impl Texts {
-    /// Rows this request gets back.
-    pub fn len(&self) -> usize {
-        match self {
-            Texts::Prompts(p) => p.len(),
-            Texts::Responses { responses, .. } => responses.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 struct Job {
     texts: Texts,
     reply: oneshot::Sender<Result<Matrix, String>>,
@@ -144,6 +117,39 @@ impl Batcher {
         answer
             .await
             .map_err(|_| "the backbone worker dropped the request".to_owned())?
+    }
+}
+
+/// The backbone of a text-serving scorer and, when batching is on, the batcher in front of it.
+pub struct TextEmbedder {
+    backbone: Arc<dyn Backbone>,
+    batcher: Option<Batcher>,
+}
+
+impl TextEmbedder {
+    /// Starts the batcher's workers unless `opts` turns batching off.
+    pub fn start(backbone: Arc<dyn Backbone>, opts: BatchOptions) -> std::io::Result<Self> {
+        let batcher = match opts.max_texts > 0 {
+            true => Some(Batcher::start(backbone.clone(), opts)?),
+            false => None,
+        };
+        Ok(TextEmbedder { backbone, batcher })
+    }
+
+    /// The rows for `texts`: through the batcher, or alone on the blocking pool when batching
+    /// is off.
+    pub async fn embed(&self, texts: Texts) -> Result<Matrix, String> {
+        match &self.batcher {
+            Some(b) => b.embed(texts).await,
+            None => {
+                let backbone = self.backbone.clone();
+                tokio::task::spawn_blocking(move || {
+                    embed_all(backbone.as_ref(), &[&texts]).map(|mut v| v.remove(0))
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("embedding task failed: {e}")))
+            }
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! The principal type is [`AppState`] (the model [`Scorer`], a [`StateStore`], limits and
 //! metrics), served by [`start`] or [`serve`]. The API is documented in `docs/openapi.json`:
 //! micro's own `/v1` routes, and the shapes RL trainers call a remote reward model with
-//! ([`rl`]: OpenRLHF's `/get_reward`, slime's `/slime/reward`). Concurrent text requests share
-//! backbone passes ([`batch`]).
+//! ([`rl`]: OpenRLHF's `/get_reward`, slime's `/slime/reward`). With the `text` feature (on by
+//! default) the server also embeds text with a backbone from micro-embed, and concurrent text
+//! requests share backbone passes (`batch`); without it, it scores the embeddings clients send.
 //!
 //! ```
 //! use micro_serve::testing::{client::Client, synthetic_model};
@@ -16,7 +17,7 @@
 //! let (server, key) = rt.block_on(async {
 //!     let store = store::open(dir.path().join("state.sqlite").to_str().unwrap()).await.unwrap();
 //!     let (key, _) = auth::add_key(store.as_ref(), "acme", "docs").await.unwrap();
-//!     let scorer = Scorer::new(synthetic_model(4, 2, 1), None).unwrap();
+//!     let scorer = Scorer::new(synthetic_model(4, 2, 1));
 //!     let state = Arc::new(AppState::new(scorer, store, Limits::default(), micro_route::Rate::Anytime));
 //!     (micro_serve::start(state, "127.0.0.1:0").await.unwrap(), key)
 //! });
@@ -33,6 +34,7 @@
 
 pub mod api;
 pub mod auth;
+#[cfg(feature = "text")]
 pub mod batch;
 pub mod chat;
 pub mod error;
@@ -47,6 +49,7 @@ pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
+#[cfg(feature = "text")]
 pub use batch::BatchOptions;
 pub use error::ApiError;
 pub use options::StoreOptions;

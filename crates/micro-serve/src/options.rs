@@ -4,8 +4,11 @@
 //! flags whose values are durations (with the `clap` feature these types are the flags).
 
 use crate::store::{self, SqliteSync, StateStore};
+#[cfg(feature = "text")]
 use micro_embed::{Backbone, BackboneOptions, ContextMode, DeviceKind, PromptText, ResponseText};
+#[cfg(feature = "text")]
 use micro_model::MixtureModel;
+#[cfg(feature = "text")]
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +68,7 @@ pub fn redact(url: &str) -> String {
 /// training cache recorded, so that serving computes the same vectors for the same prompt and
 /// response (a model that records none predates them: micro then embedded whole transcripts).
 /// The second value is a warning when the folder is not the backbone the model was trained on.
+#[cfg(feature = "text")]
 pub fn backbone_for(
     model: &MixtureModel,
     dir: &Path,
@@ -80,6 +84,7 @@ pub fn backbone_for(
 }
 
 /// The backbone options of [`backbone_for`].
+#[cfg(feature = "text")]
 fn recipe_options(
     model: &MixtureModel,
     context: ContextMode,
@@ -96,6 +101,7 @@ fn recipe_options(
 }
 
 /// A recorded option's value, or `fallback` when absent or not one this build knows.
+#[cfg(feature = "text")]
 fn parse_or<T: std::str::FromStr>(recorded: &Option<String>, fallback: T) -> T {
     recorded
         .as_deref()
@@ -191,7 +197,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, feature = "clap"))]
+#[cfg(all(test, feature = "clap", feature = "text"))]
 mod flag_tests {
     use crate::{BatchOptions, Limits};
     use clap::Parser;

@@ -2,60 +2,89 @@
 //! vectors with the backbone (batched across requests, off the async threads), and the mixture
 //! arithmetic.
 
-use crate::batch::{self, BatchOptions, Batcher, Texts};
+#[cfg(feature = "text")]
+use crate::batch::{BatchOptions, TextEmbedder};
 use crate::error::ApiError;
 use micro_cache::Matrix;
 use micro_data::Prompt;
+#[cfg(feature = "text")]
 use micro_embed::Backbone;
 use micro_model::{sigmoid, MixtureModel};
+#[cfg(feature = "text")]
 use std::sync::Arc;
 
 /// Scores responses with the served model: its head rewards and mixture weights, and,
-/// optionally, the backbone that embeds text requests.
+/// optionally (feature `text`), the backbone that embeds text requests.
 pub struct Scorer {
     pub model: MixtureModel,
-    backbone: Option<Arc<dyn Backbone>>,
-    /// Shares backbone passes between concurrent requests; `None` when batching is off.
-    batcher: Option<Batcher>,
+    #[cfg(feature = "text")]
+    text: Option<TextEmbedder>,
+}
+
+/// What one request needs embedded.
+#[derive(Clone, Debug)]
+pub enum Texts {
+    /// Router inputs e(x, c), one row each.
+    Prompts(Vec<(Prompt, Option<String>)>),
+    /// Reward features h(x, a) of several responses to one prompt, one row each.
+    Responses {
+        prompt: Prompt,
+        context: Option<String>,
+        responses: Vec<String>,
+    },
+}
+
+impl Texts {
+    /// Rows this request gets back.
+    pub fn len(&self) -> usize {
+        match self {
+            Texts::Prompts(p) => p.len(),
+            Texts::Responses { responses, .. } => responses.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Scorer {
-    /// [`Scorer::with_batching`] with the default batching.
-    pub fn new(model: MixtureModel, backbone: Option<Box<dyn Backbone>>) -> Result<Self, String> {
-        Self::with_batching(model, backbone.map(Arc::from), BatchOptions::default())
+    /// A scorer of embeddings: text requests are refused (400) with a message saying to send
+    /// embeddings or start the server with a backbone.
+    pub fn new(model: MixtureModel) -> Self {
+        Scorer {
+            model,
+            #[cfg(feature = "text")]
+            text: None,
+        }
     }
 
-    /// Refuses a backbone whose widths differ from the model's.
-    pub fn with_batching(
+    /// A scorer that also embeds text with `backbone`, sharing backbone passes between
+    /// concurrent requests as `batching` says; refuses a backbone whose widths differ from the
+    /// model's.
+    #[cfg(feature = "text")]
+    pub fn with_backbone(
         model: MixtureModel,
-        backbone: Option<Arc<dyn Backbone>>,
+        backbone: Arc<dyn Backbone>,
         batching: BatchOptions,
     ) -> Result<Self, String> {
-        if let Some(b) = &backbone {
-            let c = model.config();
-            if b.dim() != c.dim || b.prompt_dim() != c.prompt_dim {
-                return Err(format!(
-                    "the backbone `{}` makes {}-d features and {}-d router inputs, the model reads {}-d and {}-d: pass the backbone the model was trained with ({})",
-                    b.info().name,
-                    b.dim(),
-                    b.prompt_dim(),
-                    c.dim,
-                    c.prompt_dim,
-                    c.backbone.name
-                ));
-            }
+        let c = model.config();
+        if backbone.dim() != c.dim || backbone.prompt_dim() != c.prompt_dim {
+            return Err(format!(
+                "the backbone `{}` makes {}-d features and {}-d router inputs, the model reads {}-d and {}-d: pass the backbone the model was trained with ({})",
+                backbone.info().name,
+                backbone.dim(),
+                backbone.prompt_dim(),
+                c.dim,
+                c.prompt_dim,
+                c.backbone.name
+            ));
         }
-        let batcher = match &backbone {
-            Some(b) if batching.max_texts > 0 => Some(
-                Batcher::start(b.clone(), batching)
-                    .map_err(|e| format!("cannot start the batching thread: {e}"))?,
-            ),
-            _ => None,
-        };
+        let text = TextEmbedder::start(backbone, batching)
+            .map_err(|e| format!("cannot start the batching thread: {e}"))?;
         Ok(Scorer {
             model,
-            backbone,
-            batcher,
+            text: Some(text),
         })
     }
 
@@ -71,8 +100,16 @@ impl Scorer {
         self.model.config().prompt_dim
     }
 
+    /// Whether text requests are embedded (a backbone was given).
+    #[cfg(feature = "text")]
     pub fn has_backbone(&self) -> bool {
-        self.backbone.is_some()
+        self.text.is_some()
+    }
+
+    /// Whether text requests are embedded: never in a build without text support.
+    #[cfg(not(feature = "text"))]
+    pub fn has_backbone(&self) -> bool {
+        false
     }
 
     /// Refuses a vector of the wrong width or with non-finite values.
@@ -141,24 +178,27 @@ impl Scorer {
         .await
     }
 
-    /// Embeds through the batcher, or alone on the blocking pool when batching is off.
+    /// Embeds with the backbone, or refuses when this scorer has none.
+    #[cfg(feature = "text")]
     async fn embed(&self, texts: Texts) -> Result<Matrix, ApiError> {
-        let backbone = self.backbone.clone().ok_or_else(|| {
-            ApiError::bad_request(
-                "this server has no backbone to embed text: send embeddings instead, or start it with --backbone DIR",
-            )
-        })?;
-        let rows = match &self.batcher {
-            Some(b) => b.embed(texts).await,
-            None => tokio::task::spawn_blocking(move || {
-                batch::embed_all(backbone.as_ref(), &[&texts]).map(|mut v| v.remove(0))
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("embedding task failed: {e}"))),
-        };
-        rows.map_err(ApiError::unprocessable)
+        match &self.text {
+            Some(text) => text.embed(texts).await.map_err(ApiError::unprocessable),
+            None => Err(ApiError::bad_request(NO_BACKBONE)),
+        }
+    }
+
+    /// Refuses: this build embeds no text.
+    #[cfg(not(feature = "text"))]
+    async fn embed(&self, _texts: Texts) -> Result<Matrix, ApiError> {
+        Err(ApiError::bad_request(NO_BACKBONE))
     }
 }
+
+/// Why a text request is refused by a scorer without a backbone.
+#[cfg(feature = "text")]
+const NO_BACKBONE: &str = "this server has no backbone to embed text: send embeddings instead, or start it with --backbone DIR";
+#[cfg(not(feature = "text"))]
+const NO_BACKBONE: &str = "this server was built without text support (micro-serve's `text` feature): send embeddings instead";
 
 /// The personalised reward sum_k w_k r_k.
 pub fn mixed_reward(weights: &[f32], head_rewards: &[f32]) -> f32 {

@@ -142,7 +142,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let dir = a.model.context("--model is required")?;
     let model = MixtureModel::load(&dir)
         .with_context(|| format!("cannot load the model folder {}", dir.display()))?;
-    let backbone = match &a.backbone {
+    let scorer = match &a.backbone {
         Some(b) => {
             let (loaded, warning) =
                 micro_serve::options::backbone_for(&model, b, a.context_mode, a.device)
@@ -150,11 +150,11 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             if let Some(w) = warning {
                 eprintln!("warning: {w}");
             }
-            Some(Arc::from(loaded))
+            Scorer::with_backbone(model, Arc::from(loaded), a.batching)
+                .map_err(anyhow::Error::msg)?
         }
-        None => None,
+        None => Scorer::new(model),
     };
-    let scorer = Scorer::with_batching(model, backbone, a.batching).map_err(anyhow::Error::msg)?;
     let store = a.db.open().await.map_err(anyhow::Error::msg)?;
     let summary = format!(
         "model K={} d={}, store {} ({}), text {}",

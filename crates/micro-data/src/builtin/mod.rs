@@ -98,7 +98,7 @@
 //!
 //! Sizes on seed 0 (10 candidates per prompt): 3,278 Stage 1 pairs, 1,050 pool pairs, 821 test
 //! pairs (114-121 per user): 5,149 in all; the dominant users label about 90% of their topics'
-//! pairs (`tests/builtin.rs` checks 85-95%, and 35-65% for each side of an opposite pair).
+//! pairs (`tests/it/builtin.rs` checks 85-95%, and 35-65% for each side of an opposite pair).
 //!
 //! ```no_run
 //! use micro_data::builtin::{build, BuiltinOptions};

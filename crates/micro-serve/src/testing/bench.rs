@@ -107,7 +107,7 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
             .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
         let tenant = format!("bench-{}", store::now_ms());
         let (key, _) = auth::add_key(store.as_ref(), &tenant, "bench").await?;
-        let scorer = Scorer::new(synthetic_model(opts.dim, opts.k, 7), None)?;
+        let scorer = Scorer::new(synthetic_model(opts.dim, opts.k, 7));
         let state = Arc::new(AppState::new(
             scorer,
             store,
@@ -290,7 +290,7 @@ pub fn run_text(
     let mut results = Vec::new();
     for (mode, batching) in [("off", BatchOptions::OFF), ("on", opts.batching)] {
         for &c in &opts.clients {
-            let scorer = Scorer::with_batching(model.clone(), Some(backbone.clone()), batching)?;
+            let scorer = Scorer::with_backbone(model.clone(), backbone.clone(), batching)?;
             let (running, key) = rt.block_on(start_bench_server(scorer, &url))?;
             let name = format!("text, {c:>2} clients, batching {mode}");
             let mut r = phase(&name, opts.requests, c, running.addr, &key, |i| {

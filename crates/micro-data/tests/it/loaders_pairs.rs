@@ -2,9 +2,7 @@
 //! format) on small fixtures in their datasets' exact schemas, expected pairs worked out by hand
 //! in the comments, and the HH loader on the real harmless-base test file.
 
-mod common;
-
-use common::fixture;
+use crate::common::fixture;
 use micro_data::formats::{load_with, Format, LoadOptions, PkuSelect};
 use micro_data::{load, Message, Prompt, Split};
 use std::path::Path;

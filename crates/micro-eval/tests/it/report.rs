@@ -1,6 +1,4 @@
-mod common;
-
-use common::{opposed, routed_model, static_model, Toy};
+use crate::common::{opposed, routed_model, static_model, Toy};
 use micro_eval::{
     budget_sweep, evaluate, write_report, EvalOptions, NamedModel, Results, SweepOptions,
 };

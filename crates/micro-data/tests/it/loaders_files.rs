@@ -1,9 +1,7 @@
 //! The file side of loading: format sniffing, splits from file names, and the Parquet and Arrow
 //! IPC containers read like their JSONL counterparts.
 
-mod common;
-
-use common::fixture;
+use crate::common::fixture;
 use micro_data::formats::{load_with, sniff, split_from_path, Format, LoadOptions};
 use micro_data::{load, Message, Prompt, Split};
 use std::path::Path;

@@ -1,6 +1,4 @@
-mod common;
-
-use common::{cache, routed_model, sigma, static_model, two_users, Row};
+use crate::common::{cache, routed_model, sigma, static_model, two_users, Row};
 use micro_data::Split;
 use micro_eval::{evaluate, evaluate_indices, EvalError, EvalOptions, Gating, SplitSel};
 use std::collections::BTreeMap;

@@ -2,9 +2,7 @@
 //! layout, PandaLM's annotator labels) on small fixtures in their datasets' exact schemas, expected
 //! pairs worked out by hand in the comments; missing values (bare `NaN`) counted in the report.
 
-mod common;
-
-use common::{find, fixture, per_attribute};
+use crate::common::{find, fixture, per_attribute};
 use micro_data::formats::{load_with, Format, LoadOptions};
 use micro_data::{load, Prompt, Split};
 use std::collections::BTreeMap;

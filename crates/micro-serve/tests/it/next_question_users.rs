@@ -1,15 +1,12 @@
 //! Simulated users asked through `POST /v1/users/{user_id}/next-question` reach their
 //! preferences in fewer answers than users asked at random.
 
-mod common;
-mod question;
-
-use common::Fixture;
+use crate::common::Fixture;
+use crate::question::*;
 use micro_route::query::pair_margins;
 use micro_route::Rate;
 use micro_serve::testing::client::Client;
 use micro_serve::Limits;
-use question::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

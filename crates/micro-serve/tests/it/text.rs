@@ -8,7 +8,7 @@ use micro_route::Rate;
 use micro_serve::store;
 use micro_serve::testing::client::Client;
 use micro_serve::testing::synthetic_model;
-use micro_serve::{auth, AppState, Limits, Scorer};
+use micro_serve::{auth, AppState, BatchOptions, Limits, Scorer};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +23,8 @@ fn text_requests_are_embedded_by_the_backbone() {
     let direct = load_backbone(&dir, &BackboneOptions::default()).unwrap();
     let model = synthetic_model(direct.dim(), 3, 9);
     let served = load_backbone(&dir, &BackboneOptions::default()).unwrap();
-    let scorer = Scorer::new(model.clone(), Some(served)).unwrap();
+    let scorer =
+        Scorer::with_backbone(model.clone(), Arc::from(served), BatchOptions::default()).unwrap();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

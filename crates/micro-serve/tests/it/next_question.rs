@@ -3,10 +3,7 @@
 //! pair moves the weights the next choice uses, bad candidates get JSON 4xx bodies, and an
 //! unknown user is 404 as in `/v1/score`. The simulated users are in next_question_users.rs.
 
-mod common;
-mod question;
-
-use common::{BagBackbone, Fixture};
+use crate::common::{BagBackbone, Fixture};
 use micro_data::Prompt;
 use micro_embed::{Backbone, Item};
 use micro_route::query::{information, next_question, pair_margins};
@@ -21,7 +18,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-use question::*;
+use crate::question::*;
 
 #[test]
 fn the_chosen_pair_is_micro_routes_next_question_on_the_same_margins_and_weights() {
@@ -333,9 +330,9 @@ fn text_candidates_are_embedded_as_feedback_embeds_them() {
     );
     let model =
         micro_model::MixtureModel::new(base.config().clone(), scaled, base.gate().clone()).unwrap();
-    let scorer = Scorer::with_batching(
+    let scorer = Scorer::with_backbone(
         model.clone(),
-        Some(backbone.clone() as Arc<dyn Backbone>),
+        backbone.clone() as Arc<dyn Backbone>,
         BatchOptions::default(),
     )
     .unwrap();

@@ -3,9 +3,7 @@
 //! `null` or the wrong status, a lost prior, an inconsistent 404, and errors that were not
 //! JSON.
 
-mod common;
-
-use common::Fixture;
+use crate::common::Fixture;
 use micro_serve::testing::client::{Client, Reply};
 use micro_serve::testing::{seeded_vec, synthetic_model};
 use micro_serve::{Limits, Scorer};
@@ -18,7 +16,7 @@ const DIM: usize = 16;
 const K: usize = 4;
 
 fn scorer() -> Scorer {
-    Scorer::new(synthetic_model(DIM, K, 3), None).unwrap()
+    Scorer::new(synthetic_model(DIM, K, 3))
 }
 
 fn message(r: &Reply) -> String {

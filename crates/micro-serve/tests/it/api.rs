@@ -46,7 +46,7 @@ impl Fixture {
     }
 
     fn start(&self, limits: Limits) -> Running {
-        let scorer = Scorer::new(synthetic_model(DIM, K, 3), None).unwrap();
+        let scorer = Scorer::new(synthetic_model(DIM, K, 3));
         let state = Arc::new(AppState::new(
             scorer,
             self.store.clone(),
@@ -361,7 +361,7 @@ fn the_openapi_document_covers_every_route() {
 /// A route that takes `ms` milliseconds, wrapped in the server's timeout layer.
 fn slow_app(f: &Fixture, timeout_ms: u64) -> axum::Router {
     use axum::routing::get;
-    let scorer = Scorer::new(synthetic_model(DIM, K, 3), None).unwrap();
+    let scorer = Scorer::new(synthetic_model(DIM, K, 3));
     let limits = Limits {
         timeout: std::time::Duration::from_millis(timeout_ms),
         ..Limits::default()

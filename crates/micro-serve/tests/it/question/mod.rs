@@ -28,7 +28,7 @@ pub fn start(f: &Fixture, scorer: Scorer, limits: Limits, rate: Rate) -> Running
 }
 
 pub fn embedding_server(f: &Fixture, limits: Limits, rate: Rate) -> Running {
-    start(f, Scorer::new(model(), None).unwrap(), limits, rate)
+    start(f, Scorer::new(model()), limits, rate)
 }
 
 /// `n` candidate pairs of random embeddings scaled so that the heads are confident (margins

@@ -3,9 +3,7 @@
 //! conversation and label, the backbone never sees template markup, and concurrent text
 //! requests share backbone passes without changing any answer.
 
-mod common;
-
-use common::{BagBackbone, Fixture};
+use crate::common::{BagBackbone, Fixture};
 use micro_serve::testing::client::{Client, Reply};
 use micro_serve::testing::synthetic_model;
 use micro_serve::{BatchOptions, Limits, Scorer};
@@ -17,9 +15,9 @@ const DIM: usize = 24;
 const K: usize = 4;
 
 fn scorer(backbone: &Arc<BagBackbone>, batching: BatchOptions) -> Scorer {
-    Scorer::with_batching(
+    Scorer::with_backbone(
         synthetic_model(DIM, K, 21),
-        Some(backbone.clone() as Arc<dyn micro_embed::Backbone>),
+        backbone.clone() as Arc<dyn micro_embed::Backbone>,
         batching,
     )
     .unwrap()
