@@ -165,14 +165,7 @@ fn train_all(
         };
         let label = format!("{name} (seed {seed})");
         let model = match &cfg.grid {
-            Some(grid) => {
-                train_search(arrays, &train, grid, |e| {
-                    if let micro_model::SearchEvent::Train(t) = e {
-                        obs.train(&label, t)
-                    }
-                })?
-                .0
-            }
+            Some(grid) => train_search(arrays, &train, grid, |e| obs.search(&label, e))?.0,
             None => micro_model::train(arrays, &train, |e| obs.train(&label, e))?.0,
         };
         let hp = &model.config().training["hyperparameters"];

@@ -1,67 +1,9 @@
-//! Progress of a long embedding run: a bar with rate and ETA on a terminal, plain periodic
-//! lines otherwise (logs of batch jobs).
+//! Progress of a long embedding run as a plain line (the logs of batch jobs): the pipeline
+//! reports [`Tick`]s through a callback, and whoever runs it draws them (`micro` draws a bar on
+//! a terminal and these lines otherwise).
 
 use crate::pipeline::Tick;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
-
-/// Shows [`Tick`]s on stderr.
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    start: Instant,
-    last_line: Option<Instant>,
-    every: Duration,
-    label: String,
-}
-
-impl Progress {
-    /// A bar when stderr is a terminal, else a line every `every`.
-    pub fn new(label: &str, every: Duration) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(0);
-            let style = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {pos}/{len} texts  {per_sec}  ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_message(label.to_string());
-            bar
-        });
-        Progress {
-            bar,
-            start: Instant::now(),
-            last_line: None,
-            every,
-            label: label.to_string(),
-        }
-    }
-
-    pub fn tick(&mut self, t: Tick) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(t.total as u64);
-            if t.resumed == t.done {
-                // Resumed texts cost nothing: keep them out of indicatif's rate estimate.
-                bar.reset_elapsed();
-                bar.reset_eta();
-            }
-            bar.set_position(t.done as u64);
-            return;
-        }
-        let due = self.last_line.is_none_or(|l| l.elapsed() >= self.every) || t.done == t.total;
-        if due {
-            self.last_line = Some(Instant::now());
-            eprintln!("{}", line(&self.label, t, self.start.elapsed()));
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
+use std::time::Duration;
 
 /// `label: done/total texts (p%), r texts/s, ETA ...` with the rate over this run's own work.
 pub fn line(label: &str, t: Tick, elapsed: Duration) -> String {

@@ -1,12 +1,11 @@
-//! Training progress and search results as text, as `micro train` prints them: a [`Reporter`]
-//! turns the trainer's [`TrainEvent`]s and the search's [`SearchEvent`]s into a progress bar
-//! (on a terminal) or plain lines on stderr, and [`SearchTable`] renders a finished search.
+//! Training progress and search results as text, as `micro train` prints them: the lines for
+//! the trainer's [`TrainEvent`](crate::TrainEvent)s and the search's
+//! [`SearchEvent`](crate::SearchEvent)s (whoever runs the training draws them; `micro` adds a bar
+//! on a terminal), and [`SearchTable`] for a finished search.
 
-use crate::search::{Search, SearchEvent, Trial};
-use crate::train::{EpochStats, TrainEvent};
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::search::{Search, Trial};
+use crate::train::EpochStats;
 use std::fmt;
-use std::io::IsTerminal;
 
 /// The line that opens a training run.
 pub fn start_line(n_train: usize, n_holdout: usize, steps: usize, max_epochs: usize) -> String {
@@ -36,93 +35,6 @@ pub fn done_line(t: &Trial) -> String {
         "  held-out NLL {:.4} at epoch {} of {} ({:.1} s)",
         t.holdout_nll, t.best_epoch, t.epochs_run, t.seconds
     )
-}
-
-/// A progress bar per epoch on a terminal; one plain line per epoch on stderr otherwise.
-#[derive(Default)]
-pub struct Reporter {
-    bar: Option<ProgressBar>,
-    max_epochs: usize,
-}
-
-impl Reporter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The observer of [`train`](crate::train()).
-    pub fn event(&mut self, e: &TrainEvent) {
-        match e {
-            TrainEvent::Start {
-                steps_per_epoch,
-                max_epochs,
-                n_train,
-                n_holdout,
-            } => {
-                self.max_epochs = *max_epochs;
-                eprintln!(
-                    "{}",
-                    start_line(*n_train, *n_holdout, *steps_per_epoch, *max_epochs)
-                );
-                if std::io::stderr().is_terminal() {
-                    let style = ProgressStyle::with_template(
-                        "{msg} [{bar:30}] {pos}/{len} steps, {per_sec}, ETA {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
-                    let bar = ProgressBar::new(*steps_per_epoch as u64).with_style(style);
-                    bar.set_message(format!("epoch 1/{max_epochs}"));
-                    self.bar = Some(bar);
-                }
-            }
-            TrainEvent::Step { .. } => {
-                if let Some(b) = &self.bar {
-                    b.inc(1);
-                }
-            }
-            TrainEvent::Epoch(s) => {
-                let line = epoch_line(s, self.max_epochs);
-                match &self.bar {
-                    Some(b) => {
-                        b.println(line);
-                        b.reset();
-                        b.set_message(format!("epoch {}/{}", s.epoch + 1, self.max_epochs));
-                    }
-                    None => eprintln!("{line}"),
-                }
-            }
-        }
-    }
-
-    /// The observer of [`train_search`](crate::train_search): a line per trial, the trial's
-    /// training shown as usual.
-    pub fn search_event(&mut self, e: SearchEvent<'_>) {
-        match e {
-            SearchEvent::Trial {
-                index,
-                total,
-                alpha,
-                lr,
-            } => {
-                self.finish();
-                self.bar = None;
-                eprintln!("{}", trial_line(index, total, alpha, lr));
-            }
-            SearchEvent::Train(t) => {
-                if !matches!(t, TrainEvent::Epoch(_)) || self.bar.is_some() {
-                    self.event(t)
-                }
-            }
-            SearchEvent::Done(t) => eprintln!("{}", done_line(t)),
-        }
-    }
-
-    /// Clears the progress bar, if any.
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }
 
 /// The grid of a search, each point's held-out NLL, and the kept point.
@@ -181,12 +93,14 @@ pub fn trained_line(
         None => "no held-out pairs".to_string(),
     };
     let hp = &model.config().training["hyperparameters"];
+    // config.json holds f32 values widened to f64: print them at f32 precision.
+    let f32_of = |v: &serde_json::Value| v.as_f64().map_or(f32::NAN, |x| x as f32);
     format!(
         "trained {} (K={}, alpha {}, lr {}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
         cfg.method,
         cfg.k,
-        hp["alpha"],
-        hp["lr"],
+        f32_of(&hp["alpha"]),
+        f32_of(&hp["lr"]),
         report.n_train,
         report.epochs_run,
         if report.stopped_early { " (early stop)" } else { "" },

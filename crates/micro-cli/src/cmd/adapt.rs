@@ -88,7 +88,7 @@ pub fn bench_select(a: SelectBenchConfig) -> anyhow::Result<()> {
         },
     };
     let pairs = bench::simulation_pairs(&source)?;
-    let bar = super::bar(1, "{spinner} simulating users {elapsed}");
+    let bar = crate::console::bar(1, "{spinner} simulating users {elapsed}");
     let sim = bench::simulate(pairs, &cfg)?;
     bar.finish_and_clear();
     println!("{sim}");

@@ -1,11 +1,10 @@
 //! `micro demo`: the recipe of micro-demo, with progress bars.
 
+use crate::console::{Console, Training};
 use micro_data::builtin::BuiltinLayout;
-use micro_demo::{run_demo, DemoConfig, Observer, StoryConfig};
-use micro_embed::Tick;
-use micro_model::TrainEvent;
+use micro_demo::{run_demo, DemoConfig, StoryConfig};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -75,7 +74,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         },
     };
     let outputs = match &a.real {
-        None => run_demo(&cfg, &mut Bars::default())?,
+        None => run_demo(
+            &cfg,
+            &mut Console::new(Training::Compact, Duration::from_secs(30)),
+        )?,
         Some(dir) => {
             let backbone = micro_embed::load_backbone(
                 &cfg.backbone,
@@ -87,7 +89,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
                 &a.out,
                 &cfg.story,
                 a.seed,
-                &mut Bars::default(),
+                &mut Console::new(Training::Compact, Duration::from_secs(30)),
             )?
         }
     };
@@ -100,62 +102,4 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     println!("demo finished in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// Steps and lines on stdout; a bar for embedding and for each training.
-#[derive(Default)]
-struct Bars {
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Bars {
-    fn bar(&mut self, template: &str) -> &indicatif::ProgressBar {
-        self.bar.get_or_insert_with(|| super::bar(0, template))
-    }
-
-    fn done(&mut self) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Observer for Bars {
-    fn step(&mut self, number: usize, what: &str) {
-        self.done();
-        println!("[{number}] {what}");
-    }
-
-    fn line(&mut self, text: &str) {
-        self.done();
-        println!("{text}");
-    }
-
-    fn embed(&mut self, t: Tick) {
-        let bar = self.bar("  {bar:40} {pos}/{len} texts {per_sec} eta {eta}");
-        bar.set_length(t.total as u64);
-        bar.set_position(t.done as u64);
-    }
-
-    fn train(&mut self, label: &str, e: &TrainEvent<'_>) {
-        match e {
-            TrainEvent::Start {
-                steps_per_epoch,
-                max_epochs,
-                ..
-            } => {
-                self.done();
-                let template = format!("  {label:<22} {{bar:30}} epoch {{msg}} {{per_sec}}");
-                self.bar(&template)
-                    .set_length((steps_per_epoch * max_epochs) as u64);
-            }
-            TrainEvent::Step { step, epoch, .. } => {
-                if let Some(b) = &self.bar {
-                    b.set_position(*step as u64);
-                    b.set_message(epoch.to_string());
-                }
-            }
-            TrainEvent::Epoch(_) => {}
-        }
-    }
 }

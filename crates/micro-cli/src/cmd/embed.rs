@@ -1,8 +1,9 @@
 //! `micro embed` (pairs -> embedding cache), `micro cache info|merge`, and `micro bench embed`.
 
+use crate::console::{Console, Training};
 use micro_cache::{CacheInfo, Dtype, EmbeddingCache};
 use micro_data::Format;
-use micro_embed::progress::Progress;
+use micro_demo::Observer;
 use micro_embed::{BackboneOptions, EmbedOptions};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,12 +45,13 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
         info.architecture.as_deref().unwrap_or("?"),
         rayon::current_num_threads()
     );
-    let mut progress = Progress::new("embed", Duration::from_secs(a.progress_every.max(1)));
+    let every = Duration::from_secs(a.progress_every.max(1));
+    let mut console = Console::new(Training::Epochs, every);
     let summary =
         micro_embed::embed_to_cache(backbone.as_ref(), pairs, &a.output, &a.embed, &mut |t| {
-            progress.tick(t)
+            console.embed(t)
         });
-    progress.finish();
+    console.finish();
     let s = summary?;
     if s.discarded_stale_partial {
         eprintln!(

@@ -1,8 +1,10 @@
 //! `micro train` (Stage 1 on a cache) and `micro bench train` (seconds per epoch on synthetic data).
 
+use crate::console::{Console, Training};
 use anyhow::Context;
 use micro_cache::TrainingArrays;
-use micro_model::report::{trained_line, Reporter, SearchTable};
+use micro_demo::Observer;
+use micro_model::report::{trained_line, SearchTable};
 use micro_model::{Heads, TrainOptions};
 use std::path::PathBuf;
 
@@ -24,13 +26,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let arrays = TrainingArrays::load(&a.cache, a.options.router_input)
         .with_context(|| format!("loading the cache {}", a.cache.display()))?;
     eprintln!("{}", a.options.router_input_line());
-    let mut reporter = Reporter::new();
+    let mut console = Console::new(Training::Epochs, std::time::Duration::ZERO);
     let (model, report) = match a.options.grid() {
-        None => micro_model::train(&arrays, &cfg, |e| reporter.event(e))?,
+        None => micro_model::train(&arrays, &cfg, |e| console.train("train", e))?,
         Some(grid) => {
             let (model, report, search) =
-                micro_model::train_search(&arrays, &cfg, &grid, |e| reporter.search_event(e))?;
-            reporter.finish();
+                micro_model::train_search(&arrays, &cfg, &grid, |e| console.search("train", e))?;
+            console.finish();
             let n_holdout = report.n_holdout;
             println!(
                 "{}",
@@ -42,7 +44,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             (model, report)
         }
     };
-    reporter.finish();
+    console.finish();
     let model = if a.options.heads == Some(Heads::Auto) {
         merge_auto(model, &arrays, &report.holdout_rows)?
     } else {

@@ -1,0 +1,231 @@
+//! The one place `micro` draws progress: [`Console`] is the [`Observer`] of every long command
+//! (embed, train, demo). The library crates only emit typed events ([`Tick`], [`TrainEvent`],
+//! [`SearchEvent`]) through callbacks; this turns them into bars on a terminal and plain lines
+//! otherwise (the logs of batch jobs), with the line formats the libraries define and test.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use micro_demo::Observer;
+use micro_embed::Tick;
+use micro_model::report::{done_line, epoch_line, start_line, trial_line};
+use micro_model::{SearchEvent, TrainEvent};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// How much of a training run is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Training {
+    /// `micro train`: the opening line, a bar per epoch and a line per epoch.
+    Epochs,
+    /// `micro demo`: one bar per training, named by its label, and no lines.
+    Compact,
+}
+
+/// Progress on stderr, results on stdout.
+pub struct Console {
+    training: Training,
+    terminal: bool,
+    bar: Option<ProgressBar>,
+    /// Plain embedding lines: the first, then one per `every`.
+    every: Duration,
+    embed_start: Option<Instant>,
+    last_line: Option<Instant>,
+    max_epochs: usize,
+    /// Inside a search: epoch lines only with a bar (a search's plain log is a line per trial).
+    searching: bool,
+}
+
+impl Console {
+    /// Bars when stderr is a terminal; plain embedding lines every `every`.
+    pub fn new(training: Training, every: Duration) -> Self {
+        Console {
+            training,
+            terminal: std::io::stderr().is_terminal(),
+            bar: None,
+            every,
+            embed_start: None,
+            last_line: None,
+            max_epochs: 0,
+            searching: false,
+        }
+    }
+
+    /// Clears the bar, if any.
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+
+    /// A new bar (replacing any), drawn only on a terminal.
+    fn new_bar(&mut self, len: u64, template: &str) -> Option<&ProgressBar> {
+        self.finish();
+        if self.terminal {
+            self.bar = Some(bar(len, template));
+        }
+        self.bar.as_ref()
+    }
+
+    /// A line on stderr that does not tear the bar.
+    fn note(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn train_epochs(&mut self, e: &TrainEvent<'_>) {
+        match e {
+            TrainEvent::Start {
+                steps_per_epoch,
+                max_epochs,
+                n_train,
+                n_holdout,
+            } => {
+                self.max_epochs = *max_epochs;
+                self.finish();
+                eprintln!(
+                    "{}",
+                    start_line(*n_train, *n_holdout, *steps_per_epoch, *max_epochs)
+                );
+                let template = "{msg} [{bar:30}] {pos}/{len} steps, {per_sec}, ETA {eta}";
+                if let Some(b) = self.new_bar(*steps_per_epoch as u64, template) {
+                    b.set_message(format!("epoch 1/{max_epochs}"));
+                }
+            }
+            TrainEvent::Step { .. } => {
+                if let Some(b) = &self.bar {
+                    b.inc(1);
+                }
+            }
+            TrainEvent::Epoch(s) => {
+                let line = epoch_line(s, self.max_epochs);
+                match &self.bar {
+                    Some(b) => {
+                        b.println(line);
+                        b.reset();
+                        b.set_message(format!("epoch {}/{}", s.epoch + 1, self.max_epochs));
+                    }
+                    None if !self.searching => eprintln!("{line}"),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    fn train_compact(&mut self, label: &str, e: &TrainEvent<'_>) {
+        match e {
+            TrainEvent::Start {
+                steps_per_epoch,
+                max_epochs,
+                ..
+            } => {
+                let template = format!("  {label:<22} {{bar:30}} epoch {{msg}} {{per_sec}}");
+                self.new_bar((steps_per_epoch * max_epochs) as u64, &template);
+            }
+            TrainEvent::Step { step, epoch, .. } => {
+                if let Some(b) = &self.bar {
+                    b.set_position(*step as u64);
+                    b.set_message(epoch.to_string());
+                }
+            }
+            TrainEvent::Epoch(_) => {}
+        }
+    }
+}
+
+impl Observer for Console {
+    fn step(&mut self, number: usize, what: &str) {
+        self.finish();
+        println!("[{number}] {what}");
+    }
+
+    fn line(&mut self, text: &str) {
+        self.finish();
+        println!("{text}");
+    }
+
+    fn embed(&mut self, t: Tick) {
+        let start = *self.embed_start.get_or_insert_with(Instant::now);
+        if self.terminal {
+            if self.bar.is_none() {
+                self.new_bar(0, "  [{bar:30}] {pos}/{len} texts  {per_sec}  ETA {eta}");
+            }
+            if let Some(b) = &self.bar {
+                b.set_length(t.total as u64);
+                if t.resumed == t.done {
+                    // Resumed texts cost nothing: keep them out of indicatif's rate estimate.
+                    b.reset_elapsed();
+                    b.reset_eta();
+                }
+                b.set_position(t.done as u64);
+            }
+            return;
+        }
+        let due = self.last_line.is_none_or(|l| l.elapsed() >= self.every) || t.done == t.total;
+        if due {
+            self.last_line = Some(Instant::now());
+            let line = micro_embed::progress::line("embed", t, start.elapsed());
+            eprintln!("{line}");
+        }
+    }
+
+    fn train(&mut self, label: &str, e: &TrainEvent<'_>) {
+        match self.training {
+            Training::Epochs => self.train_epochs(e),
+            Training::Compact => self.train_compact(label, e),
+        }
+    }
+
+    fn search(&mut self, label: &str, e: SearchEvent<'_>) {
+        match (self.training, e) {
+            (
+                Training::Epochs,
+                SearchEvent::Trial {
+                    index,
+                    total,
+                    alpha,
+                    lr,
+                },
+            ) => {
+                self.finish();
+                self.searching = true;
+                eprintln!("{}", trial_line(index, total, alpha, lr));
+            }
+            (Training::Epochs, SearchEvent::Done(t)) => self.note(&done_line(t)),
+            (_, SearchEvent::Train(t)) => self.train(label, t),
+            (Training::Compact, _) => {}
+        }
+    }
+}
+
+/// A progress bar of `len` steps drawn with the indicatif `template` (the default bar if the
+/// template does not parse).
+pub fn bar(len: u64, template: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    ProgressBar::new(len).with_style(style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_mode_keeps_no_bar_and_counts_the_embedding_from_its_first_tick() {
+        let mut c = Console::new(Training::Epochs, Duration::from_secs(3600));
+        c.terminal = false;
+        let t = |done| Tick {
+            done,
+            total: 10,
+            resumed: 0,
+        };
+        c.embed(t(1));
+        let first = c.last_line.expect("the first tick prints a line");
+        c.embed(t(5));
+        assert_eq!(c.last_line, Some(first), "no second line within `every`");
+        c.embed(t(10));
+        assert!(c.last_line.unwrap() >= first, "the last tick prints a line");
+        assert!(c.bar.is_none());
+    }
+}
