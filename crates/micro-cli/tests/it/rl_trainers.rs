@@ -7,15 +7,13 @@
 //! Needs python3 and what `scripts/setup.sh` installs into `$MICRO_HOME/python` (aiohttp and
 //! OpenRLHF's sources); MICRO_SKIP_PYTHON_TESTS=1 skips the Python parts.
 
+use crate::common::listening_address;
 use micro_serve::testing::client::Client;
 use micro_serve::testing::synthetic_model;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_micro");
 const K: usize = 4;
@@ -128,22 +126,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn listening_address(child: &mut Child) -> SocketAddr {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(a) = line.strip_prefix("micro serve: listening on http://") {
-                let _ = tx.send(a.trim().to_owned());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(120))
-        .expect("micro serve did not print its address within 120 s")
-        .parse()
-        .unwrap()
 }
 
 fn assert_close(got: f64, want: f64, what: &str) {

@@ -2,17 +2,17 @@
 //! acknowledged event is in the state (SQLite and PostgreSQL); SIGTERM stops it cleanly; API
 //! keys from `micro serve keys add`.
 
+use crate::common::listening_address;
 use micro_route::UserState;
 use micro_serve::testing::client::Client;
 use micro_serve::testing::{seeded_vec, synthetic_model};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const DIM: usize = 16;
@@ -43,22 +43,8 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn micro serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("micro serve: listening on http://") {
-                    let _ = tx.send(a.trim().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("micro serve did not print its address within 60 s");
-        Server {
-            child,
-            addr: addr.parse().unwrap(),
-        }
+        let addr = listening_address(&mut child);
+        Server { child, addr }
     }
 
     fn kill9(mut self) {

@@ -3,12 +3,12 @@
 //! server exit within --request-timeout-ms even while such a connection is open. A backbone
 //! device that does not exist is a one-line error with exit code 2.
 
+use crate::common::listening_address;
 use micro_serve::testing::synthetic_model;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_micro");
@@ -26,19 +26,8 @@ fn spawn(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn micro serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(a) = line.strip_prefix("micro serve: listening on http://") {
-                let _ = tx.send(a.trim().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("micro serve did not print its address within 60 s");
-    (child, addr.parse().unwrap())
+    let addr = listening_address(&mut child);
+    (child, addr)
 }
 
 /// A connection that has sent half a request head and then nothing.
