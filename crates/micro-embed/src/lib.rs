@@ -21,6 +21,7 @@
 //! ```
 
 mod backbone;
+#[cfg(any(test, feature = "test-util"))]
 pub mod bench;
 pub mod decoder;
 mod device;

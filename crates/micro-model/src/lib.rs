@@ -29,6 +29,7 @@
 //! ```
 
 pub mod accuracy;
+#[cfg(any(test, feature = "test-util"))]
 pub mod bench;
 pub mod edit;
 pub mod float;

@@ -27,9 +27,11 @@
 pub mod accuracy;
 pub mod adapt;
 pub mod audit;
+#[cfg(any(test, feature = "test-util"))]
 pub mod bench;
 pub mod budget;
 pub mod error;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fixture;
 pub mod hyre;
 pub mod likelihood;

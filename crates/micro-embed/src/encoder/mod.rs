@@ -5,6 +5,7 @@
 //! default the last user turn) followed by the response, oldest prompt text dropped first when
 //! too long; the router input embeds the prompt ([`PromptText`]) with the context before it.
 
+#[cfg(any(test, feature = "test-util"))]
 mod bench_texts;
 mod bert;
 mod candle_bert;
@@ -14,6 +15,7 @@ mod st_config;
 mod tokens;
 mod weights;
 
+#[cfg(any(test, feature = "test-util"))]
 pub use bench_texts::bench_texts;
 pub use st_config::{Pooling, StConfig};
 pub use tokens::Segments;
