@@ -49,11 +49,13 @@ impl Console {
         }
     }
 
-    /// Clears the bar, if any.
+    /// Clears the bar, if any; the next embedding's plain lines time it from its own start.
     pub fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+        self.embed_start = None;
+        self.last_line = None;
     }
 
     /// A new bar (replacing any), drawn only on a terminal.
@@ -177,23 +179,20 @@ impl Observer for Console {
     }
 
     fn search(&mut self, label: &str, e: SearchEvent<'_>) {
-        match (self.training, e) {
-            (
-                Training::Epochs,
-                SearchEvent::Trial {
-                    index,
-                    total,
-                    alpha,
-                    lr,
-                },
-            ) => {
+        match e {
+            SearchEvent::Train(t) => self.train(label, t),
+            _ if self.training == Training::Compact => {}
+            SearchEvent::Trial {
+                index,
+                total,
+                alpha,
+                lr,
+            } => {
                 self.finish();
                 self.searching = true;
                 eprintln!("{}", trial_line(index, total, alpha, lr));
             }
-            (Training::Epochs, SearchEvent::Done(t)) => self.note(&done_line(t)),
-            (_, SearchEvent::Train(t)) => self.train(label, t),
-            (Training::Compact, _) => {}
+            SearchEvent::Done(t) => self.note(&done_line(t)),
         }
     }
 }
@@ -227,5 +226,12 @@ mod tests {
         c.embed(t(10));
         assert!(c.last_line.unwrap() >= first, "the last tick prints a line");
         assert!(c.bar.is_none());
+        c.finish();
+        assert!(c.embed_start.is_none() && c.last_line.is_none());
+        c.embed(t(1));
+        assert!(
+            c.embed_start.unwrap() >= first,
+            "a second embedding starts its own clock"
+        );
     }
 }
