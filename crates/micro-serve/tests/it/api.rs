@@ -2,11 +2,11 @@
 //! tenant isolation, 4xx answers, concurrency against a sequential replay, and the OpenAPI
 //! document covering every route.
 
+use crate::common::Fixture;
 use micro_route::{Rate, UserState};
-use micro_serve::store;
 use micro_serve::testing::client::{Client, Reply};
 use micro_serve::testing::{random_vec, synthetic_model};
-use micro_serve::{auth, AppState, Limits, Running, Scorer, StateStore};
+use micro_serve::{AppState, Limits, Running, Scorer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -15,48 +15,9 @@ use std::sync::Arc;
 const DIM: usize = 16;
 const K: usize = 4;
 
-struct Fixture {
-    rt: tokio::runtime::Runtime,
-    store: Arc<dyn StateStore>,
-    _dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new(url: Option<&str>) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = dir.path().join("state.sqlite").display().to_string();
-        let store = rt.block_on(store::open(url.unwrap_or(&sqlite))).unwrap();
-        Fixture {
-            rt,
-            store,
-            _dir: dir,
-        }
-    }
-
-    fn key(&self, tenant: &str) -> String {
-        self.rt
-            .block_on(auth::add_key(self.store.as_ref(), tenant, "test"))
-            .unwrap()
-            .0
-    }
-
-    fn start(&self, limits: Limits) -> Running {
-        let scorer = Scorer::new(synthetic_model(DIM, K, 3));
-        let state = Arc::new(AppState::new(
-            scorer,
-            self.store.clone(),
-            limits,
-            Rate::Fixed(0.5),
-        ));
-        self.rt
-            .block_on(micro_serve::start(state, "127.0.0.1:0"))
-            .unwrap()
-    }
+/// A server over the fixture's store, scoring with a random model.
+fn start(f: &Fixture, limits: Limits) -> Running {
+    f.start(Scorer::new(synthetic_model(DIM, K, 3)), limits)
 }
 
 fn tenant(tag: &str) -> String {
@@ -78,9 +39,9 @@ fn error_message(r: &Reply) -> String {
 
 #[test]
 fn tenants_cannot_read_update_or_delete_each_others_users() {
-    let f = Fixture::new(None);
+    let f = Fixture::new();
     let (ka, kb) = (f.key("acme"), f.key("globex"));
-    let server = f.start(Limits::default());
+    let server = start(&f, Limits::default());
     let (mut a, mut b) = (
         Client::new(server.addr, Some(&ka)),
         Client::new(server.addr, Some(&kb)),
@@ -131,7 +92,7 @@ fn tenants_cannot_read_update_or_delete_each_others_users() {
 
 #[test]
 fn bad_requests_get_the_right_4xx_and_a_message() {
-    let f = Fixture::new(None);
+    let f = Fixture::new();
     let key = f.key("acme");
     let limits = Limits {
         max_body_bytes: 8_000,
@@ -139,7 +100,7 @@ fn bad_requests_get_the_right_4xx_and_a_message() {
         max_text_chars: 10,
         ..Limits::default()
     };
-    let server = f.start(limits);
+    let server = start(&f, limits);
     let mut c = Client::new(server.addr, Some(&key));
     let mut rng = StdRng::seed_from_u64(2);
     let cases: Vec<(&str, String, u16, &str)> = vec![
@@ -186,9 +147,9 @@ fn bad_requests_get_the_right_4xx_and_a_message() {
 
 #[test]
 fn scoring_and_comparing_follow_the_mixture_formulas() {
-    let f = Fixture::new(None);
+    let f = Fixture::new();
     let key = f.key("acme");
-    let server = f.start(Limits::default());
+    let server = start(&f, Limits::default());
     let mut c = Client::new(server.addr, Some(&key));
     let model = synthetic_model(DIM, K, 3);
     let mut rng = StdRng::seed_from_u64(3);
@@ -257,10 +218,10 @@ fn scoring_and_comparing_follow_the_mixture_formulas() {
 /// 16 clients send feedback for one user at once; with PostgreSQL they are split over two
 /// server replicas sharing the database.
 fn concurrent_clients_match_a_sequential_replay(url: Option<&str>) {
-    let f = Fixture::new(url);
+    let f = Fixture::open(url);
     let key = f.key(&tenant("conc"));
     let servers = if url.is_some() { 2 } else { 1 };
-    let running: Vec<Running> = (0..servers).map(|_| f.start(Limits::default())).collect();
+    let running: Vec<Running> = (0..servers).map(|_| start(&f, Limits::default())).collect();
     let addrs: Vec<_> = running.iter().map(|r| r.addr).collect();
     std::thread::scope(|s| {
         for t in 0..16u64 {
@@ -349,8 +310,8 @@ fn the_openapi_document_covers_every_route() {
             "{m} {p} missing from docs/openapi.json"
         );
     }
-    let f = Fixture::new(None);
-    let server = f.start(Limits::default());
+    let f = Fixture::new();
+    let server = start(&f, Limits::default());
     let mut c = Client::new(server.addr, None);
     let served = c.get("/v1/openapi.json").unwrap();
     assert_eq!(served.status, 200);
@@ -413,7 +374,7 @@ fn serve_app(
 
 #[test]
 fn a_request_past_the_timeout_gets_408() {
-    let f = Fixture::new(None);
+    let f = Fixture::new();
     let (addr, stop, task) = serve_app(&f, slow_app(&f, 100));
     let mut c = Client::new(addr, None);
     assert_eq!(c.get("/slow/1").unwrap().status, 200);
@@ -426,7 +387,7 @@ fn a_request_past_the_timeout_gets_408() {
 
 #[test]
 fn graceful_shutdown_finishes_the_request_in_flight() {
-    let f = Fixture::new(None);
+    let f = Fixture::new();
     let (addr, stop, task) = serve_app(&f, slow_app(&f, 10_000));
     let in_flight = std::thread::spawn(move || Client::new(addr, None).get("/slow/500").unwrap());
     std::thread::sleep(std::time::Duration::from_millis(150));

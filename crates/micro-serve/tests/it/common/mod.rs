@@ -23,6 +23,11 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
+        Self::open(None)
+    }
+
+    /// A fixture over the store at `url`, or a fresh SQLite file when `None`.
+    pub fn open(url: Option<&str>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -30,7 +35,7 @@ impl Fixture {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite").display().to_string();
-        let store = rt.block_on(store::open(&path)).unwrap();
+        let store = rt.block_on(store::open(url.unwrap_or(&path))).unwrap();
         Fixture {
             rt,
             store,
