@@ -16,8 +16,12 @@
 #      Qwen2 reward models, in f32 and in bf16;
 #   3. tokens/s of micro and of transformers (bf16, same token ids, same batches) on a
 #      random-weight Llama of GRM-Llama3.2-3B's shape (hidden 3072, 28 layers, 24 heads, 8 KV
-#      heads, intermediate 8192), and their ratio.
-# Sized for a few minutes of device time; TEXTS and BATCHES change the throughput run.
+#      heads, intermediate 8192), and their ratio;
+#   4. the reward server's text scoring on the GPU (issue 12): `micro bench serve --text
+#      --device cuda` with a random-weight encoder of all-MiniLM-L6-v2's shape, texts/s and
+#      p50/p99 at 1, 8 and 32 single-query clients without and with batching, and the ratios.
+# Sized for a few minutes of device time; TEXTS and BATCHES change the throughput run,
+# SERVE_REQUESTS the serving one. STEPS (default "agreement throughput serving") picks steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIT=${DEVICE_KIT:-.device-check}
@@ -32,7 +36,10 @@ prepare() {
   strip -o "$KIT/bin/micro" "$bin"
   gzip -6 "$KIT/bin/micro"
   for m in tiny-llama-rm tiny-qwen2-rm; do cp -r "../shared/golden/$m" "$KIT/golden/"; done
-  cp scripts/decoder-peer-bench.py "$KIT/"
+  cp scripts/decoder-peer-bench.py scripts/random-encoder.py "$KIT/"
+  local minilm=${MICRO_MINILM_DIR:-${MICRO_HOME:-$HOME/.cache/micro}/models/all-MiniLM-L6-v2}
+  [ -f "$minilm/model.safetensors" ] || bash scripts/fetch-assets.sh minilm >&2
+  python3 scripts/random-encoder.py shape "$minilm" "$KIT/minilm-shape" >&2
   local exclude; exclude=$(git rev-parse --git-path info/exclude)
   mkdir -p "$(dirname "$exclude")"
   grep -qx "/$KIT/" "$exclude" 2>/dev/null || echo "/$KIT/" >>"$exclude"
@@ -95,6 +102,15 @@ throughput() {
   done
 }
 
+serving() {
+  echo "== reward server, text scoring on the GPU: random-weight encoder of all-MiniLM-L6-v2's shape"
+  local enc=/tmp/minilm-random
+  rm -rf "$enc" && cp -r "$KIT/minilm-shape" "$enc"
+  python3 "$KIT/random-encoder.py" fill "$enc"
+  "$MICRO" bench serve --text --device cuda --backbone "$enc" --requests "$SERVE_REQUESTS" \
+    --clients 1,8,32
+}
+
 run() {
   [ -f "$KIT/bin/micro.gz" ] || die "$KIT/bin/micro.gz is missing: run \`bash scripts/device-check.sh prepare\` on the build machine and carry $KIT"
   OUT=${OUT:-$KIT/out}
@@ -107,8 +123,13 @@ run() {
   driver 2>&1 | tee "$OUT/driver.txt"
   local libs; libs=$(cuda_library_path) || die "CUDA libraries: $libs"
   export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  agreement 2>&1 | tee "$OUT/agreement.txt"
-  throughput 2>&1 | tee "$OUT/throughput.txt"
+  SERVE_REQUESTS=${SERVE_REQUESTS:-640}
+  for step in ${STEPS:-agreement throughput serving}; do
+    case "$step" in
+      agreement | throughput | serving) "$step" 2>&1 | tee "$OUT/$step.txt" ;;
+      *) die "unknown step $step: use agreement, throughput or serving" ;;
+    esac
+  done
 }
 
 case "${1:-}" in

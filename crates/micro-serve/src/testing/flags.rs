@@ -5,7 +5,7 @@ use super::bench::{self, BenchOptions, TextBenchOptions};
 use super::report;
 use crate::store::SqliteSync;
 use crate::BatchOptions;
-use micro_embed::BackboneOptions;
+use micro_embed::{BackboneOptions, DeviceKind};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -53,6 +53,10 @@ pub struct ServeBenchFlags {
     /// several responses per prompt sends them (1: all prompts distinct).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
     pub samples_per_prompt: usize,
+    /// Device of --text's backbone: cpu, or cuda[:N] for a GPU (a build from
+    /// scripts/build-cuda.sh), where a single call leaves most of the device idle.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "cpu"))]
+    pub device: DeviceKind,
     #[cfg_attr(feature = "clap", command(flatten))]
     pub batching: BatchOptions,
 }
@@ -107,15 +111,25 @@ fn run_text(flags: &ServeBenchFlags, out: &mut dyn FnMut(String)) -> Result<(), 
             "no --backbone given and no home folder to find all-MiniLM-L6-v2 in".to_string(),
         )?,
     };
-    let backbone = micro_embed::load_backbone(&dir, &BackboneOptions::default()).map_err(|e| {
-        format!(
-            "cannot load the backbone {} (fetch it with scripts/fetch-assets.sh minilm, or pass --backbone DIR): {e}",
-            dir.display()
-        )
+    let options = BackboneOptions {
+        device: flags.device,
+        ..BackboneOptions::default()
+    };
+    let backbone = micro_embed::load_backbone(&dir, &options).map_err(|e| {
+        let hint = if dir.is_dir() {
+            ""
+        } else {
+            " (fetch it with scripts/fetch-assets.sh minilm, or pass --backbone DIR)"
+        };
+        format!("cannot load the backbone {}{hint}: {e}", dir.display())
     })?;
     let opts = flags.text_options();
     let (name, dim) = (backbone.info().name, backbone.dim());
-    out(report::text_heading(&opts, &name, dim, report::cores()));
+    let on = match flags.device {
+        DeviceKind::Cpu => format!("{name} on the CPU"),
+        DeviceKind::Cuda(n) => format!("{name} on cuda:{n}"),
+    };
+    out(report::text_heading(&opts, &on, dim, report::cores()));
     let tmp = report::temp_dir()?;
     let results = bench::run_text(&opts, Arc::from(backbone), &tmp)?;
     let _ = std::fs::remove_dir_all(&tmp);
@@ -144,6 +158,7 @@ mod tests {
             backbone: None,
             clients: vec![1, 8, 32],
             samples_per_prompt: 1,
+            device: DeviceKind::Cpu,
             batching: BatchOptions::default(),
         }
     }
@@ -174,5 +189,32 @@ mod tests {
             err.starts_with("cannot load the backbone /nonexistent/backbone (fetch it"),
             "{err}"
         );
+    }
+
+    /// `--device` reaches the backbone: a build without CUDA refuses it before any phase,
+    /// saying what to do; a CUDA build on a GPU runs and names the device in the heading.
+    #[test]
+    fn the_device_flag_reaches_the_backbone() {
+        let dir = micro_embed::located_minilm_dir().unwrap_or_else(|e| panic!("{e}"));
+        let f = ServeBenchFlags {
+            text: true,
+            backbone: Some(dir),
+            device: DeviceKind::Cuda(0),
+            requests: Some(2),
+            clients: vec![1],
+            ..flags()
+        };
+        let mut lines = Vec::new();
+        match run(&f, &mut |l| lines.push(l)) {
+            Err(e) => {
+                assert!(
+                    e.contains("without CUDA support") && e.contains("build-cuda.sh"),
+                    "{e}"
+                );
+                assert!(!e.contains("fetch it"), "{e}");
+                assert!(lines.is_empty(), "{lines:?}");
+            }
+            Ok(()) => assert!(lines[0].contains("on cuda:0"), "{lines:?}"),
+        }
     }
 }
