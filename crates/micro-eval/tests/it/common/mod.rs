@@ -96,6 +96,11 @@ pub fn cache(rows: &[Row]) -> EmbeddingCache {
 /// h_w - h_l = (1 + i/n, -(0.5 + i/n)), user b the mirror image, so head 0 is right on all of
 /// a's pairs and wrong on all of b's.
 pub fn two_users(n_train: usize, n_test: usize) -> EmbeddingCache {
+    two_groups(n_train, n_test, |t| vec![-(0.5 + t), 1.0 + t])
+}
+
+/// Users a and b of `two_users` and `opposed`: a as documented there, b's h_w - h_l from `b`.
+fn two_groups(n_train: usize, n_test: usize, b: impl Fn(f32) -> Vec<f32>) -> EmbeddingCache {
     let mut rows = Vec::new();
     for (split, n) in [(Split::Train, n_train), (Split::Test, n_test)] {
         for i in 0..n {
@@ -109,7 +114,7 @@ pub fn two_users(n_train: usize, n_test: usize) -> EmbeddingCache {
             rows.push(Row {
                 attribute: "b",
                 split,
-                diff: vec![-(0.5 + t), 1.0 + t],
+                diff: b(t),
                 prompt: vec![0.0, 1.0],
             });
         }
@@ -124,25 +129,7 @@ pub fn sigma(x: f64) -> f64 {
 /// User a prefers along axis 0, user b along axis 1 with a larger margin on the other axis, so
 /// a uniform mixture is right on a and wrong on b (accuracy 0.5 on average).
 pub fn opposed(n_train: usize, n_test: usize) -> EmbeddingCache {
-    let mut rows = Vec::new();
-    for (split, n) in [(Split::Train, n_train), (Split::Test, n_test)] {
-        for i in 0..n {
-            let t = i as f32 / n as f32;
-            rows.push(Row {
-                attribute: "a",
-                split,
-                diff: vec![1.0 + t, -(0.5 + t)],
-                prompt: vec![1.0, 0.0],
-            });
-            rows.push(Row {
-                attribute: "b",
-                split,
-                diff: vec![-(1.0 + t), 0.5 + t],
-                prompt: vec![0.0, 1.0],
-            });
-        }
-    }
-    cache(&rows)
+    two_groups(n_train, n_test, |t| vec![-(1.0 + t), 0.5 + t])
 }
 
 pub fn best_head(model: &MixtureModel, c: &EmbeddingCache) -> usize {
