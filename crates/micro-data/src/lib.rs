@@ -11,6 +11,9 @@
 //! assert_eq!(pair.prompt, Prompt::Text("What is 2+2?".into()));
 //! assert_eq!(pair.group(), "all");
 //! assert!(pair.is_train());
+//! // A user known only by id is evaluated as a group of their own.
+//! let by_id = PrefPair { user_id: Some("rater-7".into()), ..pair.clone() };
+//! assert_eq!(by_id.group(), "rater-7");
 //! ```
 //!
 //! Loading a dataset file and summarising it:

@@ -83,7 +83,8 @@ pub enum Split {
 /// A preference: for `prompt`, `chosen` is preferred over `rejected`, optionally under a
 /// `context` (a user's criterion or instruction).
 ///
-/// `attribute` is the evaluation group (an attribute, a user type, a subset). The native
+/// `attribute` is the evaluation group (an attribute, a user type, a subset; without one, the
+/// user id). The native
 /// on-disk form is one JSON object per line with exactly these field names.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PrefPair {
@@ -125,9 +126,13 @@ impl PrefPair {
         }
     }
 
-    /// The evaluation group, `"all"` when the pair has none.
+    /// The evaluation group: the attribute, else the user id (users known only by id are
+    /// evaluated one by one), else `"all"`.
     pub fn group(&self) -> &str {
-        self.attribute.as_deref().unwrap_or("all")
+        self.attribute
+            .as_deref()
+            .or(self.user_id.as_deref())
+            .unwrap_or("all")
     }
 
     /// Train unless marked test.

@@ -10,8 +10,10 @@
 //! blank line when there is one. A response stored as a JSON number or boolean (the file has
 //! a few `true`, left by a spreadsheet round trip of the text "True") is read as its text,
 //! booleans capitalised, and counted in the notes. Items whose two responses are identical are
-//! skipped. The annotators come with no description, so each pair's context names its
-//! annotator: a user-identity sentence that lets a router tell the users apart.
+//! skipped. The annotators come with no description, so the pairs carry no context: the
+//! annotators are users known only by id, as real annotator sets arrive, and Stage 1's per-user
+//! table and Stage 2's per-user weights tell them apart. (An earlier loader invented an identity
+//! sentence per annotator; it gave the router nothing the id does not.)
 
 use super::LoadCtx;
 use crate::error::Result;
@@ -23,14 +25,6 @@ use serde_json::Value;
 /// The label fields, one per annotator.
 pub const ANNOTATORS: [&str; 3] = ["annotator1", "annotator2", "annotator3"];
 const EXPECTS: &str = "PandaLM rows need instruction, input, response1, response2, annotator1..3";
-
-/// The context sentence of an annotator.
-pub fn context_for(annotator: &str) -> String {
-    let n = annotator.trim_start_matches("annotator");
-    format!(
-        "I am annotator {n} of PandaLM's human test set: prefer the response that I judge follows the instruction better."
-    )
-}
 
 pub fn load(ctx: &mut LoadCtx) -> Result<Vec<PrefPair>> {
     let (path, split) = (ctx.path, ctx.split);
@@ -69,7 +63,6 @@ pub fn load(ctx: &mut LoadCtx) -> Result<Vec<PrefPair>> {
                 prompt: prompt.clone(),
                 chosen: chosen.clone(),
                 rejected: rejected.clone(),
-                context: Some(context_for(annotator)),
                 attribute: Some(annotator.to_string()),
                 user_id: Some(annotator.to_string()),
                 split,

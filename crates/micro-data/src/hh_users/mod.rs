@@ -25,7 +25,8 @@
 //!
 //! Opposite users judge exactly the same triples in reverse (as in RPR), so any one reward
 //! model that ignores who is asking averages 50% over each opposite pair. `attribute` and
-//! `user_id` are the user's name, `context` the sentence above; `chosen_rating` /
+//! `user_id` are the user's name, `context` the sentence above (none with
+//! [`HhUsersOptions::ids_only`]: users known by id alone); `chosen_rating` /
 //! `rejected_rating` are the rater's score (1/0 for asking back, the hedge-marker count, its
 //! negation for `confident`; none for `harmless`).
 //!
@@ -129,6 +130,10 @@ pub struct HhUsersOptions {
     /// Fraction of the prompts in the test split.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = HhUsersOptions::default().test_fraction))]
     pub test_fraction: f64,
+    /// Leave out the users' context sentences: users known only by their id, as real annotator
+    /// sets arrive.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub ids_only: bool,
 }
 
 impl Default for HhUsersOptions {
@@ -137,6 +142,7 @@ impl Default for HhUsersOptions {
             seed: 0,
             pairs_per_user: 450,
             test_fraction: 0.2,
+            ids_only: false,
         }
     }
 }
@@ -216,7 +222,11 @@ pub fn build(input: &[PrefPair], opts: &HhUsersOptions) -> Result<(Vec<PrefPair>
             report.decisive.insert(user.name.into(), triples.len());
             report.pairs.insert(user.name.into(), chosen.len());
             for &(i, a_first) in &chosen {
-                out.push(to_pair(&input[i], user, a_first, split.of(&keys[i])));
+                let mut pair = to_pair(&input[i], user, a_first, split.of(&keys[i]));
+                if opts.ids_only {
+                    pair.context = None;
+                }
+                out.push(pair);
             }
         }
     }
@@ -308,6 +318,7 @@ mod tests {
             pairs_per_user: 10,
             test_fraction: 0.5,
             seed: 1,
+            ids_only: false,
         };
         let (pairs, report) = build(&input, &opts).unwrap();
         assert_eq!(report.decisive["harmless"], 4);
@@ -349,6 +360,21 @@ mod tests {
             .collect();
         assert_eq!(report.test_prompts, 2);
         assert!(test_prompts.len() <= 2);
+        // Ids only: the same pairs without their context sentences.
+        let ids = build(
+            &input,
+            &HhUsersOptions {
+                ids_only: true,
+                ..opts
+            },
+        )
+        .unwrap()
+        .0;
+        assert_eq!(ids.len(), pairs.len());
+        for (a, b) in ids.iter().zip(&pairs) {
+            assert_eq!(a.context, None);
+            assert_eq!((&a.user_id, &a.chosen), (&b.user_id, &b.chosen));
+        }
     }
 
     #[test]
