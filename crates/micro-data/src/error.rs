@@ -24,6 +24,27 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// A value that names none of a setting's choices (`hs3` as a format, `tpu` as a device): which
+/// setting, the value given and what it may be. The `FromStr` error of the workspace's named
+/// settings, so that clap's messages and a caller's match see the same typed error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {setting} {value:?}: use {expected}")]
+pub struct UnknownValue {
+    pub setting: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
+impl UnknownValue {
+    pub fn new(setting: &'static str, value: &str, expected: impl Into<String>) -> Self {
+        UnknownValue {
+            setting,
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The I/O error is part of the message rather than a `source`, so that printing the

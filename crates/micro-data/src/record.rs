@@ -323,7 +323,7 @@ impl Records {
                         &self.path,
                         Some(self.next_line),
                         None,
-                        e,
+                        e.to_string(),
                     )))
                 }
             }

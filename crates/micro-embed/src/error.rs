@@ -29,6 +29,8 @@ pub enum EmbedError {
     Cache(#[from] micro_cache::CacheError),
     #[error(transparent)]
     Data(#[from] micro_data::DataError),
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
     /// A failure during embedding that is not tied to a file (tokenizer, tensor library).
     #[error("{0}")]
     Other(String),

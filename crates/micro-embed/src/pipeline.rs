@@ -18,7 +18,7 @@ use std::time::Instant;
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct EmbedOptions {
     /// Storage precision of the cache: f32, f16 or bf16.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "f32"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = EmbedOptions::default().dtype))]
     pub dtype: Dtype,
     /// Embed only slice i of n (0-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/16`; join the
     /// slices with `micro cache merge`.
@@ -27,7 +27,7 @@ pub struct EmbedOptions {
     /// Distinct texts per chunk: the unit of progress and of resuming.
     #[cfg_attr(
         feature = "clap",
-        arg(long = "chunk", value_name = "CHUNK", default_value_t = 512)
+        arg(long = "chunk", value_name = "CHUNK", default_value_t = EmbedOptions::default().chunk_size)
     )]
     pub chunk_size: usize,
 }

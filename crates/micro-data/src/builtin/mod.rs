@@ -133,13 +133,22 @@ pub enum BuiltinLayout {
     HelpSteer2,
 }
 
+impl std::fmt::Display for BuiltinLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BuiltinLayout::Rpr => "rpr",
+            BuiltinLayout::HelpSteer2 => "helpsteer2",
+        })
+    }
+}
+
 impl std::str::FromStr for BuiltinLayout {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = crate::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, crate::UnknownValue> {
         match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
             "rpr" => Ok(BuiltinLayout::Rpr),
             "helpsteer2" | "helpsteer" | "hs2" => Ok(BuiltinLayout::HelpSteer2),
-            _ => Err(format!("unknown layout {s:?}: use rpr or helpsteer2")),
+            _ => Err(crate::UnknownValue::new("layout", s, "rpr or helpsteer2")),
         }
     }
 }
@@ -155,12 +164,12 @@ pub struct BuiltinOptions {
     #[cfg_attr(feature = "clap", arg(long = "corpus", value_name = "CORPUS"))]
     pub corpus_dir: Option<PathBuf>,
     /// Random seed.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().seed))]
     pub seed: u64,
     /// Train-split layout: `rpr` (every pair with its user's context) or `helpsteer2` (Stage 1
     /// pairs without context, labelled by latent users whose share depends on the topic, plus
     /// a context-labelled Stage 2 pool per user). The test split is the same in both.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "rpr"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().layout))]
     pub layout: BuiltinLayout,
     /// Pairs per user (rpr) or Stage 1 triples per criterion (helpsteer2).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().pairs_per_user))]

@@ -33,7 +33,7 @@ pub mod rpr;
 pub mod ultrafeedback;
 pub mod ultrafeedback_binarized;
 
-use crate::error::{DataError, Result};
+use crate::error::{DataError, Result, UnknownValue};
 use crate::fields::Row;
 use crate::pair::{PrefPair, Split};
 use crate::record::{first_record, records, Record};
@@ -122,11 +122,11 @@ impl std::fmt::Display for Format {
 }
 
 impl std::str::FromStr for Format {
-    type Err = String;
+    type Err = UnknownValue;
 
     /// Names are case-insensitive; `_` reads as `-`, and short aliases (`hh`, `pku`, `uf`,
     /// `generic`) are accepted.
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownValue> {
         let norm = s.trim().to_ascii_lowercase().replace('_', "-");
         let alias = match norm.as_str() {
             "generic" | "trl" => Some(Format::Native),
@@ -142,7 +142,7 @@ impl std::str::FromStr for Format {
         };
         alias
             .or_else(|| Format::ALL.into_iter().find(|f| f.name() == norm))
-            .ok_or_else(|| format!("unknown format {s:?}: use one of {}", Format::names()))
+            .ok_or_else(|| UnknownValue::new("format", s, format!("one of {}", Format::names())))
     }
 }
 
@@ -159,14 +159,16 @@ pub enum PkuSelect {
 }
 
 impl std::str::FromStr for PkuSelect {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownValue> {
         match s.trim().to_ascii_lowercase().as_str() {
             "both" | "all" => Ok(PkuSelect::Both),
             "harmlessness" | "safety" | "safer" => Ok(PkuSelect::Harmlessness),
             "helpfulness" | "better" => Ok(PkuSelect::Helpfulness),
-            _ => Err(format!(
-                "unknown PKU selection {s:?}: use both, harmlessness or helpfulness"
+            _ => Err(UnknownValue::new(
+                "PKU selection",
+                s,
+                "both, harmlessness or helpfulness",
             )),
         }
     }

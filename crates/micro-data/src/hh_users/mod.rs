@@ -121,7 +121,7 @@ pub const USERS: [HhUser; 5] = [
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct HhUsersOptions {
     /// Random seed (selection and split).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = HhUsersOptions::default().seed))]
     pub seed: u64,
     /// Pairs per user (fewer only when a rater has fewer decisive pairs).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = HhUsersOptions::default().pairs_per_user))]
