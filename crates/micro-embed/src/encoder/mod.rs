@@ -142,10 +142,10 @@ impl Encoder {
     pub fn embed_segments(&self, segs: &[Segments<'_>]) -> Result<(Matrix, usize)> {
         let (mut ids, truncated) = self.tokenizer.encode(segs)?;
         if let Some(bad) = ids.iter().flatten().find(|&&id| id as usize >= self.vocab) {
-            return Err(EmbedError::other(format!(
-                "token id {bad} is outside the model's vocabulary of {}: the tokenizer does not match the weights",
-                self.vocab
-            )));
+            return Err(EmbedError::Vocabulary {
+                id: *bad,
+                vocab: self.vocab,
+            });
         }
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
@@ -169,7 +169,7 @@ impl Encoder {
             Runner::Native { bert, workspaces } => {
                 let mut ws = workspaces
                     .lock()
-                    .map_err(|_| EmbedError::other("encoder workspace poisoned"))?
+                    .map_err(|_| EmbedError::Poisoned)?
                     .pop()
                     .unwrap_or_default();
                 let states = bert.forward(seqs, &mut ws);
