@@ -231,34 +231,34 @@ pub fn build(opts: &BuiltinOptions) -> Result<Vec<PrefPair>> {
 }
 
 fn check(opts: &BuiltinOptions) -> Result<()> {
+    let bad = |setting, rule, value| {
+        Err(DataError::BuiltinSetting {
+            setting,
+            rule,
+            value,
+        })
+    };
     if !(opts.test_fraction > 0.0 && opts.test_fraction < 1.0) {
-        return Err(DataError::Other(format!(
-            "builtin test fraction must be strictly between 0 and 1, got {}",
-            opts.test_fraction
-        )));
+        return bad(
+            "test fraction",
+            "strictly between 0 and 1",
+            opts.test_fraction,
+        );
     }
     if opts.candidates_per_prompt < 3 {
-        return Err(DataError::Other(format!(
-            "builtin needs at least 3 candidates per prompt, got {}",
-            opts.candidates_per_prompt
-        )));
+        let n = opts.candidates_per_prompt as f64;
+        return bad("candidates per prompt", "at least 3", n);
     }
     if opts.pairs_per_user == 0 {
-        return Err(DataError::Other(
-            "builtin pairs per user must be at least 1".into(),
-        ));
+        return bad("pairs per user", "at least 1", 0.0);
     }
     if opts.layout == BuiltinLayout::HelpSteer2 {
         if !(opts.majority_share >= 0.5 && opts.majority_share <= 1.0) {
-            return Err(DataError::Other(format!(
-                "builtin majority share must be between 0.5 and 1, got {}",
-                opts.majority_share
-            )));
+            let share = opts.majority_share;
+            return bad("majority share", "between 0.5 and 1", share);
         }
         if opts.pool_per_user == 0 {
-            return Err(DataError::Other(
-                "builtin Stage 2 pool per user must be at least 1".into(),
-            ));
+            return bad("Stage 2 pool per user", "at least 1", 0.0);
         }
     }
     Ok(())

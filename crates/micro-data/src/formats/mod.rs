@@ -278,11 +278,7 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded> {
     if let Some(fraction) = options.test_fraction {
         check_fraction(fraction)?;
         if options.split.is_some() {
-            return Err(DataError::Other(
-                "give either a split for every pair or a test fraction to split by prompt, \
-                 not both"
-                    .into(),
-            ));
+            return Err(DataError::SplitAndFraction);
         }
     }
     let format = match options.format {
@@ -314,7 +310,7 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded> {
         }
         Format::Prometheus => prometheus::load(&mut ctx)?,
         Format::PandaLm => pandalm::load(&mut ctx)?,
-        Format::Auto => return Err(DataError::Other("format sniffing gave no format".into())),
+        Format::Auto => unreachable!("sniff returns a concrete format"),
     };
     if let (Some(fraction), false) = (options.test_fraction, ctx.split_done) {
         let test = split_by_prompt(&mut pairs, fraction, options.seed);
@@ -377,12 +373,10 @@ fn ratings_layout(path: &Path, options: &LoadOptions) -> Result<RatingsLayout> {
             let layout = RatingsLayout::for_file(path)?;
             let empty = first_record(path)?.is_none(); // reported by the loader
             if layout.attributes.is_empty() && layout.ratings.is_none() && !empty {
-                return Err(DataError::Other(format!(
-                    "{}: name the ratings layout: the prompt and response fields (--prompt-field, \
-                     --response-field) and the rating columns (--attributes a,b,c) or the object \
-                     holding them (--ratings-field)",
-                    path.display()
-                )));
+                return Err(DataError::RatingsLayout {
+                    path: path.to_path_buf(),
+                    prompt: true,
+                });
             }
             Ok(layout)
         }

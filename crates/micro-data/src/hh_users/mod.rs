@@ -182,12 +182,10 @@ impl HhUsersReport {
 pub fn build(input: &[PrefPair], opts: &HhUsersOptions) -> Result<(Vec<PrefPair>, HhUsersReport)> {
     check_fraction(opts.test_fraction)?;
     if opts.pairs_per_user == 0 {
-        return Err(DataError::Other("pairs per user must be at least 1".into()));
+        return Err(DataError::NoPairsPerUser);
     }
     if input.is_empty() {
-        return Err(DataError::Other(
-            "no input pairs: pass the HH-RLHF harmless-base file".into(),
-        ));
+        return Err(DataError::NoInputPairs);
     }
     let keys: Vec<String> = input.iter().map(|p| p.prompt.to_text()).collect();
     let split = PromptSplit::new(
