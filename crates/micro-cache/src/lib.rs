@@ -40,5 +40,5 @@ pub use cache::{
 pub use error::{CacheError, Result};
 pub use info::CacheInfo;
 pub use matrix::Matrix;
-pub use meta::{BackboneInfo, CacheMeta, Dtype, Recipe};
+pub use meta::{BackboneInfo, CacheMeta, Dtype, Recipe, RecipeMismatch};
 pub use router_input::RouterInput;

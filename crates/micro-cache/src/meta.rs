@@ -12,14 +12,28 @@ pub enum Dtype {
     Bf16,
 }
 
+impl std::fmt::Display for Dtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+        })
+    }
+}
+
 impl std::str::FromStr for Dtype {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "f32" | "float32" => Ok(Dtype::F32),
             "f16" | "float16" => Ok(Dtype::F16),
             "bf16" | "bfloat16" => Ok(Dtype::Bf16),
-            _ => Err(format!("unknown dtype {s:?}: use f32, f16 or bf16")),
+            _ => Err(micro_data::UnknownValue::new(
+                "dtype",
+                s,
+                "f32, f16 or bf16",
+            )),
         }
     }
 }
@@ -106,9 +120,9 @@ impl CacheMeta {
 }
 
 impl Recipe {
-    /// The first field both recipes record with different values, as a sentence; `None` when
-    /// they agree on every field both know (a cache made elsewhere may record none).
-    pub fn mismatch(&self, other: &Recipe) -> Option<String> {
+    /// The first field both recipes record with different values; `None` when they agree on
+    /// every field both know (a cache made elsewhere may record none).
+    pub fn mismatch(&self, other: &Recipe) -> Option<RecipeMismatch> {
         let fields = [
             ("pooling", &self.pooling, &other.pooling),
             (
@@ -120,10 +134,24 @@ impl Recipe {
             ("prompt text", &self.prompt_text, &other.prompt_text),
         ];
         fields.into_iter().find_map(|(name, a, b)| match (a, b) {
-            (Some(a), Some(b)) if a != b => Some(format!("{name} `{a}` vs `{b}`")),
+            (Some(a), Some(b)) if a != b => Some(RecipeMismatch {
+                field: name,
+                ours: a.clone(),
+                theirs: b.clone(),
+            }),
             _ => None,
         })
     }
+}
+
+/// A recipe field two caches (or a model and a cache) record differently, `ours` first.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field} `{ours}` vs `{theirs}`")]
+pub struct RecipeMismatch {
+    /// `pooling`, `context insertion`, `response text` or `prompt text`.
+    pub field: &'static str,
+    pub ours: String,
+    pub theirs: String,
 }
 
 #[cfg(test)]
@@ -141,9 +169,8 @@ mod tests {
         b.response_text = None;
         assert_eq!(a.mismatch(&b), None);
         b.context_insertion = Some("system".into());
-        assert_eq!(
-            a.mismatch(&b).as_deref(),
-            Some("context insertion `prefix` vs `system`")
-        );
+        let m = a.mismatch(&b).unwrap();
+        assert_eq!(m.field, "context insertion");
+        assert_eq!(m.to_string(), "context insertion `prefix` vs `system`");
     }
 }

@@ -39,12 +39,16 @@ impl std::fmt::Display for RouterInput {
 }
 
 impl std::str::FromStr for RouterInput {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "prompt" => Ok(RouterInput::Prompt),
             "pair" | "context" => Ok(RouterInput::Pair),
-            _ => Err(format!("unknown router input {s:?}: use prompt or pair")),
+            _ => Err(micro_data::UnknownValue::new(
+                "router input",
+                s,
+                "prompt or pair",
+            )),
         }
     }
 }

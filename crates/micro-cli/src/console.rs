@@ -8,7 +8,7 @@ use micro_demo::Observer;
 use micro_embed::Tick;
 use micro_model::report::{done_line, epoch_line, start_line, trial_line};
 use micro_model::{SearchEvent, TrainEvent};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 /// How much of a training run is shown.
@@ -32,6 +32,8 @@ pub struct Console {
     max_epochs: usize,
     /// Inside a search: epoch lines only with a bar (a search's plain log is a line per trial).
     searching: bool,
+    /// Where progress lines go without a bar: stderr.
+    log: Box<dyn Write + Send>,
 }
 
 impl Console {
@@ -46,7 +48,13 @@ impl Console {
             last_line: None,
             max_epochs: 0,
             searching: false,
+            log: Box::new(std::io::stderr()),
         }
+    }
+
+    /// A progress line on the log. Like `eprintln!`, but a closed stderr is not worth a panic.
+    fn log_line(&mut self, line: &str) {
+        let _ = writeln!(self.log, "{line}");
     }
 
     /// Clears the bar, if any; the next embedding's plain lines time it from its own start.
@@ -68,10 +76,10 @@ impl Console {
     }
 
     /// A line on stderr that does not tear the bar.
-    fn note(&self, line: &str) {
+    fn note(&mut self, line: &str) {
         match &self.bar {
             Some(b) => b.println(line),
-            None => eprintln!("{line}"),
+            None => self.log_line(line),
         }
     }
 
@@ -85,10 +93,12 @@ impl Console {
             } => {
                 self.max_epochs = *max_epochs;
                 self.finish();
-                eprintln!(
-                    "{}",
-                    start_line(*n_train, *n_holdout, *steps_per_epoch, *max_epochs)
-                );
+                self.log_line(&start_line(
+                    *n_train,
+                    *n_holdout,
+                    *steps_per_epoch,
+                    *max_epochs,
+                ));
                 let template = "{msg} [{bar:30}] {pos}/{len} steps, {per_sec}, ETA {eta}";
                 if let Some(b) = self.new_bar(*steps_per_epoch as u64, template) {
                     b.set_message(format!("epoch 1/{max_epochs}"));
@@ -107,7 +117,7 @@ impl Console {
                         b.reset();
                         b.set_message(format!("epoch {}/{}", s.epoch + 1, self.max_epochs));
                     }
-                    None if !self.searching => eprintln!("{line}"),
+                    None if !self.searching => self.log_line(&line),
                     None => {}
                 }
             }
@@ -167,7 +177,7 @@ impl Observer for Console {
         if due {
             self.last_line = Some(Instant::now());
             let line = micro_embed::progress::line("embed", t, start.elapsed());
-            eprintln!("{line}");
+            self.log_line(&line);
         }
     }
 
@@ -190,7 +200,7 @@ impl Observer for Console {
             } => {
                 self.finish();
                 self.searching = true;
-                eprintln!("{}", trial_line(index, total, alpha, lr));
+                self.log_line(&trial_line(index, total, alpha, lr));
             }
             SearchEvent::Done(t) => self.note(&done_line(t)),
         }
@@ -209,29 +219,98 @@ pub fn bar(len: u64, template: &str) -> ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
-    #[test]
-    fn plain_mode_keeps_no_bar_and_counts_the_embedding_from_its_first_tick() {
+    /// The lines a console wrote to its log.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn taken(&self) -> Vec<String> {
+            let bytes = std::mem::take(&mut *self.0.lock().unwrap());
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    /// A console without a terminal whose log is `lines`.
+    fn plain(lines: &Lines) -> Console {
         let mut c = Console::new(Training::Epochs, Duration::from_secs(3600));
         c.terminal = false;
+        c.log = Box::new(lines.clone());
+        c
+    }
+
+    #[test]
+    fn plain_mode_prints_the_first_and_the_last_tick_and_restarts_the_clock() {
+        let lines = Lines::default();
+        let mut c = plain(&lines);
         let t = |done| Tick {
             done,
             total: 10,
             resumed: 0,
         };
         c.embed(t(1));
-        let first = c.last_line.expect("the first tick prints a line");
         c.embed(t(5));
-        assert_eq!(c.last_line, Some(first), "no second line within `every`");
+        let first = lines.taken();
+        assert_eq!(
+            first.len(),
+            1,
+            "the first tick alone within `every`: {first:?}"
+        );
+        assert!(first[0].contains("1/10"), "{first:?}");
         c.embed(t(10));
-        assert!(c.last_line.unwrap() >= first, "the last tick prints a line");
+        let last = lines.taken();
+        assert_eq!(last.len(), 1, "the last tick prints a line: {last:?}");
+        assert!(last[0].contains("10/10"), "{last:?}");
         assert!(c.bar.is_none());
         c.finish();
         assert!(c.embed_start.is_none() && c.last_line.is_none());
         c.embed(t(1));
-        assert!(
-            c.embed_start.unwrap() >= first,
-            "a second embedding starts its own clock"
+        assert_eq!(
+            lines.taken().len(),
+            1,
+            "a second embedding prints its first tick"
+        );
+    }
+
+    #[test]
+    fn plain_training_prints_the_opening_line_and_each_epoch() {
+        let lines = Lines::default();
+        let mut c = plain(&lines);
+        c.train(
+            "train",
+            &TrainEvent::Start {
+                steps_per_epoch: 3,
+                max_epochs: 2,
+                n_train: 90,
+                n_holdout: 10,
+            },
+        );
+        let stats = micro_model::EpochStats {
+            epoch: 1,
+            train_loss: 0.5,
+            holdout_nll: None,
+            lr: 1e-3,
+            seconds: 0.5,
+        };
+        c.train("train", &TrainEvent::Epoch(&stats));
+        assert_eq!(
+            lines.taken(),
+            vec![start_line(90, 10, 3, 2), epoch_line(&stats, 2)]
         );
     }
 }

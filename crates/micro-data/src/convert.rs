@@ -102,19 +102,15 @@ pub fn context_sentences(
         None => BTreeMap::new(),
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-            serde_json::from_str(&text).map_err(|e| {
-                DataError::Other(format!(
-                    "{}: expected a JSON object of attribute -> sentence strings ({e})",
-                    path.display()
-                ))
+            serde_json::from_str(&text).map_err(|error| DataError::ContextsFile {
+                path: path.to_path_buf(),
+                error,
             })?
         }
     };
     for c in given {
         let Some((name, sentence)) = c.split_once('=') else {
-            return Err(DataError::Other(format!(
-                "--context {c:?}: expected NAME=SENTENCE, e.g. --context coherence='Stay on topic.'"
-            )));
+            return Err(DataError::ContextSentence { given: c.clone() });
         };
         out.insert(name.trim().to_string(), sentence.trim().to_string());
     }
@@ -165,10 +161,11 @@ mod tests {
         let c = context_sentences(Some(&file), &["a = Given. ".into()]).unwrap();
         assert_eq!(c["a"], "Given.");
         assert_eq!(c["b"], "Kept.");
-        let e = context_sentences(None, &["nothing".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("expected NAME=SENTENCE"), "{e}");
+        let e = context_sentences(None, &["nothing".into()]).unwrap_err();
+        assert!(
+            matches!(&e, DataError::ContextSentence { given } if given == "nothing"),
+            "{e}"
+        );
         std::fs::write(&file, "[1]").unwrap();
         let e = context_sentences(Some(&file), &[]).unwrap_err().to_string();
         assert!(e.contains("expected a JSON object"), "{e}");

@@ -57,7 +57,7 @@ pub fn write_pairs(path: &Path, pairs: &[PrefPair]) -> Result<()> {
     let file = File::create(path).map_err(|e| DataError::io(path, e))?;
     let mut out = BufWriter::new(file);
     for pair in pairs {
-        serde_json::to_writer(&mut out, pair).map_err(|e| DataError::Other(e.to_string()))?;
+        serde_json::to_writer(&mut out, pair).map_err(|e| DataError::io(path, e.into()))?;
         out.write_all(b"\n").map_err(|e| DataError::io(path, e))?;
     }
     out.flush().map_err(|e| DataError::io(path, e))

@@ -49,7 +49,7 @@ pub mod split;
 pub mod stats;
 pub mod table;
 
-pub use error::{DataError, Result};
+pub use error::{DataError, Result, UnknownValue};
 pub use formats::{load, load_many, load_with, Format, LoadOptions, LoadReport, Loaded, PkuSelect};
 pub use pair::{Message, PrefPair, Prompt, Split};
 pub use split::{split_by_prompt, PromptSplit};

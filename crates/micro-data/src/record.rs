@@ -43,11 +43,9 @@ pub struct Record {
 /// Tells the file kind from the first bytes of `path`.
 pub fn file_kind(path: &Path) -> Result<FileKind> {
     if path.is_dir() {
-        return Err(DataError::Other(format!(
-            "{}: is a folder; pass the data files inside it (e.g. {}/*.parquet)",
-            path.display(),
-            path.display()
-        )));
+        return Err(DataError::Folder {
+            path: path.to_path_buf(),
+        });
     }
     let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut magic = [0u8; 6];
@@ -323,7 +321,7 @@ impl Records {
                         &self.path,
                         Some(self.next_line),
                         None,
-                        e,
+                        e.to_string(),
                     )))
                 }
             }

@@ -55,9 +55,7 @@ pub fn check_fraction(fraction: f64) -> Result<()> {
     if fraction > 0.0 && fraction < 1.0 {
         Ok(())
     } else {
-        Err(DataError::Other(format!(
-            "the test fraction must be strictly between 0 and 1 (e.g. 0.2), got {fraction}"
-        )))
+        Err(DataError::TestFraction { fraction })
     }
 }
 

@@ -14,15 +14,34 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Map, Number, Value};
 
+/// Why a column's values have no JSON form.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("dictionary key {key} is not an index")]
+    DictionaryKey { key: Value },
+    #[error("unsupported type {data_type}: {cause}")]
+    Unsupported {
+        data_type: DataType,
+        cause: arrow::error::ArrowError,
+    },
+    #[error("column `{column}`: {cause}")]
+    Column {
+        column: String,
+        cause: Box<TableError>,
+    },
+}
+
 /// Converts every row of `batch` into a JSON object keyed by column name.
 /// The error names the column whose values could not be converted.
-pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Value>, String> {
+pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Value>, TableError> {
     let schema = batch.schema();
     let mut rows: Vec<Map<String, Value>> = vec![Map::new(); batch.num_rows()];
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         for (i, row) in rows.iter_mut().enumerate() {
-            let v = value_at(column.as_ref(), i)
-                .map_err(|e| format!("column `{}`: {e}", field.name()))?;
+            let v = value_at(column.as_ref(), i).map_err(|e| TableError::Column {
+                column: field.name().clone(),
+                cause: Box::new(e),
+            })?;
             row.insert(field.name().clone(), v);
         }
     }
@@ -30,7 +49,7 @@ pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Value>, String> {
 }
 
 /// The JSON value of element `i` of `array`.
-pub fn value_at(array: &dyn Array, i: usize) -> Result<Value, String> {
+pub fn value_at(array: &dyn Array, i: usize) -> Result<Value, TableError> {
     if array.is_null(i) {
         return Ok(Value::Null);
     }
@@ -67,7 +86,7 @@ pub fn value_at(array: &dyn Array, i: usize) -> Result<Value, String> {
             let key = value_at(dict.keys(), i)?;
             let key = key
                 .as_u64()
-                .ok_or_else(|| format!("dictionary key {key} is not an index"))?;
+                .ok_or_else(|| TableError::DictionaryKey { key: key.clone() })?;
             value_at(dict.values().as_ref(), key as usize)?
         }
         DataType::Map(..) => map_entry(array, i)?,
@@ -87,7 +106,7 @@ fn float(v: f64) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn list(values: &dyn Array) -> Result<Value, String> {
+fn list(values: &dyn Array) -> Result<Value, TableError> {
     (0..values.len())
         .map(|j| value_at(values, j))
         .collect::<Result<Vec<_>, _>>()
@@ -95,7 +114,7 @@ fn list(values: &dyn Array) -> Result<Value, String> {
 }
 
 /// A map becomes an object when its keys are strings, else a list of `{key, value}` objects.
-fn map_entry(array: &dyn Array, i: usize) -> Result<Value, String> {
+fn map_entry(array: &dyn Array, i: usize) -> Result<Value, TableError> {
     let entries = array.as_map().value(i);
     let (keys, values) = (entries.column(0), entries.column(1));
     let mut obj = Map::new();
@@ -116,9 +135,13 @@ fn map_entry(array: &dyn Array, i: usize) -> Result<Value, String> {
     })
 }
 
-fn display(array: &dyn Array, i: usize) -> Result<Value, String> {
-    let formatter = ArrayFormatter::try_new(array, &FormatOptions::default())
-        .map_err(|e| format!("unsupported type {}: {e}", array.data_type()))?;
+fn display(array: &dyn Array, i: usize) -> Result<Value, TableError> {
+    let formatter = ArrayFormatter::try_new(array, &FormatOptions::default()).map_err(|cause| {
+        TableError::Unsupported {
+            data_type: array.data_type().clone(),
+            cause,
+        }
+    })?;
     Ok(Value::String(formatter.value(i).to_string()))
 }
 

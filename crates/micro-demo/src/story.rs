@@ -168,15 +168,14 @@ fn train_all(
             Some(grid) => train_search(arrays, &train, grid, |e| obs.search(&label, e))?.0,
             None => micro_model::train(arrays, &train, |e| obs.train(&label, e))?.0,
         };
-        let hp = &model.config().training["hyperparameters"];
-        // config.json holds f32 values widened to f64: print them at f32 precision.
-        let f = |v: &serde_json::Value| v.as_f64().map_or(f32::NAN, |x| x as f32);
-        obs.line(&format!(
-            "  {label:<22} alpha {} lr {} (held-out NLL {:.4})",
-            f(&hp["alpha"]),
-            f(&hp["lr"]),
-            f(&model.config().training["best_holdout_nll"])
-        ));
+        if let Some(s1) = &model.config().training.stage1 {
+            obs.line(&format!(
+                "  {label:<22} alpha {} lr {} (held-out NLL {:.4})",
+                s1.hyperparameters.alpha,
+                s1.hyperparameters.lr,
+                s1.best_holdout_nll.unwrap_or(f64::NAN)
+            ));
+        }
         models.push(NamedModel {
             label: name.to_string(),
             model,

@@ -66,15 +66,44 @@ impl ContextMode {
     }
 }
 
+impl std::fmt::Display for ContextMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for ResponseText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for PromptText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
 impl std::str::FromStr for ContextMode {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "prefix" => Ok(ContextMode::Prefix),
             "system" => Ok(ContextMode::System),
             "none" => Ok(ContextMode::None),
-            _ => Err(format!(
-                "unknown context mode {s:?}: use prefix, system or none"
+            _ => Err(micro_data::UnknownValue::new(
+                "context mode",
+                s,
+                "prefix, system or none",
             )),
         }
     }
@@ -145,27 +174,31 @@ impl PromptText {
 }
 
 impl std::str::FromStr for ResponseText {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "transcript" | "full" => Ok(ResponseText::Transcript),
             "last-turn" | "last" => Ok(ResponseText::LastTurn),
             "response" => Ok(ResponseText::Response),
-            _ => Err(format!(
-                "unknown response text {s:?}: use transcript, last-turn or response"
+            _ => Err(micro_data::UnknownValue::new(
+                "response text",
+                s,
+                "transcript, last-turn or response",
             )),
         }
     }
 }
 
 impl std::str::FromStr for PromptText {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "transcript" | "full" => Ok(PromptText::Transcript),
             "last-turn" | "last" => Ok(PromptText::LastTurn),
-            _ => Err(format!(
-                "unknown prompt text {s:?}: use transcript or last-turn"
+            _ => Err(micro_data::UnknownValue::new(
+                "prompt text",
+                s,
+                "transcript or last-turn",
             )),
         }
     }
@@ -181,8 +214,8 @@ pub enum DeviceKind {
 }
 
 impl std::str::FromStr for DeviceKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         let s = s.to_ascii_lowercase();
         match s.as_str() {
             "cpu" => Ok(DeviceKind::Cpu),
@@ -191,7 +224,7 @@ impl std::str::FromStr for DeviceKind {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(DeviceKind::Cuda)
-                .ok_or_else(|| format!("unknown device {s:?}: use cpu, cuda or cuda:N")),
+                .ok_or_else(|| micro_data::UnknownValue::new("device", &s, "cpu, cuda or cuda:N")),
         }
     }
 }
@@ -203,25 +236,34 @@ impl std::str::FromStr for DeviceKind {
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct BackboneOptions {
     /// Where a pair's context goes: prefix (`[criteria] c\n[context] prompt`), system, none.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "prefix"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BackboneOptions::default().context))]
     pub context: ContextMode,
     /// Encoders: the text of a response's reward feature: last-turn (the last user turn, then
     /// the response), transcript (every turn, then the response) or response (alone). Decoders
     /// always embed the chat-templated conversation. See the README's feature table.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "last-turn"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = BackboneOptions::default().response_text)
+    )]
     pub response_text: ResponseText,
     /// Encoders: the text of a router input: last-turn or transcript (the context goes before it).
-    #[cfg_attr(feature = "clap", arg(long, default_value = "last-turn"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = BackboneOptions::default().prompt_text)
+    )]
     pub prompt_text: PromptText,
     /// Sequences per forward pass.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 32))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = BackboneOptions::default().batch_size)
+    )]
     pub batch_size: usize,
     /// Maximum tokens per sequence (default: the model's, e.g. max_seq_length 256 for MiniLM).
     #[cfg_attr(feature = "clap", arg(long))]
     pub max_len: Option<usize>,
     /// cpu, or cuda[:N] for a GPU (a build from scripts/build-cuda.sh; decoders run in bf16
     /// there).
-    #[cfg_attr(feature = "clap", arg(long, default_value = "cpu"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BackboneOptions::default().device))]
     pub device: DeviceKind,
 }
 

@@ -32,8 +32,8 @@ pub struct EmbedBenchOptions {
     )]
     pub lengths: Vec<usize>,
     /// native (hand-written forward) or candle (candle's BertModel), for encoders.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "native"))]
-    pub engine: String,
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = Engine::Native))]
+    pub engine: Engine,
     /// cpu, or cuda[:N] (a build from scripts/build-cuda.sh).
     #[cfg_attr(feature = "clap", arg(long, default_value = "cpu"))]
     pub device: DeviceKind,
@@ -69,14 +69,9 @@ fn bench_encoder(
         device: o.device,
         ..Default::default()
     };
-    let backbone: Box<dyn Backbone> = match o.engine.as_str() {
-        "native" => load_backbone(&o.model, &opts)?,
-        "candle" => Box::new(Encoder::load_with(folder, &opts, Engine::Candle)?),
-        other => {
-            return Err(EmbedError::Other(format!(
-                "--engine {other:?}: use native or candle"
-            )))
-        }
+    let backbone: Box<dyn Backbone> = match o.engine {
+        Engine::Native => load_backbone(&o.model, &opts)?,
+        Engine::Candle => Box::new(Encoder::load_with(folder, &opts, Engine::Candle)?),
     };
     let tokenizer = folder.load_tokenizer()?;
     out(format!(

@@ -30,42 +30,59 @@ impl Precision {
 }
 
 impl std::str::FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(Precision::Auto),
             "f32" | "fp32" | "float32" => Ok(Precision::F32),
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
             "f16" | "fp16" | "float16" => Ok(Precision::F16),
-            _ => Err(format!(
-                "unknown precision {s:?}: use auto, f32, bf16 or f16"
+            _ => Err(micro_data::UnknownValue::new(
+                "precision",
+                s,
+                "auto, f32, bf16 or f16",
             )),
         }
     }
 }
 
-/// The candle device for `kind`, or a message that says what is missing (this build's CUDA
-/// support, the driver, a library, or the device itself) and what to do.
-pub fn open(kind: DeviceKind) -> Result<Device, String> {
+/// Why a device cannot be opened: what is missing (this build's CUDA support, the driver, a
+/// library, or the device itself) and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(
+        "device cuda:{ordinal}: this micro was built without CUDA support; build one with `bash scripts/build-cuda.sh` (see docs/gpu.md)"
+    )]
+    NoCuda { ordinal: usize },
+    #[error(
+        "cannot open CUDA device {ordinal}: {cause} (is there such a GPU? `nvidia-smi -L` lists them)"
+    )]
+    Open {
+        ordinal: usize,
+        cause: candle_core::Error,
+    },
+    /// `missing` names the driver or library that could not be loaded.
+    #[error(
+        "cannot open CUDA device {ordinal}: {missing} (on a machine with an NVIDIA GPU and its driver, put CUDA 13's cuBLAS, cuRAND and NVRTC libraries on LD_LIBRARY_PATH; see docs/gpu.md)"
+    )]
+    Libraries { ordinal: usize, missing: String },
+}
+
+/// The candle device for `kind`.
+pub fn open(kind: DeviceKind) -> Result<Device, DeviceError> {
     let DeviceKind::Cuda(ordinal) = kind else {
         return Ok(Device::Cpu);
     };
     if !candle_core::utils::cuda_is_available() {
-        return Err(format!(
-            "--device cuda:{ordinal}: this micro was built without CUDA support; build one with \
-             `bash scripts/build-cuda.sh` (see docs/gpu.md)"
-        ));
+        return Err(DeviceError::NoCuda { ordinal });
     }
     match open_cuda_quietly(ordinal) {
         Ok(Ok(device)) => Ok(device),
-        Ok(Err(e)) => Err(format!(
-            "cannot open CUDA device {ordinal}: {e} (is there such a GPU? `nvidia-smi -L` lists them)"
-        )),
-        Err(message) => Err(format!(
-            "cannot open CUDA device {ordinal}: {} (on a machine with an NVIDIA GPU and its driver, \
-             put CUDA 13's cuBLAS, cuRAND and NVRTC libraries on LD_LIBRARY_PATH; see docs/gpu.md)",
-            missing_library(&message)
-        )),
+        Ok(Err(cause)) => Err(DeviceError::Open { ordinal, cause }),
+        Err(message) => Err(DeviceError::Libraries {
+            ordinal,
+            missing: missing_library(&message),
+        }),
     }
 }
 
@@ -131,6 +148,8 @@ mod tests {
         assert!(open(DeviceKind::Cpu).unwrap().is_cpu());
         if !candle_core::utils::cuda_is_available() {
             let e = open(DeviceKind::Cuda(0)).unwrap_err();
+            assert!(matches!(e, DeviceError::NoCuda { ordinal: 0 }), "{e}");
+            let e = e.to_string();
             assert!(
                 e.contains("without CUDA support") && e.contains("build-cuda.sh"),
                 "{e}"

@@ -29,9 +29,37 @@ pub enum EmbedError {
     Cache(#[from] micro_cache::CacheError),
     #[error(transparent)]
     Data(#[from] micro_data::DataError),
-    /// A failure during embedding that is not tied to a file (tokenizer, tensor library).
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    /// The tokenizer failed on the texts (its library's message).
+    #[error("tokenizer failed: {message}")]
+    Tokenizer { message: String },
+    /// A tensor operation of candle failed (the encoder on a GPU, or as the reference).
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// A decoder backbone failed while running (a load failure names its file instead).
+    #[error(transparent)]
+    Decoder(Box<crate::decoder::DecoderError>),
+    #[error(
+        "token id {id} is outside the model's vocabulary of {vocab}: the tokenizer does not match the weights"
+    )]
+    Vocabulary { id: u32, vocab: usize },
+    /// A forward pass panicked on another thread and left the encoder's buffers unusable.
+    #[error("the encoder's workspace was poisoned by a failed forward pass")]
+    Poisoned,
+    /// What a backbone returned does not match what it declares.
+    #[error("the backbone returned {what} of width {got} but declares {want}")]
+    Width {
+        what: &'static str,
+        got: usize,
+        want: usize,
+    },
+    #[error("the backbone returned {rows} rows for {texts} texts")]
+    Rows { rows: usize, texts: usize },
+    #[error("no pairs to embed (an empty input, or a shard with no rows: use fewer shards)")]
+    NoPairs,
+    #[error("nothing to merge: give at least one cache folder")]
+    NothingToMerge,
 }
 
 impl EmbedError {
@@ -47,8 +75,10 @@ impl EmbedError {
             source,
         }
     }
-    pub fn other(message: impl Into<String>) -> Self {
-        EmbedError::Other(message.into())
+    pub fn tokenizer(e: impl std::fmt::Display) -> Self {
+        EmbedError::Tokenizer {
+            message: e.to_string(),
+        }
     }
 }
 

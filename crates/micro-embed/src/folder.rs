@@ -24,18 +24,27 @@ pub fn default_minilm_dir() -> Option<PathBuf> {
 /// The fetched all-MiniLM-L6-v2 folder: `MICRO_MINILM_DIR`, else [`default_minilm_dir`]; an
 /// error that says how to get it when the weights are not there (the tests that need real
 /// weights all locate them this way).
-pub fn located_minilm_dir() -> std::result::Result<PathBuf, String> {
+pub fn located_minilm_dir() -> std::result::Result<PathBuf, MiniLmNotFound> {
     let dir = std::env::var_os("MICRO_MINILM_DIR")
         .map(PathBuf::from)
         .or_else(default_minilm_dir)
-        .ok_or("set MICRO_MINILM_DIR, MICRO_HOME or HOME to locate all-MiniLM-L6-v2")?;
-    if !dir.join("model.safetensors").is_file() {
-        return Err(format!(
-            "all-MiniLM-L6-v2 not found at {}: run `scripts/fetch-assets.sh minilm` (or set MICRO_MINILM_DIR)",
-            dir.display()
-        ));
+        .ok_or(MiniLmNotFound::NoHome)?;
+    if !dir.join(WEIGHTS).is_file() {
+        return Err(MiniLmNotFound::Missing { dir });
     }
     Ok(dir)
+}
+
+/// Why [`located_minilm_dir`] found no weights.
+#[derive(Debug, thiserror::Error)]
+pub enum MiniLmNotFound {
+    #[error("set MICRO_MINILM_DIR, MICRO_HOME or HOME to locate all-MiniLM-L6-v2")]
+    NoHome,
+    #[error(
+        "all-MiniLM-L6-v2 not found at {}: run `scripts/fetch-assets.sh minilm` (or set MICRO_MINILM_DIR)",
+        dir.display()
+    )]
+    Missing { dir: PathBuf },
 }
 
 /// The located files of a model folder, and its parsed `config.json`.

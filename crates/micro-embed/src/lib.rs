@@ -4,7 +4,8 @@
 //! The principal type is the [`Backbone`] trait, loaded from a Hugging Face model folder
 //! ([`ModelFolder`], shared by both families) by [`load_backbone`]: BERT-family encoders
 //! (all-MiniLM-L6-v2, BGE, E5, GTE) run on a hand-written CPU forward pass
-//! ([`encoder::Encoder`]), Llama/Qwen2 decoder reward models as [`decoder::DecoderBackbone`].
+//! ([`encoder::Encoder`]; candle's BERT is its reference in the tests and runs it on a GPU),
+//! Llama/Qwen2 decoder reward models on candle as [`decoder::DecoderBackbone`].
 //! What a backbone is and what its features depend on is typed ([`Backbone::capabilities`]:
 //! [`Family`], [`Capabilities`]). [`embed_to_cache`] runs a backbone over pairs into a cache
 //! folder (deduplicated, resumable, shardable) and [`merge_caches`] joins shards.
@@ -21,7 +22,7 @@
 //! ```
 
 mod backbone;
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "bench"))]
 pub mod bench;
 pub mod decoder;
 mod device;
@@ -40,8 +41,11 @@ pub use backbone::{
     DeviceKind, Family, Item, PromptFeatures, PromptItem, PromptText, ResponseFeatures,
     ResponseText,
 };
+pub use device::DeviceError;
 pub use error::{EmbedError, Result};
-pub use folder::{default_minilm_dir, located_minilm_dir, ModelFolder, TemplateSource};
+pub use folder::{
+    default_minilm_dir, located_minilm_dir, MiniLmNotFound, ModelFolder, TemplateSource,
+};
 pub use load::{family, load_backbone};
 pub use merge::{merge_caches, MergeSummary};
 pub use partial::PARTIAL_DIR;

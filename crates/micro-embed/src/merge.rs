@@ -40,9 +40,7 @@ impl MergeSummary {
 /// Merges the caches in `inputs` into `out` (stored as `dtype`, or the first input's dtype).
 pub fn merge_caches(inputs: &[PathBuf], out: &Path, dtype: Option<Dtype>) -> Result<MergeSummary> {
     if inputs.is_empty() {
-        return Err(EmbedError::other(
-            "nothing to merge: give at least one cache folder",
-        ));
+        return Err(EmbedError::NothingToMerge);
     }
     let mut caches = inputs
         .iter()

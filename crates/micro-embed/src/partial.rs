@@ -57,7 +57,7 @@ impl Partial {
         std::fs::create_dir_all(&dir).map_err(|e| EmbedError::io(&dir, e))?;
         if !path.is_file() {
             let json = serde_json::to_string_pretty(manifest)
-                .map_err(|e| EmbedError::other(e.to_string()))?;
+                .map_err(|e| EmbedError::io(&path, e.into()))?;
             std::fs::write(&path, json).map_err(|e| EmbedError::io(&path, e))?;
         }
         Ok((Partial { dir }, discarded))

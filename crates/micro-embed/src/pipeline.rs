@@ -18,7 +18,7 @@ use std::time::Instant;
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct EmbedOptions {
     /// Storage precision of the cache: f32, f16 or bf16.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "f32"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = EmbedOptions::default().dtype))]
     pub dtype: Dtype,
     /// Embed only slice i of n (0-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/16`; join the
     /// slices with `micro cache merge`.
@@ -27,7 +27,7 @@ pub struct EmbedOptions {
     /// Distinct texts per chunk: the unit of progress and of resuming.
     #[cfg_attr(
         feature = "clap",
-        arg(long = "chunk", value_name = "CHUNK", default_value_t = 512)
+        arg(long = "chunk", value_name = "CHUNK", default_value_t = EmbedOptions::default().chunk_size)
     )]
     pub chunk_size: usize,
 }
@@ -112,9 +112,7 @@ pub fn embed_to_cache(
         None => pairs,
     };
     if pairs.is_empty() {
-        return Err(EmbedError::other(
-            "no pairs to embed (an empty input, or a shard with no rows: use fewer shards)",
-        ));
+        return Err(EmbedError::NoPairs);
     }
     let plan = Plan::new(
         &pairs,
@@ -272,12 +270,13 @@ impl Runner<'_, '_> {
     }
 }
 
-fn check_width(m: &Matrix, want: usize, what: &str) -> Result<()> {
+fn check_width(m: &Matrix, want: usize, what: &'static str) -> Result<()> {
     if m.cols != want {
-        return Err(EmbedError::other(format!(
-            "the backbone returned {what} of width {} but declares {want}",
-            m.cols
-        )));
+        return Err(EmbedError::Width {
+            what,
+            got: m.cols,
+            want,
+        });
     }
     Ok(())
 }
@@ -300,11 +299,10 @@ impl Gathered {
 
     fn put(&mut self, rows: &[usize], c: Chunk) -> Result<()> {
         if c.features.rows != rows.len() {
-            return Err(EmbedError::other(format!(
-                "the backbone returned {} rows for {} texts",
-                c.features.rows,
-                rows.len()
-            )));
+            return Err(EmbedError::Rows {
+                rows: c.features.rows,
+                texts: rows.len(),
+            });
         }
         for (k, &r) in rows.iter().enumerate() {
             self.out

@@ -29,10 +29,14 @@ impl std::fmt::Display for Shard {
 }
 
 impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
-            format!("invalid shard {s:?}: expected i/n with 0 <= i < n, e.g. 0/4 (i is 0-based, like SLURM_ARRAY_TASK_ID)")
+            micro_data::UnknownValue::new(
+                "shard",
+                s,
+                "i/n with 0 <= i < n, e.g. 0/4 (i is 0-based, like SLURM_ARRAY_TASK_ID)",
+            )
         };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count) = (

@@ -23,13 +23,17 @@ pub enum SplitSel {
 }
 
 impl std::str::FromStr for SplitSel {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "test" => Ok(SplitSel::Test),
             "train" => Ok(SplitSel::Train),
             "all" => Ok(SplitSel::All),
-            _ => Err(format!("unknown split {s:?}: use test, train or all")),
+            _ => Err(micro_data::UnknownValue::new(
+                "split",
+                s,
+                "test, train or all",
+            )),
         }
     }
 }
@@ -179,7 +183,10 @@ pub fn evaluate_indices(
 ) -> Result<EvalReport> {
     model
         .check_cache(&cache.meta)
-        .map_err(EvalError::Mismatch)?;
+        .map_err(|cause| EvalError::Mismatch {
+            model: label.to_string(),
+            cause,
+        })?;
     check_gating(model, gating)?;
     let names: Vec<String> = {
         let set: std::collections::BTreeSet<&str> =
@@ -208,16 +215,17 @@ fn check_gating(model: &MixtureModel, gating: &Gating) -> Result<()> {
     if let Gating::PerAttribute(map) = gating {
         for (attr, w) in map {
             if w.len() != model.k() {
-                return Err(EvalError::Options(format!(
-                    "weights for `{attr}` have {} entries, the model has {} heads",
-                    w.len(),
-                    model.k()
-                )));
+                return Err(EvalError::GateWeights {
+                    attribute: attr.clone(),
+                    weights: w.len(),
+                    k: model.k(),
+                });
             }
             if !w.iter().all(|v| v.is_finite() && *v >= 0.0) || w.iter().sum::<f32>() <= 0.0 {
-                return Err(EvalError::Options(format!(
-                    "weights for `{attr}` must be non-negative with a positive sum, got {w:?}"
-                )));
+                return Err(EvalError::GateValues {
+                    attribute: attr.clone(),
+                    weights: w.clone(),
+                });
             }
         }
     }

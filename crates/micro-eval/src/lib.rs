@@ -20,7 +20,7 @@
 //!     router: RouterKind::Static, router_hidden: None, activation: Default::default(),
 //!     backbone: Default::default(), recipe: Default::default(),
 //!     router_input: Default::default(), train_pairs_hash: String::new(),
-//!     training: serde_json::Value::Null, history: serde_json::Value::Null,
+//!     training: Default::default(), history: Vec::new(),
 //! };
 //! let heads = Matrix::new(2, 2, vec![1.0, 0.0, 0.0, 1.0]);
 //! let model = MixtureModel::new(config, heads, Gate::Static(vec![0.0, 0.0])).unwrap();

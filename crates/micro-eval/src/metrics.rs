@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Whether the mixture with log weights `log_w` prefers the chosen response (ties are wrong):
 /// micro-model's one accuracy rule.
-pub use micro_model::accuracy::mixture_correct;
+pub use micro_model::mixture_correct;
 
 /// log P(chosen > rejected) = log sum_k f_k sigma(delta_k), with f renormalised from `log_w`.
 pub fn mixture_log_prob(log_w: &[f32], margins: &[f32]) -> f64 {

@@ -50,23 +50,22 @@ pub struct SeedSummary {
 /// Aggregates `runs[s]`, the reports of seed `seeds[s]`: the same methods in the same order.
 pub fn summarize_seeds(seeds: &[u64], runs: &[Vec<EvalReport>]) -> Result<SeedSummary> {
     let Some(first) = runs.first() else {
-        return Err(EvalError::Options("no seeds to summarise".into()));
+        return Err(EvalError::NoSeeds);
     };
     if seeds.len() != runs.len() {
-        return Err(EvalError::Options(format!(
-            "{} seeds but {} runs",
-            seeds.len(),
-            runs.len()
-        )));
+        return Err(EvalError::SeedsAndRuns {
+            seeds: seeds.len(),
+            runs: runs.len(),
+        });
     }
     let mut rows = Vec::with_capacity(first.len());
     for (j, r0) in first.iter().enumerate() {
         let same: Vec<&EvalReport> = runs.iter().filter_map(|run| run.get(j)).collect();
         if same.len() != runs.len() || same.iter().any(|r| r.method != r0.method) {
-            return Err(EvalError::Options(format!(
-                "method `{}` is not in every seed's reports at position {j}",
-                r0.method
-            )));
+            return Err(EvalError::SeedMethods {
+                method: r0.method.clone(),
+                position: j,
+            });
         }
         let stat = |f: &dyn Fn(&EvalReport) -> Option<f64>| {
             Stat::of(same.iter().filter_map(|r| f(r)).collect())

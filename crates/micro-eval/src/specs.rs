@@ -11,31 +11,27 @@ use std::path::{Path, PathBuf};
 pub fn model_specs(specs: &[String], dir: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
     let mut out: Vec<(String, PathBuf)> = specs.iter().map(|s| parse_spec(s)).collect();
     if let Some(dir) = dir {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| EvalError::Options(format!("reading --models {}: {e}", dir.display())))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| EvalError::io(dir, e))?;
         let mut found: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.join(micro_model::CONFIG_FILE).is_file())
             .collect();
         found.sort();
         if found.is_empty() {
-            return Err(EvalError::Options(format!(
-                "--models {}: no sub-folder holds a model (config.json + model.safetensors)",
-                dir.display()
-            )));
+            return Err(EvalError::NoModelIn {
+                path: dir.to_path_buf(),
+            });
         }
         out.extend(found.into_iter().map(|p| (folder_name(&p), p)));
     }
     if out.is_empty() {
-        return Err(EvalError::Options(
-            "no model given: pass --model DIR (or LABEL=DIR, repeatable) or --models DIR".into(),
-        ));
+        return Err(EvalError::NoModel);
     }
     for (i, (label, _)) in out.iter().enumerate() {
         if out[..i].iter().any(|(l, _)| l == label) {
-            return Err(EvalError::Options(format!(
-                "two models are labelled `{label}`: name them with --model LABEL=DIR"
-            )));
+            return Err(EvalError::SameLabel {
+                label: label.clone(),
+            });
         }
     }
     Ok(out)
@@ -60,24 +56,22 @@ pub fn folder_name(p: &Path) -> String {
     )
 }
 
-/// Loads each (label, folder) and checks that it fits `cache` (read from `cache_path`).
-pub fn load_models(
-    specs: &[(String, PathBuf)],
-    cache: &EmbeddingCache,
-    cache_path: &Path,
-) -> Result<Vec<NamedModel>> {
+/// Loads each (label, folder) and checks that it fits `cache`.
+pub fn load_models(specs: &[(String, PathBuf)], cache: &EmbeddingCache) -> Result<Vec<NamedModel>> {
     specs
         .iter()
         .map(|(label, dir)| {
-            let model = MixtureModel::load(dir)
-                .map_err(|e| EvalError::Options(format!("loading model `{label}`: {e}")))?;
-            model.check_cache(&cache.meta).map_err(|e| {
-                EvalError::Options(format!(
-                    "model `{label}` ({}) does not fit the cache {}: {e}",
-                    dir.display(),
-                    cache_path.display()
-                ))
+            let model = MixtureModel::load(dir).map_err(|cause| EvalError::LoadModel {
+                label: label.clone(),
+                path: dir.clone(),
+                cause: Box::new(cause),
             })?;
+            model
+                .check_cache(&cache.meta)
+                .map_err(|cause| EvalError::Mismatch {
+                    model: label.clone(),
+                    cause,
+                })?;
             Ok(NamedModel {
                 label: label.clone(),
                 model,
@@ -105,10 +99,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(dup.contains("labelled `x`"), "{dup}");
-        assert!(model_specs(&[], None)
-            .unwrap_err()
-            .to_string()
-            .contains("--model"));
+        assert!(matches!(model_specs(&[], None), Err(EvalError::NoModel)));
     }
 
     #[test]

@@ -34,14 +34,12 @@ impl Stage2 for RouteStage2 {
         cache: &EmbeddingCache,
         idx: &[usize],
         seed: u64,
-    ) -> Result<MixtureModel, String> {
+    ) -> micro_route::Result<MixtureModel> {
         let cfg = AdaptConfig {
             seed,
             ..self.adapt.clone()
         };
-        micro_route::adapt(model, cache, idx, &cfg)
-            .map(|(m, _)| m)
-            .map_err(|e| e.to_string())
+        micro_route::adapt(model, cache, idx, &cfg).map(|(m, _)| m)
     }
 
     fn hyre_weights(
@@ -49,7 +47,7 @@ impl Stage2 for RouteStage2 {
         model: &MixtureModel,
         cache: &EmbeddingCache,
         idx: &[usize],
-    ) -> Result<Vec<f32>, String> {
+    ) -> micro_route::Result<Vec<f32>> {
         Ok(micro_route::hyre_weights(model, cache, idx, self.hyre_eta))
     }
 }

@@ -55,9 +55,10 @@ impl TrainBench {
 /// Times Stage 1 on `cfg.pairs` random pairs, each batch size in turn (the `--threads` pool).
 pub fn bench_train(cfg: &TrainBenchConfig) -> Result<TrainBench, TrainError> {
     if cfg.pairs == 0 || cfg.dim == 0 {
-        return Err(TrainError::Config(
-            "--pairs and --dim must be positive".into(),
-        ));
+        return Err(TrainError::EmptyArrays {
+            pairs: cfg.pairs,
+            dim: cfg.dim,
+        });
     }
     let t0 = Instant::now();
     let (diff, prompt) = random_arrays(cfg.pairs, cfg.dim);

@@ -6,6 +6,7 @@
 use crate::folder::ModelError;
 use crate::gate::Gate;
 use crate::model::{check_parts, held_gate, MixtureModel};
+use crate::record::{HistoryEvent, Training};
 
 impl MixtureModel {
     /// The model restricted to the heads `keep` (in that order). Removing heads from a router
@@ -13,15 +14,10 @@ impl MixtureModel {
     pub fn select_heads(&self, keep: &[usize]) -> Result<MixtureModel, ModelError> {
         let k = self.k();
         if keep.is_empty() {
-            return Err(ModelError::Shape(
-                "cannot remove every head: at least one must stay".into(),
-            ));
+            return Err(ModelError::NoHeadLeft);
         }
         if let Some(bad) = keep.iter().find(|&&h| h >= k) {
-            return Err(ModelError::Shape(format!(
-                "head {bad} does not exist: the model has {k} heads (0..{})",
-                k - 1
-            )));
+            return Err(ModelError::NoSuchHead { head: *bad, k });
         }
         let mut out = self.clone();
         out.heads = self.heads.select_rows(keep);
@@ -43,10 +39,11 @@ impl MixtureModel {
         let mut seen: Vec<usize> = clusters.iter().flatten().copied().collect();
         seen.sort_unstable();
         if mass.len() != k || seen != (0..k).collect::<Vec<_>>() {
-            return Err(ModelError::Shape(format!(
-                "merging needs each of the {k} heads in one cluster and a mass per head: got clusters {clusters:?} and {} masses",
-                mass.len()
-            )));
+            return Err(ModelError::Clusters {
+                k,
+                clusters: clusters.to_vec(),
+                masses: mass.len(),
+            });
         }
         let leaders: Vec<usize> = clusters.iter().map(|c| c[0]).collect();
         let mut out = self.select_heads(&leaders)?;
@@ -79,7 +76,7 @@ impl MixtureModel {
         if let Some(r) = gate.router().filter(|r| r.hidden.is_some()) {
             config.activation = r.activation;
         }
-        check_parts(&config, &self.heads, &gate).map_err(ModelError::Shape)?;
+        check_parts(&config, &self.heads, &gate)?;
         self.gate = held_gate(gate, self.k());
         self.config = config;
         Ok(())
@@ -98,21 +95,14 @@ impl MixtureModel {
         self.heads.data.iter_mut().for_each(|w| *w *= factor);
     }
 
-    /// `config.json`'s free-form `training` record, for a later stage to add to.
-    pub fn training_mut(&mut self) -> &mut serde_json::Value {
+    /// `config.json`'s `training` record, for a later stage to add to.
+    pub fn training_mut(&mut self) -> &mut Training {
         &mut self.config.training
     }
 
-    /// Appends `event` to `config.history` (made an array if it was empty or something else).
-    pub fn push_history(&mut self, event: serde_json::Value) {
-        let history = &mut self.config.history;
-        if !history.is_array() {
-            let old = std::mem::take(history);
-            *history = serde_json::Value::Array(if old.is_null() { vec![] } else { vec![old] });
-        }
-        if let Some(events) = history.as_array_mut() {
-            events.push(event);
-        }
+    /// Appends `event` to `config.history`.
+    pub fn push_history(&mut self, event: HistoryEvent) {
+        self.config.history.push(event);
     }
 }
 

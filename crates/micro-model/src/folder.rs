@@ -5,8 +5,9 @@
 //! with a static gate `gate.logits` [K]. A Python user reads it with `safetensors` alone:
 //! `w = f(e) = softmax(W2 @ act(W1 @ e + b1) + b2)`, `p = sum_k w_k sigmoid(heads[k] @ (h_w - h_l))`.
 
-use crate::gate::Gate;
+use crate::gate::{Gate, RouterKind};
 use crate::model::{MixtureModel, ModelConfig};
+use crate::router::Activation;
 use micro_cache::tensors::{self, TensorData, TensorFile};
 use micro_cache::Dtype;
 use std::path::Path;
@@ -20,9 +21,40 @@ pub enum ModelError {
     Cache(#[from] micro_cache::CacheError),
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
-    /// Parts that do not make one model (a head index out of range, tensors of another shape).
-    #[error("{0}")]
-    Shape(String),
+    #[error("the heads are {heads:?}, config.json says {config:?}")]
+    HeadsShape {
+        heads: [usize; 2],
+        config: [usize; 2],
+    },
+    #[error("the gate mixes {gate} heads, the model has {model}")]
+    GateHeads { gate: usize, model: usize },
+    #[error("the gate is {gate}, config.json says {config}")]
+    GateKind {
+        gate: RouterKind,
+        config: RouterKind,
+    },
+    #[error("the router reads {router}-d inputs, config.json says {config}-d")]
+    RouterInput { router: usize, config: usize },
+    /// (hidden units, activation) of the router and of `config.json`.
+    #[error("the router has {:?} hidden units ({:?}), config.json says {:?} ({:?})", router.0, router.1, config.0, config.1)]
+    RouterHidden {
+        router: (Option<usize>, Activation),
+        config: (Option<usize>, Activation),
+    },
+    #[error("the router's tensors [w1, b1, w2, b2] should hold {want:?} values")]
+    RouterTensors { want: [usize; 4] },
+    #[error("cannot remove every head: at least one must stay")]
+    NoHeadLeft,
+    #[error("head {head} does not exist: the model has {k} heads (0..{})", k.saturating_sub(1))]
+    NoSuchHead { head: usize, k: usize },
+    #[error(
+        "merging needs each of the {k} heads in one cluster and a mass per head: got clusters {clusters:?} and {masses} masses"
+    )]
+    Clusters {
+        k: usize,
+        clusters: Vec<Vec<usize>>,
+        masses: usize,
+    },
 }
 
 impl ModelError {

@@ -4,10 +4,12 @@
 //! The principal type is [`MixtureModel`]; [`train()`] makes one from an embedding cache's
 //! [`TrainingArrays`](micro_cache::TrainingArrays). Its fields are private: other crates read
 //! it ([`MixtureModel::config`], [`MixtureModel::heads`], [`MixtureModel::gate`]) and change it
-//! only through the operations in [`edit`] (select or merge heads, replace the gate, record
-//! history), which keep `config.json` true to the tensors. The heads are mixed by one
-//! [`Gate`] type, shared by the trainer and the model, and a Stage 1 method is defined in
-//! [`method`], [`gate`] and [`loss`] only.
+//! only through its editing methods ([`MixtureModel::select_heads`],
+//! [`MixtureModel::merge_heads`], [`MixtureModel::set_gate`], [`MixtureModel::push_history`]...),
+//! which keep `config.json` true to the tensors. The heads are mixed by one [`Gate`] type,
+//! shared by the trainer and the model, and a Stage 1 method is defined by [`Method`], [`Gate`]
+//! and [`Objective`] only. Both stages step their parameters with one [`Optimiser`] (AdamW on a
+//! warm-up + cosine schedule).
 //!
 //! ```
 //! use micro_cache::{CacheMeta, Matrix, TrainingArrays};
@@ -27,37 +29,42 @@
 //! assert!(model.pair_prob(&[0.0], &[1.0, 0.0]) > 0.6);
 //! assert_eq!(report.n_train + report.n_holdout, 60);
 //! ```
+//!
+//! Each type has one path, the crate root's; the modules that define them are private:
+//!
+//! ```compile_fail
+//! use micro_model::model::MixtureModel;
+//! ```
 
-pub mod accuracy;
-#[cfg(any(test, feature = "test-util"))]
+mod accuracy;
+#[cfg(any(test, feature = "bench"))]
 pub mod bench;
-pub mod edit;
+mod edit;
 pub mod float;
-pub mod folder;
-pub mod gate;
+mod folder;
+mod gate;
 pub mod linalg;
-pub mod loss;
-pub mod method;
-pub mod minibatch;
-pub mod model;
-pub mod optim;
+mod loss;
+mod method;
+mod model;
+mod optim;
+mod record;
 pub mod report;
-pub mod router;
-pub mod search;
+mod router;
+mod search;
 pub mod synth;
-pub mod train;
-
-pub use accuracy::{mixture_correct, pair_correct, pairwise_accuracy};
+mod train;
+pub use accuracy::{mixture_correct, mixture_margin, pair_correct, pairwise_accuracy};
 pub use folder::{ModelError, CONFIG_FILE, MODEL_FILE};
 pub use gate::{Gate, RouterKind};
 pub use loss::{LossParts, Objective, Params, Workspace};
 pub use method::Method;
-pub use minibatch::{Minibatch, Optimiser};
-pub use model::{log_sigmoid, sigmoid, MixtureModel, ModelConfig};
-pub use optim::{AdamW, Schedule};
+pub use model::{log_sigmoid, sigmoid, CacheMismatch, MixtureModel, ModelConfig};
+pub use optim::{AdamW, Optimiser, Schedule};
+pub use record::{HistoryEvent, Selection, Stage1Record, Stage2Record, Training};
 pub use router::{Activation, Router, RouterActs};
 pub use search::{train_search, Grid, Search, SearchEvent, Trial};
 pub use train::{
     train, train_rows, EpochStats, Heads, RouterLayout, TrainConfig, TrainError, TrainEvent,
-    TrainOptions, TrainReport,
+    TrainOptions, TrainReport, AUTO_HEADS,
 };

@@ -4,6 +4,11 @@
 use crate::float::Float;
 use gemm::Parallelism;
 
+/// The dot product of two f32 vectors (a head's reward r_k = w_k . h).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 /// How an operand is stored relative to its mathematical shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {

@@ -58,15 +58,17 @@ impl Method {
 }
 
 impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "micro" => Ok(Method::Micro),
             "single" => Ok(Method::Single),
             "static" => Ok(Method::Static),
             "shared-base" | "shared_base" | "shared" => Ok(Method::SharedBase),
-            _ => Err(format!(
-                "unknown method {s:?}: use micro, single, static or shared-base"
+            _ => Err(micro_data::UnknownValue::new(
+                "method",
+                s,
+                "micro, single, static or shared-base",
             )),
         }
     }

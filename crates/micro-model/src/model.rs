@@ -4,9 +4,11 @@
 
 use crate::folder::ModelError;
 use crate::gate::{Gate, RouterKind};
+use crate::linalg::dot;
 use crate::method::Method;
-use crate::router::{dot, Activation, Router};
-use micro_cache::{BackboneInfo, CacheMeta, Matrix, Recipe, RouterInput};
+use crate::record::{null_as_default, HistoryEvent, Training};
+use crate::router::{Activation, Router};
+use micro_cache::{BackboneInfo, CacheMeta, Matrix, Recipe, RecipeMismatch, RouterInput};
 use serde::{Deserialize, Serialize};
 
 /// `config.json` of a model folder.
@@ -38,12 +40,16 @@ pub struct ModelConfig {
     /// Hash of the training pairs (provenance only).
     #[serde(default)]
     pub train_pairs_hash: String,
-    /// Training hyperparameters and summary figures, free-form.
-    #[serde(default)]
-    pub training: serde_json::Value,
-    /// Head indices that were masked or merged away, and why.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub history: serde_json::Value,
+    /// How the model was trained (Stage 1, the search, Stage 2).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub training: Training,
+    /// Heads that were masked or merged away, and why, oldest first.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub history: Vec<HistoryEvent>,
 }
 
 /// K reward heads r_k(x, a) = w_k . h(x, a) and a gate f(x) on the simplex.
@@ -60,7 +66,7 @@ impl MixtureModel {
     /// A model from its parts, refused when they disagree (heads not [K, dim], a gate over
     /// another K or router input, a router kind other than `config.router`).
     pub fn new(config: ModelConfig, heads: Matrix, gate: Gate) -> Result<Self, ModelError> {
-        check_parts(&config, &heads, &gate).map_err(ModelError::Shape)?;
+        check_parts(&config, &heads, &gate)?;
         Ok(Self::from_parts(config, heads, gate))
     }
 
@@ -133,30 +139,52 @@ impl MixtureModel {
     }
 
     /// Refuses a cache whose backbone, widths or recipe differ from the training cache's.
-    pub fn check_cache(&self, meta: &CacheMeta) -> Result<(), String> {
+    pub fn check_cache(&self, meta: &CacheMeta) -> Result<(), CacheMismatch> {
         let c = &self.config;
         if meta.dim != c.dim || meta.prompt_dim != c.prompt_dim {
-            return Err(format!(
-                "the model reads {}-d responses and {}-d prompts, the cache has {}-d and {}-d: embed the data with the model's backbone ({})",
-                c.dim, c.prompt_dim, meta.dim, meta.prompt_dim, c.backbone.name
-            ));
+            return Err(CacheMismatch::Widths {
+                model: (c.dim, c.prompt_dim),
+                cache: (meta.dim, meta.prompt_dim),
+                backbone: c.backbone.name.clone(),
+            });
         }
         if !c.backbone.name.is_empty()
             && !meta.backbone.name.is_empty()
             && c.backbone.name != meta.backbone.name
         {
-            return Err(format!(
-                "the model was trained on embeddings from backbone `{}`, the cache is from `{}`",
-                c.backbone.name, meta.backbone.name
-            ));
+            return Err(CacheMismatch::Backbone {
+                model: c.backbone.name.clone(),
+                cache: meta.backbone.name.clone(),
+            });
         }
-        if let Some(what) = c.recipe.mismatch(&meta.recipe()) {
-            return Err(format!(
-                "the model was trained on a cache made another way ({what}, model first): embed the data with the same options as the training cache"
-            ));
+        match c.recipe.mismatch(&meta.recipe()) {
+            Some(m) => Err(CacheMismatch::Recipe(m)),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Why a model cannot read a cache's vectors.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CacheMismatch {
+    /// (response, prompt) widths.
+    #[error(
+        "the model reads {}-d responses and {}-d prompts, the cache has {}-d and {}-d: embed the data with the model's backbone ({backbone})",
+        model.0, model.1, cache.0, cache.1
+    )]
+    Widths {
+        model: (usize, usize),
+        cache: (usize, usize),
+        backbone: String,
+    },
+    #[error(
+        "the model was trained on embeddings from backbone `{model}`, the cache is from `{cache}`"
+    )]
+    Backbone { model: String, cache: String },
+    #[error(
+        "the model was trained on a cache made another way ({0}, model first): embed the data with the same options as the training cache"
+    )]
+    Recipe(RecipeMismatch),
 }
 
 /// The gate as a model holds it: a uniform gate becomes zero static logits over `k` heads.
@@ -168,50 +196,50 @@ pub(crate) fn held_gate(gate: Gate, k: usize) -> Gate {
 }
 
 /// Why `config`, `heads` and `gate` cannot make one model, if they cannot.
-pub(crate) fn check_parts(c: &ModelConfig, heads: &Matrix, gate: &Gate) -> Result<(), String> {
+pub(crate) fn check_parts(c: &ModelConfig, heads: &Matrix, gate: &Gate) -> Result<(), ModelError> {
     if heads.rows != c.k || heads.cols != c.dim || heads.data.len() != c.k * c.dim {
-        return Err(format!(
-            "the heads are [{}, {}], config.json says [{}, {}]",
-            heads.rows, heads.cols, c.k, c.dim
-        ));
+        return Err(ModelError::HeadsShape {
+            heads: [heads.rows, heads.cols],
+            config: [c.k, c.dim],
+        });
     }
     if let Some(k) = gate.k().filter(|&k| k != c.k) {
-        return Err(format!("the gate mixes {k} heads, the model has {}", c.k));
+        return Err(ModelError::GateHeads {
+            gate: k,
+            model: c.k,
+        });
     }
     if gate.kind() != c.router {
-        return Err(format!(
-            "the gate is {}, config.json says {}",
-            gate.kind(),
-            c.router
-        ));
+        return Err(ModelError::GateKind {
+            gate: gate.kind(),
+            config: c.router,
+        });
     }
     let Some(r) = gate.router() else {
         return Ok(());
     };
     if r.input_dim != c.prompt_dim {
-        return Err(format!(
-            "the router reads {}-d inputs, config.json says {}-d",
-            r.input_dim, c.prompt_dim
-        ));
+        return Err(ModelError::RouterInput {
+            router: r.input_dim,
+            config: c.prompt_dim,
+        });
     }
     if r.hidden.is_some() && (r.hidden != c.router_hidden || r.activation != c.activation) {
-        return Err(format!(
-            "the router has {:?} hidden units ({:?}), config.json says {:?} ({:?})",
-            r.hidden, r.activation, c.router_hidden, c.activation
-        ));
+        return Err(ModelError::RouterHidden {
+            router: (r.hidden, r.activation),
+            config: (c.router_hidden, c.activation),
+        });
     }
     let h = r.hidden.unwrap_or(0);
     let want = [h * r.input_dim, h, r.k * r.width(), r.k];
     if r.params().iter().map(|t| t.len()).ne(want) {
-        return Err(format!(
-            "the router's tensors [w1, b1, w2, b2] should hold {want:?} values"
-        ));
+        return Err(ModelError::RouterTensors { want });
     }
     Ok(())
 }
 
 /// sum_k f_k sigma(delta_k) from the log weights and the head margins.
-pub fn mixture_prob(log_w: &[f32], margins: &[f32]) -> f32 {
+fn mixture_prob(log_w: &[f32], margins: &[f32]) -> f32 {
     log_w
         .iter()
         .zip(margins)

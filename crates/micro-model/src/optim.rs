@@ -1,5 +1,8 @@
-//! AdamW (Loshchilov & Hutter: decoupled weight decay) and the warm-up + cosine learning-rate
-//! schedule of the reference trainer (HF `get_cosine_schedule_with_warmup`).
+//! AdamW (Loshchilov & Hutter: decoupled weight decay), the warm-up + cosine learning-rate
+//! schedule of the reference trainer (HF `get_cosine_schedule_with_warmup`), and
+//! [`Optimiser`], the two together as both stages step them: Stage 1's trainer
+//! ([`crate::train()`]: the heads and the gate) and Stage 2's router fit (micro-route's `adapt`:
+//! the router alone). Each stage runs its own minibatch loop and computes its own gradient.
 
 /// AdamW over a fixed list of parameter tensors, given as slices in the same order every step.
 #[derive(Clone, Debug)]
@@ -244,9 +247,71 @@ impl Schedule {
     }
 }
 
+/// AdamW stepped once per minibatch at the rate of a [`Schedule`], counting its steps.
+#[derive(Clone, Debug)]
+pub struct Optimiser {
+    adamw: AdamW,
+    schedule: Schedule,
+    step: usize,
+}
+
+impl Optimiser {
+    /// AdamW with `weight_decay`, peaking at `lr` after `warmup_ratio` of `total_steps`.
+    pub fn new(lr: f32, warmup_ratio: f32, weight_decay: f32, total_steps: usize) -> Self {
+        Optimiser {
+            adamw: AdamW::new(weight_decay),
+            schedule: Schedule::new(lr, warmup_ratio, total_steps),
+            step: 0,
+        }
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.step
+    }
+
+    /// The learning rate of the next step.
+    pub fn lr(&self) -> f32 {
+        self.schedule.lr(self.step)
+    }
+
+    /// One step: `update` moves the parameters with the AdamW state at this step's scheduled
+    /// rate (e.g. `|adamw, lr| adamw.step(params, grads, lr)`).
+    pub fn step(&mut self, update: impl FnOnce(&mut AdamW, f32)) {
+        let lr = self.lr();
+        update(&mut self.adamw, lr);
+        self.step += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Least squares on one weight, x = mean of the targets: stepped per batch at the scheduled
+    /// rate, the steps counted, the cosine ending at 0.
+    #[test]
+    fn the_optimiser_steps_at_the_scheduled_rate_and_counts() {
+        let targets = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        let order = [4, 0, 3, 1, 2];
+        let mut w = 0.0f32;
+        let mut opt = Optimiser::new(0.3, 0.0, 0.0, 60);
+        let mut rates = vec![];
+        for _ in 0..20 {
+            for idx in order.chunks(2) {
+                let grad = idx.iter().map(|&i| w - targets[i]).sum::<f32>() / idx.len() as f32;
+                opt.step(|adamw, lr| {
+                    rates.push(lr);
+                    adamw.step(&mut [std::slice::from_mut(&mut w)], &[&[grad]], lr)
+                });
+            }
+        }
+        let schedule = Schedule::new(0.3, 0.0, 60);
+        assert_eq!(opt.steps(), 60);
+        assert_eq!(rates, (0..60).map(|s| schedule.lr(s)).collect::<Vec<_>>());
+        assert_eq!(opt.lr(), 0.0, "the cosine ends at 0");
+        assert!((w - 3.0).abs() < 0.5, "{w}");
+    }
 
     /// Two steps by hand from the published update rule.
     #[test]

@@ -92,15 +92,15 @@ pub fn trained_line(
         Some(nll) => format!("held-out NLL {nll:.4} on {} pairs", report.n_holdout),
         None => "no held-out pairs".to_string(),
     };
-    let hp = &model.config().training["hyperparameters"];
-    // config.json holds f32 values widened to f64: print them at f32 precision.
-    let f32_of = |v: &serde_json::Value| v.as_f64().map_or(f32::NAN, |x| x as f32);
+    // After a search the kept run's alpha and rate are the model's, not `cfg`'s.
+    let kept = model.config().training.stage1.as_ref();
+    let hp = kept.map_or(cfg, |s| &s.hyperparameters);
     format!(
         "trained {} (K={}, alpha {}, lr {}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
         cfg.method,
         cfg.k,
-        f32_of(&hp["alpha"]),
-        f32_of(&hp["lr"]),
+        hp.alpha,
+        hp.lr,
         report.n_train,
         report.epochs_run,
         if report.stopped_early { " (early stop)" } else { "" },

@@ -44,13 +44,26 @@ impl Activation {
     }
 }
 
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+        })
+    }
+}
+
 impl std::str::FromStr for Activation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "relu" => Ok(Activation::Relu),
             "tanh" => Ok(Activation::Tanh),
-            _ => Err(format!("unknown activation {s:?}: use relu or tanh")),
+            _ => Err(micro_data::UnknownValue::new(
+                "activation",
+                s,
+                "relu or tanh",
+            )),
         }
     }
 }
@@ -379,12 +392,8 @@ fn dot_t<T: Float>(a: &[T], b: &[T]) -> T {
     a.iter().zip(b).map(|(&x, &y)| x * y).sum()
 }
 
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dot_t(a, b)
-}
-
 /// log softmax, stable for any input magnitude.
-pub fn log_softmax(z: &[f32]) -> Vec<f32> {
+pub(crate) fn log_softmax(z: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0; z.len()];
     crate::float::log_softmax_into(z, &mut out);
     out

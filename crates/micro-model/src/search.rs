@@ -91,13 +91,11 @@ pub fn train_search(
     mut progress: impl FnMut(SearchEvent<'_>) + Send,
 ) -> Result<(MixtureModel, TrainReport, Search), TrainError> {
     if cfg.holdout <= 0.0 {
-        return Err(TrainError::Config(
-            "the hyperparameter search compares held-out likelihoods: use --holdout above 0, or give --alpha and --lr".into(),
-        ));
+        return Err(TrainError::SearchWithoutHoldout);
     }
     let points = grid.points(cfg.method);
     if points.is_empty() {
-        return Err(TrainError::Config("an empty search grid".into()));
+        return Err(TrainError::EmptyGrid);
     }
     let mut best: Option<(MixtureModel, TrainReport)> = None;
     let mut trials: Vec<Trial> = Vec::with_capacity(points.len());
@@ -136,12 +134,7 @@ pub fn train_search(
         trials,
         chosen,
     };
-    if let Some(t) = model.config.training.as_object_mut() {
-        t.insert(
-            "search".into(),
-            serde_json::to_value(&search).unwrap_or_default(),
-        );
-    }
+    model.config.training.search = Some(search.clone());
     Ok((model, report, search))
 }
 
@@ -200,12 +193,10 @@ mod tests {
             .map(|t| t.holdout_nll)
             .fold(f64::INFINITY, f64::min);
         assert_eq!(search.trials[search.chosen].holdout_nll, min);
-        let kept = &model.config.training["hyperparameters"];
-        assert_eq!(
-            kept["alpha"],
-            serde_json::json!(search.trials[search.chosen].alpha)
-        );
-        assert_eq!(model.config.training["search"]["chosen"], search.chosen);
+        let training = &model.config.training;
+        let kept = &training.stage1.as_ref().unwrap().hyperparameters;
+        assert_eq!(kept.alpha, search.trials[search.chosen].alpha);
+        assert_eq!(training.search.as_ref(), Some(&search));
     }
 
     #[test]
@@ -222,6 +213,7 @@ mod tests {
             ..Default::default()
         };
         let e = train_search(&arrays, &cfg, &Grid::default(), |_| {}).unwrap_err();
-        assert!(e.to_string().contains("--holdout"), "{e}");
+        assert_eq!(e, TrainError::SearchWithoutHoldout);
+        assert!(e.to_string().contains("holdout fraction above 0"), "{e}");
     }
 }

@@ -44,38 +44,38 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct SynthConfig {
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 20_000))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().pairs))]
     pub pairs: usize,
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 32))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().dim))]
     pub dim: usize,
     /// Number of latent user groups.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 4))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().groups))]
     pub groups: usize,
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().seed))]
     pub seed: u64,
     /// Fraction of pairs in the test split.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.2))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().test_fraction))]
     pub test_fraction: f64,
     /// Norm of each true head (larger: cleaner labels).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2.5))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().head_scale))]
     pub head_scale: f64,
     /// How strongly group weights depend on the prompt.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.5))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().gate_scale))]
     pub gate_scale: f64,
     /// How far a context moves the router input toward its group.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 3.0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().context_shift))]
     pub context_shift: f64,
     /// Fraction of pairs that carry their group's context.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().context_fraction))]
     pub context_fraction: f64,
     /// Fraction of training pairs that are binary-only Stage 1 pairs (no context, no group name),
     /// as in the paper's data; the other training pairs and all test pairs carry their group's
     /// context (Stage 2's pool and the evaluation set).
     #[serde(default)]
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().unlabelled_fraction))]
     pub unlabelled_fraction: f64,
     /// Norm of the first response's style offset (drives the Theorem 3.2 variance term).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = SynthConfig::default().style_scale))]
     pub style_scale: f64,
     /// Heads in opposite pairs (u_2 = -u_1, ...); the flag `--no-reversed-pairs` clears it.
     #[cfg_attr(
@@ -182,7 +182,7 @@ struct Draw {
 }
 
 /// Draws a cache and its truth.
-pub fn generate(cfg: &SynthConfig) -> Result<(EmbeddingCache, Truth), String> {
+pub fn generate(cfg: &SynthConfig) -> Result<(EmbeddingCache, Truth), SynthError> {
     validate(cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let params = draw_params(cfg, &mut rng);
@@ -194,33 +194,50 @@ pub fn generate(cfg: &SynthConfig) -> Result<(EmbeddingCache, Truth), String> {
     Ok((cache, truth))
 }
 
-fn validate(cfg: &SynthConfig) -> Result<(), String> {
+/// Why the generator cannot draw a cache, or its files cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("{groups} groups: draw 1 or more")]
+    Groups { groups: usize },
+    #[error("dimension {dim}: use 1 or more")]
+    Dim { dim: usize },
+    #[error("{pairs} pairs: draw 2 or more")]
+    Pairs { pairs: usize },
+    #[error("test fraction {0} must be in [0, 1)")]
+    TestFraction(f64),
+    #[error("context fraction {0} must be in [0, 1]")]
+    ContextFraction(f64),
+    #[error(
+        "unlabelled fraction {0} must be in [0, 1): Stage 2 needs some labelled training pairs"
+    )]
+    UnlabelledFraction(f64),
+    #[error(transparent)]
+    Cache(#[from] micro_cache::CacheError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn validate(cfg: &SynthConfig) -> Result<(), SynthError> {
     if cfg.groups == 0 {
-        return Err("--groups must be at least 1".into());
+        return Err(SynthError::Groups { groups: cfg.groups });
     }
     if cfg.dim == 0 {
-        return Err("--dim must be at least 1".into());
+        return Err(SynthError::Dim { dim: cfg.dim });
     }
     if cfg.pairs < 2 {
-        return Err("--pairs must be at least 2".into());
+        return Err(SynthError::Pairs { pairs: cfg.pairs });
     }
     if !(0.0..1.0).contains(&cfg.test_fraction) {
-        return Err(format!(
-            "test fraction {} must be in [0, 1)",
-            cfg.test_fraction
-        ));
+        return Err(SynthError::TestFraction(cfg.test_fraction));
     }
     if !(0.0..=1.0).contains(&cfg.context_fraction) {
-        return Err(format!(
-            "context fraction {} must be in [0, 1]",
-            cfg.context_fraction
-        ));
+        return Err(SynthError::ContextFraction(cfg.context_fraction));
     }
     if !(0.0..1.0).contains(&cfg.unlabelled_fraction) {
-        return Err(format!(
-            "unlabelled fraction {} must be in [0, 1): Stage 2 needs some labelled training pairs",
-            cfg.unlabelled_fraction
-        ));
+        return Err(SynthError::UnlabelledFraction(cfg.unlabelled_fraction));
     }
     Ok(())
 }
@@ -335,7 +352,7 @@ fn assemble(
     cfg: &SynthConfig,
     params: &Params,
     draws: Vec<Draw>,
-) -> Result<EmbeddingCache, String> {
+) -> Result<EmbeddingCache, SynthError> {
     let n = draws.len();
     let d = cfg.dim;
     let (mut chosen, mut rejected, mut prompt, mut context_prompt) = (
@@ -399,14 +416,11 @@ fn assemble(
         Matrix::new(n, d, chosen),
         Matrix::new(n, d, rejected),
         Matrix::new(n, d, prompt),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     if !any_context {
         return Ok(cache);
     }
-    cache
-        .with_context_prompt(Matrix::new(n, d, context_prompt))
-        .map_err(|e| e.to_string())
+    Ok(cache.with_context_prompt(Matrix::new(n, d, context_prompt))?)
 }
 
 fn entropy(p: f64) -> f64 {
@@ -545,9 +559,46 @@ pub fn write(
     cache: &EmbeddingCache,
     truth: &Truth,
     dtype: micro_cache::Dtype,
-) -> Result<(), String> {
-    cache.save(dir, dtype).map_err(|e| e.to_string())?;
-    let json = serde_json::to_string_pretty(truth).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("truth.json"), json)
-        .map_err(|e| format!("{}: {e}", dir.join("truth.json").display()))
+) -> Result<(), SynthError> {
+    cache.save(dir, dtype)?;
+    let path = dir.join("truth.json");
+    let json = serde_json::to_string_pretty(truth).map_err(|e| SynthError::Io {
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    std::fs::write(&path, json).map_err(|source| SynthError::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_out_of_range_are_typed_errors() {
+        let bad = |cfg: SynthConfig| generate(&cfg).expect_err("must be refused");
+        let base = SynthConfig {
+            pairs: 10,
+            dim: 2,
+            ..Default::default()
+        };
+        let e = bad(SynthConfig {
+            groups: 0,
+            ..base.clone()
+        });
+        assert!(matches!(e, SynthError::Groups { groups: 0 }), "{e}");
+        let e = bad(SynthConfig {
+            pairs: 1,
+            ..base.clone()
+        });
+        assert!(matches!(e, SynthError::Pairs { pairs: 1 }), "{e}");
+        assert_eq!(e.to_string(), "1 pairs: draw 2 or more");
+        let e = bad(SynthConfig {
+            unlabelled_fraction: 1.0,
+            ..base
+        });
+        assert!(
+            matches!(e, SynthError::UnlabelledFraction(f) if f == 1.0),
+            "{e}"
+        );
+    }
 }

@@ -1,13 +1,13 @@
 //! Pairwise accuracy as Stage 2 reports it, by micro-model's one rule
-//! ([`micro_model::accuracy`]): a pair counts as right when the mixture's margin is strictly
+//! ([`micro_model::pair_correct`]): a pair counts as right when the mixture's margin is strictly
 //! positive (P(chosen > rejected) above 1/2; a tie is wrong), per attribute, and the average is
 //! the unweighted mean over attributes (the paper's "Average").
 
 use crate::budget::group_by_attribute;
 use crate::likelihood::head_margins;
 use micro_cache::EmbeddingCache;
-use micro_model::accuracy::{mixture_correct, mixture_margin, pair_correct};
 use micro_model::MixtureModel;
+use micro_model::{mixture_correct, mixture_margin, pair_correct};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -36,7 +36,8 @@
 //! 0.752 -> 0.753. It is on by default; `--pool-inputs false` gives Algorithm 1's inputs alone.
 //!
 //! The paper gives no optimiser for this stage. We use AdamW with a cosine decay from
-//! `lr` = 1e-2 and no weight decay. With context evidence, mean gaps on the synth data above were
+//! `lr` = 1e-2 and no weight decay (micro-model's [`Optimiser`], which Stage 1 steps with too;
+//! this loop computes its own targets and gradients). With context evidence, mean gaps on the synth data above were
 //! 3.0 / 2.8 / 2.8 points at lr 1e-3 / 3e-3 / 1e-2. When Stage 1 never saw the contexts (router
 //! input `prompt`, or contexts only in Stage 2's pool) the router has a new mapping to learn from
 //! B pairs per context, and 10 epochs at 3e-3 leave it short of its labels: on a mixed synthetic
@@ -47,13 +48,13 @@
 //! training only the output layer (`train_hidden = false`) is more robust to larger rates.
 
 use crate::budget::group_by_attribute;
-use crate::error::{config, data, Result};
+use crate::error::{Result, RouteError};
 use crate::likelihood::{check_compatible, head_log_probs};
 use crate::targets::{check_tau, hedge_targets};
 use micro_cache::EmbeddingCache;
 use micro_model::float::log_softmax_into;
-use micro_model::router::RouterActs;
-use micro_model::{AdamW, Gate, MixtureModel, Router, Schedule};
+use micro_model::RouterActs;
+use micro_model::{Gate, MixtureModel, Optimiser, Router, Stage2Record};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -102,12 +103,16 @@ pub enum Evidence {
 }
 
 impl std::str::FromStr for Evidence {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "pair" => Ok(Evidence::Pair),
             "context" => Ok(Evidence::Context),
-            _ => Err(format!("unknown evidence {s:?}: use pair or context")),
+            _ => Err(micro_data::UnknownValue::new(
+                "evidence",
+                s,
+                "pair or context",
+            )),
         }
     }
 }
@@ -144,21 +149,22 @@ impl AdaptConfig {
     pub fn check(&self) -> Result<()> {
         check_tau(self.tau)?;
         if self.epochs == 0 || self.batch_size == 0 {
-            return Err(config("--epochs and --batch-size must be at least 1"));
+            return Err(RouteError::NoSteps {
+                epochs: self.epochs,
+                batch_size: self.batch_size,
+            });
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(config(format!(
-                "--lr must be a positive number, got {}",
-                self.lr
-            )));
+            return Err(RouteError::LearningRate { lr: self.lr });
         }
         if !(self.weight_decay.is_finite()
             && self.weight_decay >= 0.0
             && (0.0..1.0).contains(&self.warmup_ratio))
         {
-            return Err(config(
-                "--weight-decay must be >= 0 and --warmup-ratio in [0, 1)",
-            ));
+            return Err(RouteError::DecayOrWarmup {
+                weight_decay: self.weight_decay,
+                warmup_ratio: self.warmup_ratio,
+            });
         }
         Ok(())
     }
@@ -201,10 +207,10 @@ pub fn adapt(
     cfg.check()?;
     check_compatible(model, cache)?;
     if let Some(&bad) = idx.iter().find(|&&i| i >= cache.len()) {
-        return Err(data(format!(
-            "pair index {bad} is out of range: the cache has {} pairs",
-            cache.len()
-        )));
+        return Err(RouteError::PairIndex {
+            index: bad,
+            pairs: cache.len(),
+        });
     }
     let start = Instant::now();
     let mut report = AdaptReport {
@@ -307,22 +313,19 @@ fn skip(model: &MixtureModel, mut report: AdaptReport, why: &str) -> (MixtureMod
 
 /// Keeps the Stage 2 settings with the model, beside Stage 1's.
 fn record(model: &mut MixtureModel, cfg: &AdaptConfig, report: &AdaptReport) {
-    let entry = serde_json::json!({
-        "tau": cfg.tau, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
-        "weight_decay": cfg.weight_decay, "seed": cfg.seed, "pairs": report.pairs,
-        "pool_pairs": report.pool_pairs,
-        "per_attribute": report.per_attribute,
-        "final_cross_entropy": report.epochs.last().map(|e| e.cross_entropy),
+    model.training_mut().stage2 = Some(Stage2Record {
+        tau: cfg.tau,
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        seed: cfg.seed,
+        pairs: report.pairs,
+        pool_pairs: report.pool_pairs,
+        per_attribute: report.per_attribute.clone(),
+        final_cross_entropy: report.epochs.last().map(|e| e.cross_entropy),
+        selection: None,
     });
-    let training = model.training_mut();
-    if !training.is_object() {
-        let stage1 = std::mem::take(training);
-        *training = serde_json::json!({});
-        if !stage1.is_null() {
-            training["stage1"] = stage1;
-        }
-    }
-    training["stage2"] = entry;
 }
 
 /// The Stage 2 fitting loop over one set of pairs.
@@ -332,10 +335,8 @@ struct Fit<'a> {
     n: usize,
     log_p: &'a [f64],
     cfg: &'a AdaptConfig,
-    opt: AdamW,
+    opt: Optimiser,
     grads: Router,
-    schedule: Schedule,
-    step: usize,
 }
 
 impl<'a> Fit<'a> {
@@ -355,10 +356,8 @@ impl<'a> Fit<'a> {
             n,
             log_p,
             cfg,
-            opt: AdamW::new(cfg.weight_decay),
+            opt: Optimiser::new(cfg.lr, cfg.warmup_ratio, cfg.weight_decay, steps),
             grads,
-            schedule: Schedule::new(cfg.lr, cfg.warmup_ratio, steps),
-            step: 0,
         }
     }
 
@@ -428,36 +427,19 @@ impl<'a> Fit<'a> {
                 .forward_batch_into(&xb, nb, &mut logits, &mut acts, self.cfg.threads);
             total += soft_cross_entropy_grad(&mut logits, &tb, k) * nb as f64;
             self.grads.fill_zero();
-            let lr = self.schedule.lr(self.step);
+            let (router, grads, threads) = (&mut self.router, &mut self.grads, self.cfg.threads);
             if self.cfg.train_hidden {
-                self.router.backward_batch(
-                    &xb,
-                    nb,
-                    &mut acts,
-                    &logits,
-                    &mut self.grads,
-                    self.cfg.threads,
-                );
+                router.backward_batch(&xb, nb, &mut acts, &logits, grads, threads);
                 self.opt
-                    .step(&mut self.router.params_mut(), &self.grads.params(), lr);
+                    .step(|adamw, lr| adamw.step(&mut router.params_mut(), &grads.params(), lr));
             } else {
                 // Only W2 and b2 are computed and stepped: the hidden layer stays as it was
                 // (weight decay included).
-                self.router.backward_output_batch(
-                    &xb,
-                    nb,
-                    &acts,
-                    &logits,
-                    &mut self.grads,
-                    self.cfg.threads,
-                );
-                self.opt.step(
-                    &mut self.router.output_params_mut(),
-                    &self.grads.output_params(),
-                    lr,
-                );
+                router.backward_output_batch(&xb, nb, &acts, &logits, grads, threads);
+                self.opt.step(|adamw, lr| {
+                    adamw.step(&mut router.output_params_mut(), &grads.output_params(), lr)
+                });
             }
-            self.step += 1;
         }
         total / order.len() as f64
     }

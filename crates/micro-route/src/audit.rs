@@ -4,11 +4,11 @@
 //! than not) is flagged, and can be masked out of the model.
 
 use crate::accuracy::head_accuracy;
-use crate::error::{data, Result};
+use crate::error::{Result, RouteError};
 use crate::likelihood::{check_compatible, head_margins};
 use crate::select::select_heads;
 use micro_cache::EmbeddingCache;
-use micro_model::MixtureModel;
+use micro_model::{HistoryEvent, MixtureModel};
 use serde::Serialize;
 
 /// One head's behaviour on the safety set.
@@ -49,7 +49,7 @@ pub fn audit_heads(
 ) -> Result<AuditReport> {
     check_compatible(model, cache)?;
     if idx.is_empty() {
-        return Err(data("the safety set has no pairs to audit the heads on"));
+        return Err(RouteError::NoAuditPairs);
     }
     let k = model.k();
     let margins = head_margins(model, cache, idx);
@@ -88,17 +88,20 @@ pub fn mask_flagged(
     let flagged = report.flagged();
     let keep: Vec<usize> = (0..model.k()).filter(|h| !flagged.contains(h)).collect();
     if keep.is_empty() {
-        return Err(data(format!(
-            "every head scores below {} on the safety set: masking would leave no head; retrain with safety data in Stage 1",
-            report.threshold
-        )));
+        return Err(RouteError::EveryHeadFlagged {
+            threshold: report.threshold,
+        });
     }
     let mut out = select_heads(model, &keep)?;
     let accuracy: Vec<f64> = flagged.iter().map(|&h| report.heads[h].accuracy).collect();
-    out.push_history(serde_json::json!({
-            "op": "mask", "removed": flagged, "kept": keep, "reason": "safety audit",
-            "threshold": report.threshold, "removed_accuracy": accuracy, "safety_set": source, "pairs": report.pairs,
-        }),
-    );
+    out.push_history(HistoryEvent::Mask {
+        removed: flagged,
+        kept: keep,
+        reason: "safety audit".into(),
+        threshold: report.threshold,
+        removed_accuracy: accuracy,
+        safety_set: source.to_string(),
+        pairs: report.pairs,
+    });
     Ok(out)
 }

@@ -3,7 +3,7 @@
 //! simulated users asked by the rule or at random). Each returns a typed result whose
 //! `Display` is what the command prints.
 
-use crate::error::{config, data, Result};
+use crate::error::RouteError;
 use crate::fixture::{random_cache, random_model};
 use crate::likelihood::head_margins;
 use crate::query::{next_question, pair_margins, simulate_users, SimConfig, SimReport};
@@ -14,6 +14,40 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Why a benchmark cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(
+        "the benchmark needs k >= 2 heads and sizes >= 1 (got k {k}, dim {dim}, {pairs} pairs per attribute or candidates)"
+    )]
+    Sizes { k: usize, dim: usize, pairs: usize },
+    #[error("loading model {path}: {source}")]
+    Model {
+        path: PathBuf,
+        source: micro_model::ModelError,
+    },
+    #[error("loading cache {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: micro_cache::CacheError,
+    },
+    #[error("model {name} does not fit its cache: {source}")]
+    Mismatch {
+        name: String,
+        source: micro_model::CacheMismatch,
+    },
+    #[error("the simulation needs a model with at least 2 heads")]
+    OneHead,
+    #[error(
+        "the simulation needs training pairs (candidates) and test pairs (held out) in the cache"
+    )]
+    NoSplit,
+    #[error(transparent)]
+    Route(#[from] RouteError),
+}
+
+type Result<T> = std::result::Result<T, BenchError>;
 
 /// What `micro bench adapt` times.
 #[derive(Clone, Debug)]
@@ -67,7 +101,11 @@ pub struct OnlineBench {
 /// Times Stage 2 on a random model and cache (the `--threads` pool), then the online update.
 pub fn bench_adapt(c: &AdaptBenchConfig) -> Result<AdaptBench> {
     if c.k < 2 || c.dim < 1 || c.attributes < 1 || c.budget < 1 {
-        return Err(config("--k must be >= 2 and the sizes >= 1"));
+        return Err(BenchError::Sizes {
+            k: c.k,
+            dim: c.dim,
+            pairs: c.budget.min(c.attributes),
+        });
     }
     let hidden = (c.hidden > 0).then_some(c.hidden);
     let model = random_model(c.dim, c.k, hidden, 1);
@@ -177,7 +215,11 @@ pub fn time_choice(
     repeats: usize,
 ) -> Result<ChoiceTiming> {
     if k < 2 || dim < 1 || candidates < 1 {
-        return Err(config("--k must be >= 2, --dim and --candidates >= 1"));
+        return Err(BenchError::Sizes {
+            k,
+            dim,
+            pairs: candidates,
+        });
     }
     let model = random_model(dim, k, None, 1);
     let cache = random_cache(dim, 1, candidates, 2);
@@ -218,22 +260,6 @@ impl fmt::Display for ChoiceTiming {
     }
 }
 
-/// `anytime` or a positive fixed eta, as `micro bench select --rate` takes it.
-pub fn parse_rate(s: &str) -> Result<Rate> {
-    if s == "anytime" {
-        return Ok(Rate::Anytime);
-    }
-    s.parse::<f64>()
-        .ok()
-        .filter(|e| *e > 0.0)
-        .map(Rate::Fixed)
-        .ok_or_else(|| {
-            config(format!(
-                "--rate {s:?}: use `anytime` or a positive number (fixed eta)"
-            ))
-        })
-}
-
 /// What `micro bench select` times and simulates (its flags with the `clap` feature).
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
@@ -260,7 +286,7 @@ pub struct SelectBenchConfig {
     /// The users' update rule: `anytime` (the server's default Hedge rate) or a fixed eta
     /// (1 = the Bayesian posterior).
     #[cfg_attr(feature = "clap", arg(long, default_value = "anytime"))]
-    pub rate: String,
+    pub rate: Rate,
     /// Simulate with this model's heads (default: random heads of --dim and --k) ...
     #[cfg_attr(feature = "clap", arg(long, requires = "cache"))]
     pub model: Option<PathBuf>,
@@ -272,16 +298,16 @@ pub struct SelectBenchConfig {
 }
 
 impl SelectBenchConfig {
-    /// The simulation's settings (the rate parsed with [`parse_rate`]).
-    pub fn sim_config(&self) -> Result<SimConfig> {
-        Ok(SimConfig {
+    /// The simulation's settings.
+    pub fn sim_config(&self) -> SimConfig {
+        SimConfig {
             users: self.users,
             noise: self.noise,
             max_answers: self.max_answers,
-            rate: parse_rate(&self.rate)?,
+            rate: self.rate,
             seed: self.seed,
             ..SimConfig::default()
-        })
+        }
     }
 }
 
@@ -291,18 +317,20 @@ pub fn load_sim_model(
     model: &Path,
     cache: &Path,
 ) -> Result<(MixtureModel, EmbeddingCache, String)> {
-    let m = MixtureModel::load(model)
-        .map_err(|e| data(format!("loading model {}: {e}", model.display())))?;
-    let c = EmbeddingCache::load(cache)
-        .map_err(|e| data(format!("loading cache {}: {e}", cache.display())))?;
-    m.check_cache(&c.meta).map_err(|e| {
-        data(format!(
-            "model {} does not fit cache {}: {e}",
-            model.display(),
-            cache.display()
-        ))
+    let m = MixtureModel::load(model).map_err(|source| BenchError::Model {
+        path: model.to_path_buf(),
+        source,
+    })?;
+    let c = EmbeddingCache::load(cache).map_err(|source| BenchError::Cache {
+        path: cache.to_path_buf(),
+        source,
     })?;
     let name = format!("{} on {}", model.display(), cache.display());
+    m.check_cache(&c.meta)
+        .map_err(|source| BenchError::Mismatch {
+            name: name.clone(),
+            source,
+        })?;
     Ok((m, c, name))
 }
 
@@ -340,7 +368,10 @@ pub fn simulation_pairs(source: &SimSource<'_>) -> Result<SimPairs> {
             SimSource::Model { model, cache, name } => {
                 model
                     .check_cache(&cache.meta)
-                    .map_err(|e| data(format!("model does not fit the cache ({name}): {e}")))?;
+                    .map_err(|source| BenchError::Mismatch {
+                        name: name.clone(),
+                        source,
+                    })?;
                 (model, Cow::Borrowed(*cache), name.clone(), true)
             }
             SimSource::Random { k, candidates } => {
@@ -360,7 +391,7 @@ pub fn simulation_pairs(source: &SimSource<'_>) -> Result<SimPairs> {
         };
     let k = model.k();
     if k < 2 {
-        return Err(config("the simulation needs a model with at least 2 heads"));
+        return Err(BenchError::OneHead);
     }
     // Random caches have no split: their first attribute is the pool, the second held out.
     let pick = |train: bool| -> Vec<usize> {
@@ -374,9 +405,7 @@ pub fn simulation_pairs(source: &SimSource<'_>) -> Result<SimPairs> {
     };
     let (pool, held) = (pick(true), pick(false));
     if pool.is_empty() || held.is_empty() {
-        return Err(data(
-            "the simulation needs training pairs (candidates) and test pairs (held out) in the cache",
-        ));
+        return Err(BenchError::NoSplit);
     }
     Ok(SimPairs {
         candidates: head_margins(model, &cache, &pool),
@@ -444,7 +473,7 @@ mod tests {
 
     #[test]
     fn the_select_config_parses_its_rate_and_loads_fitting_models() {
-        let mut c = SelectBenchConfig {
+        let c = SelectBenchConfig {
             candidates: 50,
             dim: 8,
             k: 3,
@@ -452,21 +481,20 @@ mod tests {
             users: 4,
             noise: 0.2,
             max_answers: 5,
-            rate: "1".into(),
+            rate: Rate::Fixed(1.0),
             model: None,
             cache: None,
             seed: 3,
         };
-        let sim = c.sim_config().unwrap();
+        let sim = c.sim_config();
         assert_eq!(
             (sim.users, sim.noise, sim.max_answers, sim.seed),
             (4, 0.2, 5, 3)
         );
         assert_eq!(sim.rate, Rate::Fixed(1.0));
-        c.rate = "fast".into();
-        assert!(c.sim_config().is_err());
         let dir = tempfile::tempdir().unwrap();
         let err = load_sim_model(&dir.path().join("none"), dir.path()).unwrap_err();
+        assert!(matches!(err, BenchError::Model { .. }), "{err}");
         assert!(err.to_string().contains("loading model"), "{err}");
     }
 
@@ -490,12 +518,12 @@ mod tests {
             name: "m on c".into(),
         };
         // A random cache has no test split: nothing to hold out.
-        let e = simulation_pairs(&source).unwrap_err().to_string();
-        assert!(e.contains("test pairs (held out)"), "{e}");
+        let e = simulation_pairs(&source).unwrap_err();
+        assert!(matches!(e, BenchError::NoSplit), "{e}");
         let cfg = SimConfig {
             users: 3,
             max_answers: 5,
-            rate: parse_rate("1").unwrap(),
+            rate: Rate::Fixed(1.0),
             ..SimConfig::default()
         };
         let s = simulate(p, &cfg).unwrap();
@@ -509,17 +537,6 @@ mod tests {
         );
         assert!(text.contains("50 candidates, 50 held-out pairs"), "{text}");
         assert!(text.contains("not reached within 5 counts 6"), "{text}");
-    }
-
-    #[test]
-    fn rates_are_anytime_or_a_positive_eta() {
-        assert!(matches!(parse_rate("anytime").unwrap(), Rate::Anytime));
-        assert!(matches!(parse_rate("0.5").unwrap(), Rate::Fixed(e) if e == 0.5));
-        assert!(parse_rate("0").is_err());
-        assert!(parse_rate("fast")
-            .unwrap_err()
-            .to_string()
-            .contains("--rate \"fast\""));
     }
 
     #[test]
@@ -552,7 +569,10 @@ mod tests {
             "{text}"
         );
         assert!(text.lines().nth(1).unwrap().starts_with("online: "));
-        assert!(bench_adapt(&AdaptBenchConfig { k: 1, ..c }).is_err());
+        assert!(matches!(
+            bench_adapt(&AdaptBenchConfig { k: 1, ..c }),
+            Err(BenchError::Sizes { k: 1, .. })
+        ));
         let t = time_choice(20, 4, 2, 2).unwrap();
         assert_eq!((t.total_ms.len(), t.rule_ms.len()), (2, 2));
         assert!(t.to_string().contains("among 20 candidates, d = 4, K = 2"));

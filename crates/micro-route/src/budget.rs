@@ -11,7 +11,7 @@
 //! others exist, and for a fixed seed the B = 10 sample is contained in the B = 25 one, so a
 //! budget sweep adds labels rather than redrawing them.
 
-use crate::error::{data, Result};
+use crate::error::{Result, RouteError};
 use micro_cache::EmbeddingCache;
 use micro_data::PrefPair;
 use rand::seq::SliceRandom;
@@ -76,7 +76,7 @@ pub fn draw_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<B
 pub fn context_pools(cache: &EmbeddingCache) -> Result<Budget> {
     let train = cache.indices(PrefPair::is_train);
     if train.is_empty() {
-        return Err(data("the cache has no training pairs (every pair has split = test): Stage 2 samples its budget from the train split"));
+        return Err(RouteError::NoTrainPairs);
     }
     let mut out = Budget::default();
     for (attr, idx) in group_by_attribute(cache, &train) {
@@ -92,10 +92,7 @@ pub fn context_pools(cache: &EmbeddingCache) -> Result<Budget> {
         }
     }
     if out.groups.is_empty() {
-        return Err(data(format!(
-            "none of the {} training pairs carries a `context`: Stage 2 routes by context, so give each attribute's pairs its criterion or the user's instruction as `context`",
-            train.len()
-        )));
+        return Err(RouteError::NoContext { pairs: train.len() });
     }
     Ok(out)
 }
@@ -104,11 +101,11 @@ pub fn context_pools(cache: &EmbeddingCache) -> Result<Budget> {
 pub fn check_pool_sizes(pools: &BTreeMap<String, Vec<usize>>, budget: usize) -> Result<()> {
     for (attr, pool) in pools {
         if pool.len() < budget {
-            return Err(data(format!(
-                "attribute `{attr}` has {} context-labelled training pairs, fewer than the budget {budget}: lower --budget to at most {}",
-                pool.len(),
-                pool.len()
-            )));
+            return Err(RouteError::BudgetAbovePool {
+                attribute: attr.clone(),
+                pool: pool.len(),
+                budget,
+            });
         }
     }
     Ok(())
@@ -128,10 +125,11 @@ pub fn hold_out_per_attribute(
     let mut out = BTreeMap::new();
     for (attr, idx) in group_by_attribute(cache, candidates) {
         if idx.len() <= n {
-            return Err(data(format!(
-                "attribute `{attr}` has {} pairs: holding out {n} labelled ones would leave none to evaluate; lower the number held out",
-                idx.len()
-            )));
+            return Err(RouteError::HoldsOutAll {
+                attribute: attr,
+                pairs: idx.len(),
+                held_out: n,
+            });
         }
         let taken = draw(&idx, n, seed, &attr);
         let mut rest: Vec<usize> = idx.iter().copied().filter(|i| !taken.contains(i)).collect();
@@ -222,7 +220,12 @@ mod tests {
         c.pairs[10].context = None;
         let all = sample_budget(&c, 9, 0).unwrap();
         assert!(all.iter().all(|&i| i > 10));
-        let e = sample_budget(&c, 10, 0).unwrap_err().to_string();
+        let e = sample_budget(&c, 10, 0).unwrap_err();
+        assert!(
+            matches!(&e, RouteError::BudgetAbovePool { attribute, pool: 9, budget: 10 } if attribute == "a"),
+            "{e}"
+        );
+        let e = e.to_string();
         assert!(
             e.contains("attribute `a` has 9 context-labelled training pairs")
                 && e.contains("at most 9"),
@@ -238,9 +241,11 @@ mod tests {
         assert_eq!(b.left_to_stage1, BTreeMap::from([("all".to_string(), 30)]));
         assert!(b.indices().iter().all(|&i| c.pairs[i].group() == "a"));
         let none = cache(&[("b", 20, false)]);
-        let e = sample_budget(&none, 5, 0).unwrap_err().to_string();
+        let e = sample_budget(&none, 5, 0).unwrap_err();
+        assert!(matches!(e, RouteError::NoContext { pairs: 20 }), "{e}");
         assert!(
-            e.contains("none of the 20 training pairs carries a `context`"),
+            e.to_string()
+                .contains("none of the 20 training pairs carries a `context`"),
             "{e}"
         );
     }
@@ -254,6 +259,13 @@ mod tests {
         assert_eq!(h["a"].1.len(), 4);
         assert_eq!(h["b"].1.len(), 1);
         assert!(h["a"].1.iter().all(|i| !h["a"].0.contains(i)));
-        assert!(hold_out_per_attribute(&c, &all, 17, 1).is_err());
+        assert!(matches!(
+            hold_out_per_attribute(&c, &all, 17, 1),
+            Err(RouteError::HoldsOutAll {
+                pairs: 17,
+                held_out: 17,
+                ..
+            })
+        ));
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::accuracy::{by_attribute, fixed_credit, Accuracy};
 use crate::budget::hold_out_per_attribute;
-use crate::error::{config, Result};
+use crate::error::{Result, RouteError};
 use crate::likelihood::{check_compatible, head_log_probs, log_sum_exp};
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
@@ -76,9 +76,7 @@ pub fn hyre_per_attribute(
     seed: u64,
 ) -> Result<HyreSplit> {
     if !(eta.is_finite() && eta >= 0.0) {
-        return Err(config(format!(
-            "HyRe's eta must be a finite number >= 0, got {eta}"
-        )));
+        return Err(RouteError::Eta { eta });
     }
     check_compatible(model, cache)?;
     let mut split = HyreSplit {

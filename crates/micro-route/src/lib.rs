@@ -27,11 +27,11 @@
 pub mod accuracy;
 pub mod adapt;
 pub mod audit;
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "bench"))]
 pub mod bench;
 pub mod budget;
 pub mod error;
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "bench"))]
 pub mod fixture;
 pub mod hyre;
 pub mod likelihood;

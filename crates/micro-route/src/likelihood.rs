@@ -3,15 +3,15 @@
 //!
 //! The heads are frozen in Stage 2, so these are computed once per set of pairs.
 
-use crate::error::{data, Result};
+use crate::error::Result;
 use micro_cache::EmbeddingCache;
-use micro_model::router::dot;
+use micro_model::linalg::dot;
 use micro_model::MixtureModel;
 use rayon::prelude::*;
 
 /// Refuses a cache whose widths or backbone differ from the model's.
 pub fn check_compatible(model: &MixtureModel, cache: &EmbeddingCache) -> Result<()> {
-    model.check_cache(&cache.meta).map_err(data)
+    Ok(model.check_cache(&cache.meta)?)
 }
 
 /// delta_ik for the pairs `idx`, row-major [idx.len(), K].

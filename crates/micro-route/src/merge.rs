@@ -14,10 +14,10 @@
 //! sum of two of its terms exactly).
 
 use crate::accuracy::{average, by_attribute, routed_credit};
-use crate::error::{config, data, Result};
+use crate::error::{Result, RouteError};
 use crate::likelihood::{check_compatible, head_margins};
 use micro_cache::{EmbeddingCache, Matrix, TrainingArrays};
-use micro_model::MixtureModel;
+use micro_model::{HistoryEvent, MixtureModel};
 use serde::Serialize;
 
 /// Correlation above which heads are merged by default.
@@ -47,16 +47,11 @@ pub fn merge_correlated(
     threshold: f64,
 ) -> Result<(MixtureModel, MergeReport)> {
     if !(-1.0..=1.0).contains(&threshold) {
-        return Err(config(format!(
-            "--threshold is a correlation, in [-1, 1]; got {threshold}"
-        )));
+        return Err(RouteError::Threshold { threshold });
     }
     check_compatible(model, cache)?;
     if idx.len() < 3 {
-        return Err(data(format!(
-            "{} held-out pairs: correlations need at least 3",
-            idx.len()
-        )));
+        return Err(RouteError::TooFewToCorrelate { pairs: idx.len() });
     }
     let k = model.k();
     let correlation = correlation_matrix(&head_margins(model, cache, idx), k);
@@ -80,11 +75,13 @@ pub fn merge_correlated(
     };
     let mut merged = merged;
     if report.clusters.len() < k {
-        merged.push_history(serde_json::json!({
-                "op": "merge", "clusters": report.clusters, "threshold": threshold, "pairs": idx.len(),
-                "removed": removed(&report.clusters), "rule": "mass-weighted average of member heads; leader's router row",
-            }),
-        );
+        merged.push_history(HistoryEvent::Merge {
+            clusters: report.clusters.clone(),
+            threshold,
+            pairs: idx.len(),
+            removed: removed(&report.clusters),
+            rule: "mass-weighted average of member heads; leader's router row".into(),
+        });
     }
     Ok((merged, report))
 }
@@ -128,7 +125,7 @@ fn held_out_cache(arrays: &TrainingArrays, idx: &[usize]) -> Result<EmbeddingCac
         zeros,
         arrays.prompt.select_rows(idx),
     )
-    .map_err(|e| data(e.to_string()))
+    .map_err(RouteError::from)
 }
 
 fn removed(clusters: &[Vec<usize>]) -> Vec<usize> {

@@ -20,7 +20,7 @@
 //!
 //! Regret is measured against the best single head in hindsight, on the clipped losses.
 
-use crate::error::{data, Result};
+use crate::error::{Result, RouteError};
 use crate::likelihood::{log_sigmoid, log_sum_exp};
 use serde::{Deserialize, Serialize};
 
@@ -46,15 +46,17 @@ impl Rate {
 
 /// `anytime` (any case) or a positive, finite eta, as `micro serve --rate` takes it.
 impl std::str::FromStr for Rate {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Rate, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Rate, Self::Err> {
         if s.eq_ignore_ascii_case("anytime") {
             return Ok(Rate::Anytime);
         }
         match s.parse::<f64>() {
             Ok(eta) if eta > 0.0 && eta.is_finite() => Ok(Rate::Fixed(eta)),
-            _ => Err(format!(
-                "--rate {s:?}: give a positive number (eta) or `anytime`"
+            _ => Err(micro_data::UnknownValue::new(
+                "rate",
+                s,
+                "a positive number (eta) or `anytime`",
             )),
         }
     }
@@ -154,17 +156,16 @@ impl UserState {
     /// [`UserState::update`] for margins from outside: refuses a wrong length or non-finite values.
     pub fn try_update(&mut self, margins: &[f32]) -> Result<()> {
         if margins.len() != self.k() {
-            return Err(data(format!(
-                "feedback has {} margins but the user state has {} heads",
-                margins.len(),
-                self.k()
-            )));
+            return Err(RouteError::FeedbackLength {
+                margins: margins.len(),
+                k: self.k(),
+            });
         }
         if let Some(i) = margins.iter().position(|m| !m.is_finite()) {
-            return Err(data(format!(
-                "margin of head {i} is {}: margins must be finite",
-                margins[i]
-            )));
+            return Err(RouteError::FeedbackMargin {
+                head: i,
+                margin: margins[i],
+            });
         }
         self.update(margins);
         Ok(())
@@ -182,9 +183,7 @@ impl UserState {
     /// started from the same prior and rate (e.g. on two servers). Exact: head losses add.
     pub fn merge(&self, other: &UserState) -> Result<UserState> {
         if self.k() != other.k() || self.rate != other.rate {
-            return Err(data(
-                "cannot merge user states with different numbers of heads or rates",
-            ));
+            return Err(RouteError::StatesDiffer);
         }
         if self
             .log_prior
@@ -192,9 +191,7 @@ impl UserState {
             .zip(&other.log_prior)
             .any(|(a, b)| (a - b).abs() > 1e-9)
         {
-            return Err(data(
-                "cannot merge user states that started from different priors",
-            ));
+            return Err(RouteError::PriorsDiffer);
         }
         let mut out = self.clone();
         for (a, b) in out.head_loss.iter_mut().zip(&other.head_loss) {
@@ -260,8 +257,8 @@ mod tests {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
         assert_eq!(
-            "fast".parse::<Rate>().unwrap_err(),
-            "--rate \"fast\": give a positive number (eta) or `anytime`"
+            "fast".parse::<Rate>().unwrap_err().to_string(),
+            "unknown rate \"fast\": use a positive number (eta) or `anytime`"
         );
     }
 

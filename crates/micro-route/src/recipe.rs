@@ -8,7 +8,7 @@ use micro_model::MixtureModel;
 use std::collections::BTreeMap;
 
 /// What to adapt on.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AdaptJob {
     /// Labelled pairs per attribute (B).
     pub budget: usize,
@@ -18,56 +18,79 @@ pub struct AdaptJob {
     pub config: AdaptConfig,
 }
 
+impl Default for AdaptJob {
+    /// The paper's budget (B = 50 per attribute) drawn at random, and [`AdaptConfig`]'s
+    /// defaults on one thread (measured faster than two at these sizes, `micro bench adapt`).
+    fn default() -> Self {
+        AdaptJob {
+            budget: 50,
+            select: Selection::default(),
+            seed: 0,
+            config: AdaptConfig {
+                threads: 1,
+                ..AdaptConfig::default()
+            },
+        }
+    }
+}
+
 /// Stage 2 as `micro adapt` takes it (its flags with the `clap` feature); [`AdaptOptions::job`]
-/// is the [`AdaptJob`].
+/// is the [`AdaptJob`]. Every default is [`AdaptJob::default`]'s.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct AdaptOptions {
     /// Labelled pairs per attribute (B), drawn from its context-labelled training pairs.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 50))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptJob::default().budget))]
     pub budget: usize,
     /// Hedge temperature tau (> 0; the paper uses 1e-3 or 1e-4).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1e-3))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptConfig::default().tau))]
     pub tau: f64,
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptConfig::default().epochs))]
     pub epochs: usize,
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 32))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = AdaptConfig::default().batch_size)
+    )]
     pub batch_size: usize,
     /// Peak AdamW learning rate of the router (not given by the paper; see micro-route's adapt).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1e-2))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptConfig::default().lr))]
     pub lr: f32,
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = AdaptConfig::default().weight_decay)
+    )]
     pub weight_decay: f32,
     /// Train only the router's output layer (more robust to large --lr on few pairs).
     #[cfg_attr(feature = "clap", arg(long))]
     pub output_layer_only: bool,
     /// Seeds the budget sample (or the active choice's ties) and the minibatch order.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptJob::default().seed))]
     pub seed: u64,
     /// How each attribute's B pairs are picked from its context-labelled training pairs:
     /// `random` (the paper) or `active` (one at a time, the pair whose answer is expected to
     /// tell most about which head the context follows; each label is read once its pair is
     /// chosen).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = Selection::Random))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptJob::default().select))]
     pub select: Selection,
     /// Also fit the router on the other training pairs that share a labelled pair's context
     /// text, with that context's Hedge label (their own labels are never read); `false` fits
     /// the B labelled pairs alone (Algorithm 1). Only with `--evidence context`.
     #[cfg_attr(
         feature = "clap",
-        arg(long, default_value_t = true, action = clap::ArgAction::Set)
+        arg(long, default_value_t = AdaptConfig::default().pool_inputs, action = clap::ArgAction::Set)
     )]
     pub pool_inputs: bool,
     /// Whose losses form a pair's Hedge label: `context` (summed over the budget pairs with the
     /// same context text) or `pair` (its own, Algorithm 1 as printed).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = Evidence::Context))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptConfig::default().evidence))]
     pub evidence: Evidence,
 }
 
 impl AdaptOptions {
-    /// The job: one thread (measured faster than two at these sizes, `micro bench adapt`), and
-    /// pool inputs only with context evidence (they take their labels from it).
+    /// The job: [`AdaptJob::default`]'s thread count, and pool inputs only with context
+    /// evidence (they take their labels from it).
     pub fn job(&self) -> AdaptJob {
+        let defaults = AdaptJob::default();
         AdaptJob {
             budget: self.budget,
             select: self.select,
@@ -79,11 +102,10 @@ impl AdaptOptions {
                 lr: self.lr,
                 weight_decay: self.weight_decay,
                 seed: self.seed,
-                threads: 1,
                 train_hidden: !self.output_layer_only,
                 evidence: self.evidence,
                 pool_inputs: self.pool_inputs && self.evidence == Evidence::Context,
-                ..AdaptConfig::default()
+                ..defaults.config
             },
         }
     }
@@ -154,8 +176,8 @@ pub fn adapt_budget(
         }
     };
     let (mut adapted, report) = adapt(model, cache, &rows, &job.config)?;
-    if report.skipped.is_none() {
-        adapted.training_mut()["stage2"]["selection"] = job.select.to_string().into();
+    if let Some(stage2) = adapted.training_mut().stage2.as_mut() {
+        stage2.selection = Some(job.select);
     }
     Ok(AdaptOutcome {
         adapted,
@@ -230,9 +252,9 @@ mod tests {
             .unwrap()
             .iter()
             .all(|r| r["information"].as_f64().is_some()));
-        let stage2 = &out.adapted.config().training["stage2"];
-        assert_eq!(stage2["selection"], "active");
-        assert_eq!(stage2["pool_pairs"], 48);
+        let stage2 = out.adapted.config().training.stage2.as_ref().unwrap();
+        assert_eq!(stage2.selection, Some(Selection::Active));
+        assert_eq!(stage2.pool_pairs, 48);
         assert!(out.left_to_stage1.is_empty());
         let lines = out.budget_lines(3);
         assert_eq!(lines.len(), 1, "{lines:?}");
@@ -246,10 +268,8 @@ mod tests {
         // Random selection has no information; a budget above a pool is refused.
         let out = adapt_budget(&model, &cache, &job(Selection::Random, 6)).unwrap();
         assert!(out.picked.is_none());
-        assert_eq!(
-            out.adapted.config().training["stage2"]["selection"],
-            "random"
-        );
+        let stage2 = out.adapted.config().training.stage2.as_ref().unwrap();
+        assert_eq!(stage2.selection, Some(Selection::Random));
         let rows = chosen_json(&cache, &out.rows, None);
         assert!(rows
             .as_array()

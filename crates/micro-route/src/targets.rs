@@ -6,15 +6,13 @@
 //! the mass is the prior restricted to the tied heads (so the prior breaks the tie). As
 //! tau -> inf they tend to the prior.
 
-use crate::error::{config, Result};
+use crate::error::{Result, RouteError};
 use crate::likelihood::log_sum_exp;
 
 /// Refuses a temperature that is not a positive number (`inf` is allowed: targets = prior).
 pub fn check_tau(tau: f64) -> Result<()> {
     if tau.is_nan() || tau <= 0.0 {
-        return Err(config(format!(
-            "--tau must be > 0 (the paper uses 1e-3 or 1e-4), got {tau}"
-        )));
+        return Err(RouteError::Tau { tau });
     }
     Ok(())
 }
@@ -170,10 +168,9 @@ mod tests {
     #[test]
     fn non_positive_temperatures_are_refused() {
         for tau in [0.0, -1e-3, f64::NAN] {
-            let e = hedge_targets(&[0.0], &[0.0], 1, tau)
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains("--tau must be > 0"), "{e}");
+            let e = hedge_targets(&[0.0], &[0.0], 1, tau).unwrap_err();
+            assert!(matches!(e, RouteError::Tau { .. }), "{e}");
+            assert!(e.to_string().starts_with("tau must be > 0"), "{e}");
         }
     }
 

@@ -62,16 +62,14 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `micro bench select`: the time to choose the next pair, then simulated users.
-pub fn bench_select(a: SelectBenchConfig) -> anyhow::Result<()> {
-    println!(
-        "{}",
-        bench::time_choice(a.candidates, a.dim, a.k, a.repeats)?
-    );
+/// `micro bench select`: the time to choose the next pair, then simulated users; each report
+/// goes to `out` as soon as it is known.
+pub fn bench_select(a: SelectBenchConfig, out: &mut dyn FnMut(String)) -> anyhow::Result<()> {
+    out(bench::time_choice(a.candidates, a.dim, a.k, a.repeats)?.to_string());
     if a.users == 0 {
         return Ok(());
     }
-    let cfg = a.sim_config()?;
+    let cfg = a.sim_config();
     let loaded = match (&a.model, &a.cache) {
         (Some(m), Some(c)) => Some(bench::load_sim_model(m, c)?),
         _ => None,
@@ -91,29 +89,62 @@ pub fn bench_select(a: SelectBenchConfig) -> anyhow::Result<()> {
     let bar = crate::console::bar(1, "{spinner} simulating users {elapsed}");
     let sim = bench::simulate(pairs, &cfg)?;
     bar.finish_and_clear();
-    println!("{sim}");
+    out(sim.to_string());
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+    use micro_route::recipe::AdaptJob;
+
+    #[derive(Parser)]
+    struct Adapt {
+        #[command(flatten)]
+        args: AdaptArgs,
+    }
+
+    /// `micro adapt` without flags adapts as the library's default job.
+    #[test]
+    fn no_flags_give_the_library_defaults() {
+        let a = Adapt::try_parse_from(["adapt", "--model", "m", "--cache", "c", "-o", "o"])
+            .unwrap()
+            .args;
+        assert_eq!(a.options.job(), AdaptJob::default());
+    }
 
     #[test]
-    fn bench_select_times_and_simulates() {
-        bench_select(SelectBenchConfig {
-            candidates: 50,
-            dim: 8,
-            k: 3,
-            repeats: 1,
-            users: 3,
-            noise: 0.1,
-            max_answers: 5,
-            rate: "1".into(),
-            model: None,
-            cache: None,
-            seed: 0,
-        })
+    fn bench_select_reports_the_timing_then_the_simulated_users() {
+        let mut reports = Vec::new();
+        bench_select(
+            SelectBenchConfig {
+                candidates: 50,
+                dim: 8,
+                k: 3,
+                repeats: 1,
+                users: 3,
+                noise: 0.1,
+                max_answers: 5,
+                rate: micro_route::Rate::Fixed(1.0),
+                model: None,
+                cache: None,
+                seed: 0,
+            },
+            &mut |r| reports.push(r),
+        )
         .unwrap();
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert!(
+            reports[0].starts_with("select: next pair among 50 candidates, d = 8, K = 3"),
+            "{}",
+            reports[0]
+        );
+        assert!(
+            reports[1].starts_with("simulated users: 3 answering by one of 3 heads"),
+            "{}",
+            reports[1]
+        );
+        assert!(reports[1].contains("rate Fixed(1.0)"), "{}", reports[1]);
     }
 }

@@ -30,7 +30,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Serve(a) => micro_serve::testing::flags::run(&a, &mut |l| println!("{l}"))
             .map_err(anyhow::Error::msg)?,
-        BenchCommand::Select(a) => super::adapt::bench_select(a)?,
+        BenchCommand::Select(a) => super::adapt::bench_select(a, &mut |r| println!("{r}"))?,
     }
     Ok(())
 }

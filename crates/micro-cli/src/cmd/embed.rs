@@ -119,3 +119,26 @@ fn info(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Embed {
+        #[command(flatten)]
+        args: EmbedArgs,
+    }
+
+    /// `micro embed` without flags embeds with the library's default options.
+    #[test]
+    fn no_flags_give_the_library_defaults() {
+        let a = Embed::try_parse_from(["embed", "--model", "m", "--pairs", "p", "-o", "o"])
+            .unwrap()
+            .args;
+        let debug = |v: &dyn std::fmt::Debug| format!("{v:?}");
+        assert_eq!(debug(&a.backbone), debug(&BackboneOptions::default()));
+        assert_eq!(debug(&a.embed), debug(&EmbedOptions::default()));
+    }
+}

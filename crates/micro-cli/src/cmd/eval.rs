@@ -76,7 +76,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let specs = model_specs(&a.models, a.models_dir.as_deref())?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading the cache {}", a.cache.display()))?;
-    let models = load_models(&specs, &cache, &a.cache)?;
+    let models = load_models(&specs, &cache)?;
     let mut reports = Vec::new();
     for m in &models {
         let opts = EvalOptions {

@@ -1,6 +1,6 @@
 //! `micro synth`: a cache drawn from a known mixture of BT models, with `truth.json`.
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use micro_model::synth::{self, SynthConfig};
 use std::path::PathBuf;
 
@@ -18,9 +18,8 @@ pub struct SynthArgs {
 
 pub fn run(a: SynthArgs) -> anyhow::Result<()> {
     let (dtype, cfg) = (a.dtype, a.config);
-    let (cache, truth) = synth::generate(&cfg).map_err(|e| anyhow!(e))?;
+    let (cache, truth) = synth::generate(&cfg)?;
     synth::write(&a.output, &cache, &truth, dtype)
-        .map_err(|e| anyhow!(e))
         .with_context(|| format!("writing {}", a.output.display()))?;
     let t = &truth.theorem_3_2;
     println!(
@@ -43,4 +42,25 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         t.bound, t.rho, t.variance, t.entropy
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Synth {
+        #[command(flatten)]
+        args: SynthArgs,
+    }
+
+    /// `micro synth` without flags draws [`SynthConfig::default`]'s data.
+    #[test]
+    fn no_flags_give_the_library_defaults() {
+        let a = Synth::try_parse_from(["synth", "-o", "out"]).unwrap().args;
+        let json = |c: &SynthConfig| serde_json::to_value(c).unwrap();
+        assert_eq!(json(&a.config), json(&SynthConfig::default()));
+        assert_eq!(a.dtype, micro_cache::Dtype::F32);
+    }
 }

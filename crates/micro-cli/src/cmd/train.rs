@@ -70,3 +70,36 @@ fn merge_auto(
     println!("{line}");
     Ok(merged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use micro_model::{Grid, TrainConfig};
+
+    #[derive(Parser)]
+    struct Train {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    fn parse(flags: &[&str]) -> TrainArgs {
+        let argv = ["train", "--cache", "c", "-o", "m"].iter().chain(flags);
+        Train::try_parse_from(argv).unwrap().args
+    }
+
+    /// `micro train` without flags trains with the library's defaults and searches its grid.
+    #[test]
+    fn no_flags_give_the_library_defaults() {
+        let a = parse(&[]);
+        assert_eq!(a.options.config(), TrainConfig::default());
+        assert_eq!(a.options.grid(), Some(Grid::default()));
+    }
+
+    /// `--batch-size` as every other command names it; `--batch` still reads.
+    #[test]
+    fn the_batch_size_flag_has_one_name_and_the_old_alias() {
+        assert_eq!(parse(&["--batch-size", "8"]).options.config().batch, 8);
+        assert_eq!(parse(&["--batch", "16"]).options.config().batch, 16);
+    }
+}

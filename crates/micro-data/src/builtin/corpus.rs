@@ -37,12 +37,7 @@ pub struct Corpus {
 
 /// `$MICRO_HOME/corpus/chatterbot/english`, with `MICRO_HOME` defaulting to `~/.cache/micro`.
 pub fn default_corpus_dir() -> Result<PathBuf> {
-    let home = crate::home::micro_home().ok_or_else(|| {
-        DataError::Other(format!(
-            "neither MICRO_HOME nor HOME is set, so the chatterbot corpus cannot be located; \
-             set MICRO_HOME or pass a corpus folder ({FETCH_HINT})"
-        ))
-    })?;
+    let home = crate::home::micro_home().ok_or(DataError::NoCorpusHome)?;
     Ok(home.join("corpus").join("chatterbot").join("english"))
 }
 
@@ -71,11 +66,9 @@ pub fn load_corpus(dir: &Path) -> Result<Corpus> {
 }
 
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        DataError::Other(format!(
-            "chatterbot corpus not found at {}: {e}; {FETCH_HINT}",
-            dir.display()
-        ))
+    let entries = std::fs::read_dir(dir).map_err(|error| DataError::NoCorpus {
+        path: dir.to_path_buf(),
+        error,
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -85,10 +78,9 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(DataError::Other(format!(
-            "no *.yml files in {}: the chatterbot corpus is missing; {FETCH_HINT}",
-            dir.display()
-        )));
+        return Err(DataError::EmptyCorpus {
+            path: dir.to_path_buf(),
+        });
     }
     Ok(files)
 }

@@ -133,13 +133,22 @@ pub enum BuiltinLayout {
     HelpSteer2,
 }
 
+impl std::fmt::Display for BuiltinLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BuiltinLayout::Rpr => "rpr",
+            BuiltinLayout::HelpSteer2 => "helpsteer2",
+        })
+    }
+}
+
 impl std::str::FromStr for BuiltinLayout {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = crate::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, crate::UnknownValue> {
         match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
             "rpr" => Ok(BuiltinLayout::Rpr),
             "helpsteer2" | "helpsteer" | "hs2" => Ok(BuiltinLayout::HelpSteer2),
-            _ => Err(format!("unknown layout {s:?}: use rpr or helpsteer2")),
+            _ => Err(crate::UnknownValue::new("layout", s, "rpr or helpsteer2")),
         }
     }
 }
@@ -155,12 +164,12 @@ pub struct BuiltinOptions {
     #[cfg_attr(feature = "clap", arg(long = "corpus", value_name = "CORPUS"))]
     pub corpus_dir: Option<PathBuf>,
     /// Random seed.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().seed))]
     pub seed: u64,
     /// Train-split layout: `rpr` (every pair with its user's context) or `helpsteer2` (Stage 1
     /// pairs without context, labelled by latent users whose share depends on the topic, plus
     /// a context-labelled Stage 2 pool per user). The test split is the same in both.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "rpr"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().layout))]
     pub layout: BuiltinLayout,
     /// Pairs per user (rpr) or Stage 1 triples per criterion (helpsteer2).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = BuiltinOptions::default().pairs_per_user))]
@@ -222,34 +231,34 @@ pub fn build(opts: &BuiltinOptions) -> Result<Vec<PrefPair>> {
 }
 
 fn check(opts: &BuiltinOptions) -> Result<()> {
+    let bad = |setting, rule, value| {
+        Err(DataError::BuiltinSetting {
+            setting,
+            rule,
+            value,
+        })
+    };
     if !(opts.test_fraction > 0.0 && opts.test_fraction < 1.0) {
-        return Err(DataError::Other(format!(
-            "builtin test fraction must be strictly between 0 and 1, got {}",
-            opts.test_fraction
-        )));
+        return bad(
+            "test fraction",
+            "strictly between 0 and 1",
+            opts.test_fraction,
+        );
     }
     if opts.candidates_per_prompt < 3 {
-        return Err(DataError::Other(format!(
-            "builtin needs at least 3 candidates per prompt, got {}",
-            opts.candidates_per_prompt
-        )));
+        let n = opts.candidates_per_prompt as f64;
+        return bad("candidates per prompt", "at least 3", n);
     }
     if opts.pairs_per_user == 0 {
-        return Err(DataError::Other(
-            "builtin pairs per user must be at least 1".into(),
-        ));
+        return bad("pairs per user", "at least 1", 0.0);
     }
     if opts.layout == BuiltinLayout::HelpSteer2 {
         if !(opts.majority_share >= 0.5 && opts.majority_share <= 1.0) {
-            return Err(DataError::Other(format!(
-                "builtin majority share must be between 0.5 and 1, got {}",
-                opts.majority_share
-            )));
+            let share = opts.majority_share;
+            return bad("majority share", "between 0.5 and 1", share);
         }
         if opts.pool_per_user == 0 {
-            return Err(DataError::Other(
-                "builtin Stage 2 pool per user must be at least 1".into(),
-            ));
+            return bad("Stage 2 pool per user", "at least 1", 0.0);
         }
     }
     Ok(())

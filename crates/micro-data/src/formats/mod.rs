@@ -33,7 +33,7 @@ pub mod rpr;
 pub mod ultrafeedback;
 pub mod ultrafeedback_binarized;
 
-use crate::error::{DataError, Result};
+use crate::error::{DataError, Result, UnknownValue};
 use crate::fields::Row;
 use crate::pair::{PrefPair, Split};
 use crate::record::{first_record, records, Record};
@@ -122,11 +122,11 @@ impl std::fmt::Display for Format {
 }
 
 impl std::str::FromStr for Format {
-    type Err = String;
+    type Err = UnknownValue;
 
     /// Names are case-insensitive; `_` reads as `-`, and short aliases (`hh`, `pku`, `uf`,
     /// `generic`) are accepted.
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownValue> {
         let norm = s.trim().to_ascii_lowercase().replace('_', "-");
         let alias = match norm.as_str() {
             "generic" | "trl" => Some(Format::Native),
@@ -142,7 +142,7 @@ impl std::str::FromStr for Format {
         };
         alias
             .or_else(|| Format::ALL.into_iter().find(|f| f.name() == norm))
-            .ok_or_else(|| format!("unknown format {s:?}: use one of {}", Format::names()))
+            .ok_or_else(|| UnknownValue::new("format", s, format!("one of {}", Format::names())))
     }
 }
 
@@ -159,14 +159,16 @@ pub enum PkuSelect {
 }
 
 impl std::str::FromStr for PkuSelect {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownValue> {
         match s.trim().to_ascii_lowercase().as_str() {
             "both" | "all" => Ok(PkuSelect::Both),
             "harmlessness" | "safety" | "safer" => Ok(PkuSelect::Harmlessness),
             "helpfulness" | "better" => Ok(PkuSelect::Helpfulness),
-            _ => Err(format!(
-                "unknown PKU selection {s:?}: use both, harmlessness or helpfulness"
+            _ => Err(UnknownValue::new(
+                "PKU selection",
+                s,
+                "both, harmlessness or helpfulness",
             )),
         }
     }
@@ -276,11 +278,7 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded> {
     if let Some(fraction) = options.test_fraction {
         check_fraction(fraction)?;
         if options.split.is_some() {
-            return Err(DataError::Other(
-                "give either a split for every pair or a test fraction to split by prompt, \
-                 not both"
-                    .into(),
-            ));
+            return Err(DataError::SplitAndFraction);
         }
     }
     let format = match options.format {
@@ -312,7 +310,7 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded> {
         }
         Format::Prometheus => prometheus::load(&mut ctx)?,
         Format::PandaLm => pandalm::load(&mut ctx)?,
-        Format::Auto => return Err(DataError::Other("format sniffing gave no format".into())),
+        Format::Auto => unreachable!("sniff returns a concrete format"),
     };
     if let (Some(fraction), false) = (options.test_fraction, ctx.split_done) {
         let test = split_by_prompt(&mut pairs, fraction, options.seed);
@@ -375,12 +373,10 @@ fn ratings_layout(path: &Path, options: &LoadOptions) -> Result<RatingsLayout> {
             let layout = RatingsLayout::for_file(path)?;
             let empty = first_record(path)?.is_none(); // reported by the loader
             if layout.attributes.is_empty() && layout.ratings.is_none() && !empty {
-                return Err(DataError::Other(format!(
-                    "{}: name the ratings layout: the prompt and response fields (--prompt-field, \
-                     --response-field) and the rating columns (--attributes a,b,c) or the object \
-                     holding them (--ratings-field)",
-                    path.display()
-                )));
+                return Err(DataError::RatingsLayout {
+                    path: path.to_path_buf(),
+                    prompt: true,
+                });
             }
             Ok(layout)
         }

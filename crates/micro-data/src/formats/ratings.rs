@@ -191,9 +191,7 @@ struct Group {
 pub fn load(ctx: &mut LoadCtx, layout: &RatingsLayout) -> Result<Vec<PrefPair>> {
     let min_gap = ctx.options.min_gap.unwrap_or(layout.min_gap);
     if !(min_gap > 0.0 && min_gap.is_finite()) {
-        return Err(DataError::Other(format!(
-            "the minimum rating gap must be a positive number, got {min_gap}"
-        )));
+        return Err(DataError::MinGap { gap: min_gap });
     }
     let (groups, attributes) = read_groups(ctx, layout)?;
     let splits = group_splits(ctx, &groups);
@@ -253,11 +251,10 @@ fn read_groups(ctx: &mut LoadCtx, layout: &RatingsLayout) -> Result<(Vec<Group>,
 /// Every key of the row's ratings object, when the layout names no attributes.
 fn attribute_names(row: &Row, layout: &RatingsLayout) -> Result<Vec<String>> {
     let Some(field) = &layout.ratings else {
-        return Err(DataError::Other(format!(
-            "{}: name the rating columns (--attributes a,b,c) or the object holding them \
-             (--ratings-field)",
-            row.path.display()
-        )));
+        return Err(DataError::RatingsLayout {
+            path: row.path.to_path_buf(),
+            prompt: false,
+        });
     };
     let names: Vec<String> = match row.get(field)? {
         Value::Object(m) => m

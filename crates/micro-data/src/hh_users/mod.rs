@@ -122,7 +122,7 @@ pub const USERS: [HhUser; 5] = [
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct HhUsersOptions {
     /// Random seed (selection and split).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = HhUsersOptions::default().seed))]
     pub seed: u64,
     /// Pairs per user (fewer only when a rater has fewer decisive pairs).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = HhUsersOptions::default().pairs_per_user))]
@@ -188,12 +188,10 @@ impl HhUsersReport {
 pub fn build(input: &[PrefPair], opts: &HhUsersOptions) -> Result<(Vec<PrefPair>, HhUsersReport)> {
     check_fraction(opts.test_fraction)?;
     if opts.pairs_per_user == 0 {
-        return Err(DataError::Other("pairs per user must be at least 1".into()));
+        return Err(DataError::NoPairsPerUser);
     }
     if input.is_empty() {
-        return Err(DataError::Other(
-            "no input pairs: pass the HH-RLHF harmless-base file".into(),
-        ));
+        return Err(DataError::NoInputPairs);
     }
     let keys: Vec<String> = input.iter().map(|p| p.prompt.to_text()).collect();
     let split = PromptSplit::new(

@@ -269,6 +269,10 @@ fn bad_files_give_clear_errors() {
     })
     .unwrap_err();
     assert!(
+        matches!(&err, micro_data::DataError::NoCorpus { path, .. } if path.ends_with("nope")),
+        "{err}"
+    );
+    assert!(
         err.to_string().contains("scripts/fetch-assets.sh corpus"),
         "{err}"
     );
@@ -286,6 +290,10 @@ fn bad_files_give_clear_errors() {
         ..Default::default()
     })
     .unwrap_err();
+    assert!(
+        matches!(err, micro_data::DataError::BuiltinSetting { setting: "test fraction", value, .. } if value == 1.0),
+        "{err}"
+    );
     assert!(err.to_string().contains("test fraction"), "{err}");
 }
 

@@ -223,10 +223,9 @@ fn unknown_shape_lists_fields_and_formats() {
         "{msg}"
     );
     let e = "parquet-ish".parse::<Format>().unwrap_err();
-    assert!(
-        e.contains("unknown format") && e.contains("helpsteer2"),
-        "{e}"
-    );
+    assert_eq!((e.setting, e.value.as_str()), ("format", "parquet-ish"));
+    assert!(e.expected.contains("helpsteer2"), "{e}");
+    assert!(e.to_string().starts_with("unknown format "), "{e}");
 }
 
 #[test]

@@ -1,21 +1,13 @@
 //! The HH-RLHF multi-user set built from the real harmless-base test file in the shared folder
-//! (skipped with a note when the folder is absent).
+//! (a missing file fails unless MICRO_SKIP_SHARED_DATA_TESTS=1: `common::shared_data`).
 
 use micro_data::formats::{load_with, LoadOptions};
 use micro_data::hh_users::{build, HhUsersOptions, USERS};
 use micro_data::{PrefPair, Split};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 
 fn hh_pairs() -> Option<Vec<PrefPair>> {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/hh-rlhf/harmless-base-test.jsonl.gz"
-    ));
-    if !path.is_file() {
-        println!("skipped: {} is absent", path.display());
-        return None;
-    }
+    let path = crate::common::shared_data("hh-rlhf/harmless-base-test.jsonl.gz")?;
     Some(load_with(&path, &LoadOptions::default()).unwrap().pairs)
 }
 

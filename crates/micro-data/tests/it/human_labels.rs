@@ -1,8 +1,8 @@
 //! The three small real human-label sets in the shared folder (`../shared/data` from the
 //! repository root): UniEval's Topical-Chat ratings, BIG-bench HHH alignment in Prometheus'
 //! template, PandaLM's human test set. Each expected count is worked out independently from the
-//! raw JSON with serde_json, not with the loader's code. When the shared folder is absent (a
-//! clone without it) the tests print a note and pass.
+//! raw JSON with serde_json, not with the loader's code. A missing file fails its test unless
+//! MICRO_SKIP_SHARED_DATA_TESTS=1 (`common::shared_data`).
 
 use micro_data::formats::{load_with, Format, LoadOptions};
 use micro_data::{PrefPair, Prompt, Split};
@@ -10,19 +10,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-fn shared(rel: &str) -> Option<PathBuf> {
-    let path =
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")).join(rel);
-    if path.is_file() {
-        Some(path)
-    } else {
-        println!(
-            "skipped: {} is absent (the shared data folder is not beside this clone)",
-            path.display()
-        );
-        None
-    }
-}
+use crate::common::shared_data as shared;
 
 fn raw(path: &PathBuf) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();

@@ -5,7 +5,6 @@
 use crate::common::fixture;
 use micro_data::formats::{load_with, Format, LoadOptions, PkuSelect};
 use micro_data::{load, Message, Prompt, Split};
-use std::path::Path;
 
 #[test]
 fn rpr_gives_two_opposite_pairs_per_row() {
@@ -146,10 +145,10 @@ fn native_roundtrips_through_write_pairs() {
 /// The real HH-RLHF harmless-base test file (2,312 rows), from the shared folder cloned beside the repo.
 #[test]
 fn hh_real_harmless_base_test() {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/hh-rlhf/harmless-base-test.jsonl.gz"
-    ));
+    let Some(path) = crate::common::shared_data("hh-rlhf/harmless-base-test.jsonl.gz") else {
+        return;
+    };
+    let path = path.as_path();
     let loaded = load_with(path, &LoadOptions::default()).unwrap();
     assert_eq!(loaded.report.format, "hh-rlhf");
     assert_eq!(loaded.report.records, 2312);

@@ -150,7 +150,7 @@ impl From<DecoderError> for EmbedError {
                 EmbedError::Invalid { path, message }
             }
             DecoderError::Folder(e) => e,
-            other => EmbedError::Other(other.to_string()),
+            other => EmbedError::Decoder(Box::new(other)),
         }
     }
 }

@@ -46,9 +46,9 @@ pub enum DecoderError {
     /// which encoders share).
     #[error(transparent)]
     Folder(#[from] crate::EmbedError),
-    /// The device could not be opened (the message says what is missing and what to do).
-    #[error("{0}")]
-    Device(String),
+    /// The device could not be opened.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
     /// A tensor operation failed while running the model.
     #[error("model forward pass: {0}")]
     Forward(#[from] candle_core::Error),

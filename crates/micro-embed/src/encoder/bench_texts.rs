@@ -161,12 +161,11 @@ pub fn bench_texts(
 ) -> Result<Vec<(String, usize)>> {
     let mut tok = tokenizer.clone();
     tok.with_padding(None);
-    tok.with_truncation(None)
-        .map_err(|e| EmbedError::other(e.to_string()))?;
+    tok.with_truncation(None).map_err(EmbedError::tokenizer)?;
     let n_tokens = |t: &str| -> Result<usize> {
         tok.encode_fast(t, true)
             .map(|e| e.get_ids().len())
-            .map_err(|e| EmbedError::other(format!("tokenizer: {e}")))
+            .map_err(EmbedError::tokenizer)
     };
     let overhead = n_tokens("")?;
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -13,10 +13,6 @@ pub struct CandleBert {
     hidden: usize,
 }
 
-fn candle_err(e: candle_core::Error) -> EmbedError {
-    EmbedError::other(format!("candle: {e}"))
-}
-
 impl CandleBert {
     pub fn load(folder: &ModelFolder, device: Device) -> Result<Self> {
         let cfg: Config = serde_json::from_value(folder.config.clone()).map_err(|e| {
@@ -24,8 +20,7 @@ impl CandleBert {
         })?;
         // SAFETY: the weight files are mapped read-only and not modified while the model lives.
         let vb =
-            unsafe { VarBuilder::from_mmaped_safetensors(&folder.weights, DType::F32, &device) }
-                .map_err(candle_err)?;
+            unsafe { VarBuilder::from_mmaped_safetensors(&folder.weights, DType::F32, &device) }?;
         let model = BertModel::load(vb, &cfg).map_err(|e| {
             EmbedError::invalid(&folder.weights[0], format!("cannot load BERT weights: {e}"))
         })?;
@@ -49,14 +44,11 @@ impl CandleBert {
             mask.extend(std::iter::repeat_n(0u32, max - s.len()));
         }
         let shape = (seqs.len(), max);
-        let ids = Tensor::from_vec(ids, shape, &self.device).map_err(candle_err)?;
-        let mask = Tensor::from_vec(mask, shape, &self.device).map_err(candle_err)?;
-        let types = ids.zeros_like().map_err(candle_err)?;
-        let out = self
-            .model
-            .forward(&ids, &types, Some(&mask))
-            .map_err(candle_err)?;
-        let out: Vec<Vec<Vec<f32>>> = out.to_vec3().map_err(candle_err)?;
+        let ids = Tensor::from_vec(ids, shape, &self.device)?;
+        let mask = Tensor::from_vec(mask, shape, &self.device)?;
+        let types = ids.zeros_like()?;
+        let out = self.model.forward(&ids, &types, Some(&mask))?;
+        let out: Vec<Vec<Vec<f32>>> = out.to_vec3()?;
         let mut packed = Vec::with_capacity(seqs.iter().map(Vec::len).sum::<usize>() * self.hidden);
         for (s, rows) in seqs.iter().zip(out) {
             for row in rows.into_iter().take(s.len()) {

@@ -5,7 +5,7 @@
 //! default the last user turn) followed by the response, oldest prompt text dropped first when
 //! too long; the router input embeds the prompt ([`PromptText`]) with the context before it.
 
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "bench"))]
 mod bench_texts;
 mod bert;
 mod candle_bert;
@@ -15,7 +15,7 @@ mod st_config;
 mod tokens;
 mod weights;
 
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "bench"))]
 pub use bench_texts::bench_texts;
 pub use st_config::{Pooling, StConfig};
 pub use tokens::Segments;
@@ -34,12 +34,22 @@ use std::sync::Mutex;
 
 /// Which implementation runs the forward pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Engine {
     /// The hand-written packed CPU forward (the default on CPU).
     #[default]
     Native,
     /// candle's `BertModel` (on CUDA, or on CPU for comparison).
     Candle,
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Native => "native",
+            Engine::Candle => "candle",
+        })
+    }
 }
 
 enum Runner {
@@ -92,7 +102,7 @@ impl Encoder {
                 }
             }
             Engine::Candle => {
-                let device = crate::device::open(opts.device).map_err(EmbedError::other)?;
+                let device = crate::device::open(opts.device)?;
                 Runner::Candle(CandleBert::load(folder, device)?)
             }
         };
@@ -132,10 +142,10 @@ impl Encoder {
     pub fn embed_segments(&self, segs: &[Segments<'_>]) -> Result<(Matrix, usize)> {
         let (mut ids, truncated) = self.tokenizer.encode(segs)?;
         if let Some(bad) = ids.iter().flatten().find(|&&id| id as usize >= self.vocab) {
-            return Err(EmbedError::other(format!(
-                "token id {bad} is outside the model's vocabulary of {}: the tokenizer does not match the weights",
-                self.vocab
-            )));
+            return Err(EmbedError::Vocabulary {
+                id: *bad,
+                vocab: self.vocab,
+            });
         }
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
@@ -159,7 +169,7 @@ impl Encoder {
             Runner::Native { bert, workspaces } => {
                 let mut ws = workspaces
                     .lock()
-                    .map_err(|_| EmbedError::other("encoder workspace poisoned"))?
+                    .map_err(|_| EmbedError::Poisoned)?
                     .pop()
                     .unwrap_or_default();
                 let states = bert.forward(seqs, &mut ws);

@@ -84,7 +84,7 @@ impl TextTokenizer {
         let encoded = self
             .tokenizer
             .encode_batch_fast(parts, false)
-            .map_err(|e| EmbedError::other(format!("tokenizer failed: {e}")))?;
+            .map_err(EmbedError::tokenizer)?;
         let mut truncated = 0;
         let ids = encoded
             .chunks_exact(3)

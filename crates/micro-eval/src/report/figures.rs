@@ -10,10 +10,13 @@ use std::collections::BTreeMap;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
-fn plot_err(figure: &str) -> impl Fn(String) -> EvalError + '_ {
-    move |message| EvalError::Plot {
+/// What plotters' SVG backend fails with.
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+
+fn plot_err(figure: &str) -> impl Fn(DrawError) -> EvalError + '_ {
+    move |e| EvalError::Plot {
         figure: figure.to_string(),
-        message,
+        message: e.to_string(),
     }
 }
 
@@ -76,8 +79,7 @@ impl Heatmap<'_> {
                 .into_drawing_area();
             self.draw(&root, label_w, cell_w, cell_h, top)
                 .map_err(plot_err(self.title))?;
-            root.present()
-                .map_err(|e| plot_err(self.title)(e.to_string()))?;
+            root.present().map_err(plot_err(self.title))?;
         }
         Ok(buf)
     }
@@ -89,23 +91,20 @@ impl Heatmap<'_> {
         cell_w: i32,
         cell_h: i32,
         top: i32,
-    ) -> std::result::Result<(), String> {
-        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-        root.fill(&WHITE).map_err(e)?;
+    ) -> std::result::Result<(), DrawError> {
+        root.fill(&WHITE)?;
         root.draw(&Text::new(
             self.title.to_string(),
             (10, 18),
             text_style(17.0, HPos::Left, VPos::Center),
-        ))
-        .map_err(e)?;
+        ))?;
         for (j, c) in self.cols.iter().enumerate() {
             let x = label_w + cell_w * j as i32 + cell_w / 2;
             root.draw(&Text::new(
                 c.clone(),
                 (x, top - 12),
                 text_style(12.0, HPos::Center, VPos::Center),
-            ))
-            .map_err(e)?;
+            ))?;
         }
         for (i, r) in self.rows.iter().enumerate() {
             let y0 = top + cell_h * i as i32;
@@ -113,8 +112,7 @@ impl Heatmap<'_> {
                 r.clone(),
                 (label_w - 8, y0 + cell_h / 2),
                 text_style(13.0, HPos::Right, VPos::Center),
-            ))
-            .map_err(e)?;
+            ))?;
             for (j, v) in self.values[i].iter().enumerate() {
                 if v.is_nan() {
                     continue;
@@ -124,8 +122,7 @@ impl Heatmap<'_> {
                 root.draw(&Rectangle::new(
                     [(x0, y0), (x0 + cell_w, y0 + cell_h)],
                     fill.filled(),
-                ))
-                .map_err(e)?;
+                ))?;
                 let dark = (v - self.range.0) / (self.range.1 - self.range.0).max(1e-12) > 0.55;
                 let ink = if dark { WHITE } else { BLACK };
                 let style = text_style(12.0, HPos::Center, VPos::Center).color(&ink);
@@ -133,8 +130,7 @@ impl Heatmap<'_> {
                     format!("{v:.3}"),
                     (x0 + cell_w / 2, y0 + cell_h / 2),
                     style,
-                ))
-                .map_err(e)?;
+                ))?;
             }
         }
         for &(i, j) in &self.marked {
@@ -143,8 +139,7 @@ impl Heatmap<'_> {
             root.draw(&Rectangle::new(
                 [(x0 + 1, y0 + 1), (x0 + cell_w - 1, y0 + cell_h - 1)],
                 frame,
-            ))
-            .map_err(e)?;
+            ))?;
         }
         Ok(())
     }
@@ -184,7 +179,7 @@ pub fn grouped_bars(
             group_w,
         };
         draw_bars(&root, title, categories, series, &geo).map_err(plot_err(title))?;
-        root.present().map_err(|e| plot_err(title)(e.to_string()))?;
+        root.present().map_err(plot_err(title))?;
     }
     Ok(buf)
 }
@@ -202,17 +197,15 @@ fn draw_bars(
     cats: &[String],
     series: &[(String, Vec<f64>)],
     g: &BarGeometry,
-) -> std::result::Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+) -> std::result::Result<(), DrawError> {
     let y_of = |v: f64| g.top + g.plot_h - (v.clamp(0.0, 1.0) * g.plot_h as f64).round() as i32;
     let right = g.left + g.group_w * cats.len() as i32;
-    root.fill(&WHITE).map_err(e)?;
+    root.fill(&WHITE)?;
     root.draw(&Text::new(
         title.to_string(),
         (10, 18),
         text_style(17.0, HPos::Left, VPos::Center),
-    ))
-    .map_err(e)?;
+    ))?;
     for t in 0..=10 {
         let v = t as f64 / 10.0;
         let y = y_of(v);
@@ -224,15 +217,13 @@ fn draw_bars(
         root.draw(&PathElement::new(
             vec![(g.left, y), (right, y)],
             grid.stroke_width(1),
-        ))
-        .map_err(e)?;
+        ))?;
         if t % 2 == 0 {
             root.draw(&Text::new(
                 format!("{v:.1}"),
                 (g.left - 6, y),
                 text_style(11.0, HPos::Right, VPos::Center),
-            ))
-            .map_err(e)?;
+            ))?;
         }
     }
     let bar_w = ((g.group_w - 16) / series.len().max(1) as i32).max(2);
@@ -248,35 +239,30 @@ fn draw_bars(
             root.draw(&Rectangle::new(
                 [(x0, y_of(v)), (x0 + bar_w - 1, y_of(0.0))],
                 color.filled(),
-            ))
-            .map_err(e)?;
+            ))?;
         }
         let cx = g.left + g.group_w * c as i32 + g.group_w / 2;
         root.draw(&Text::new(
             cat.clone(),
             (cx, y_of(0.0) + 14),
             text_style(12.0, HPos::Center, VPos::Center),
-        ))
-        .map_err(e)?;
+        ))?;
     }
     root.draw(&PathElement::new(
         vec![(g.left, g.top), (g.left, y_of(0.0)), (right, y_of(0.0))],
         BLACK.stroke_width(1),
-    ))
-    .map_err(e)?;
+    ))?;
     for (s, (name, _)) in series.iter().enumerate() {
         let (x, y) = (right + 16, g.top + 10 + 20 * s as i32);
         root.draw(&Rectangle::new(
             [(x, y - 6), (x + 12, y + 6)],
             Palette99::pick(s).to_rgba().filled(),
-        ))
-        .map_err(e)?;
+        ))?;
         root.draw(&Text::new(
             name.clone(),
             (x + 18, y),
             text_style(12.0, HPos::Left, VPos::Center),
-        ))
-        .map_err(e)?;
+        ))?;
     }
     Ok(())
 }
@@ -291,8 +277,7 @@ fn budget_chart(
     sw: &SweepReport,
     attribute: Option<&str>,
     legend: bool,
-) -> std::result::Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+) -> std::result::Result<(), DrawError> {
     let series = budget_series(sw, attribute);
     let x_max = sw.budgets.iter().copied().max().unwrap_or(1).max(1) as f64;
     let (mut lo, mut hi) = (1.0f64, 0.0f64);
@@ -312,8 +297,7 @@ fn budget_chart(
         .margin(12)
         .x_label_area_size(if legend { 42 } else { 28 })
         .y_label_area_size(if legend { 56 } else { 44 })
-        .build_cartesian_2d(0f64..x_max, lo..hi)
-        .map_err(e)?;
+        .build_cartesian_2d(0f64..x_max, lo..hi)?;
     let mut mesh = chart.configure_mesh();
     mesh.x_labels(8)
         .y_labels(8)
@@ -323,7 +307,7 @@ fn budget_chart(
         mesh.x_desc("B: labelled pairs per attribute")
             .y_desc("accuracy");
     }
-    mesh.draw().map_err(e)?;
+    mesh.draw()?;
     for s in &series {
         let color = Palette99::pick(s.color).to_rgba();
         let pts: Vec<(f64, f64)> = s.points.iter().map(|(b, m, _)| (*b, *m)).collect();
@@ -334,29 +318,19 @@ fn budget_chart(
                 band.extend(s.points.iter().rev().map(|(b, m, sd)| (*b, m - sd)));
                 let active = s.selection == Selection::Active;
                 let alpha = if active { 0.10 } else { 0.18 };
-                chart
-                    .draw_series(std::iter::once(Polygon::new(
-                        band,
-                        color.mix(alpha).filled(),
-                    )))
-                    .map_err(e)?;
+                chart.draw_series(std::iter::once(Polygon::new(
+                    band,
+                    color.mix(alpha).filled(),
+                )))?;
                 if active {
-                    chart
-                        .draw_series(
-                            pts.iter()
-                                .map(|p| TriangleMarker::new(*p, 5, color.filled())),
-                        )
-                        .map_err(e)?;
-                    chart
-                        .draw_series(DashedLineSeries::new(pts, 6, 3, color.stroke_width(2)))
-                        .map_err(e)?
+                    chart.draw_series(
+                        pts.iter()
+                            .map(|p| TriangleMarker::new(*p, 5, color.filled())),
+                    )?;
+                    chart.draw_series(DashedLineSeries::new(pts, 6, 3, color.stroke_width(2)))?
                 } else {
-                    chart
-                        .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                        .map_err(e)?;
-                    chart
-                        .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                        .map_err(e)?
+                    chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))?;
+                    chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))?
                 }
             }
             RowKind::Fixed | RowKind::Hyre => {
@@ -366,14 +340,12 @@ fn budget_chart(
                 } else {
                     (3, 3)
                 };
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        vec![(0.0, m), (x_max, m)],
-                        dash,
-                        gap,
-                        color.stroke_width(2),
-                    ))
-                    .map_err(e)?
+                chart.draw_series(DashedLineSeries::new(
+                    vec![(0.0, m), (x_max, m)],
+                    dash,
+                    gap,
+                    color.stroke_width(2),
+                ))?
             }
         };
         if legend && s.selection == Selection::Active {
@@ -397,8 +369,7 @@ fn budget_chart(
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(e)?;
+            .draw()?;
     }
     Ok(())
 }
@@ -465,11 +436,9 @@ pub fn budget_curve(sw: &SweepReport) -> Result<String> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (900, 540)).into_drawing_area();
-        root.fill(&WHITE)
-            .map_err(|e| plot_err("budget")(e.to_string()))?;
+        root.fill(&WHITE).map_err(plot_err("budget"))?;
         budget_chart(&root, &title, sw, None, true).map_err(plot_err("budget"))?;
-        root.present()
-            .map_err(|e| plot_err("budget")(e.to_string()))?;
+        root.present().map_err(plot_err("budget"))?;
     }
     Ok(buf)
 }
@@ -484,12 +453,11 @@ pub fn budget_panels(sw: &SweepReport) -> Result<String> {
         let root = SVGBackend::with_string(&mut buf, (360 * cols as u32, 260 * rows as u32))
             .into_drawing_area();
         root.fill(&WHITE)
-            .map_err(|e| plot_err("budget per attribute")(e.to_string()))?;
+            .map_err(plot_err("budget per attribute"))?;
         for (panel, a) in root.split_evenly((rows, cols)).iter().zip(&sw.attributes) {
             budget_chart(panel, a, sw, Some(a), false).map_err(plot_err("budget per attribute"))?;
         }
-        root.present()
-            .map_err(|e| plot_err("budget per attribute")(e.to_string()))?;
+        root.present().map_err(plot_err("budget per attribute"))?;
     }
     Ok(buf)
 }

@@ -24,9 +24,7 @@ pub struct ReportFiles {
 /// Writes `out_dir/index.html` and its figures (only those the results have data for).
 pub fn write_report(results: &Results, out_dir: &Path) -> Result<ReportFiles> {
     if results.methods.is_empty() && results.sweep.is_none() {
-        return Err(EvalError::Options(
-            "the results hold no evaluation and no budget sweep: nothing to report".into(),
-        ));
+        return Err(EvalError::NothingToReport);
     }
     std::fs::create_dir_all(out_dir).map_err(|e| EvalError::io(out_dir, e))?;
     let figs = render_figures(results)?;

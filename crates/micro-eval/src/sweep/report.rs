@@ -71,7 +71,7 @@ pub(super) fn point(budget: usize, reports: &[EvalReport]) -> SweepPoint {
 /// its mean ± std is over every (seed, run). Fails when the studies' rows or budgets differ.
 pub fn pool_sweeps(reports: &[SweepReport]) -> Result<SweepReport> {
     let Some(first) = reports.first() else {
-        return Err(EvalError::Options("no budget studies to pool".into()));
+        return Err(EvalError::NoStudies);
     };
     let mut out = first.clone();
     for other in &reports[1..] {
@@ -79,16 +79,14 @@ pub fn pool_sweeps(reports: &[SweepReport]) -> Result<SweepReport> {
             && other.attributes == first.attributes
             && other.rows.len() == first.rows.len();
         if !same_design {
-            return Err(EvalError::Options(
-                "budget studies with different budgets, attributes or rows cannot be pooled".into(),
-            ));
+            return Err(EvalError::StudiesDiffer);
         }
         for (row, o) in out.rows.iter_mut().zip(&other.rows) {
             if row.method != o.method || row.points.len() != o.points.len() {
-                return Err(EvalError::Options(format!(
-                    "row `{}` does not match `{}` in another study",
-                    row.method, o.method
-                )));
+                return Err(EvalError::StudyRows {
+                    row: row.method.clone(),
+                    other: o.method.clone(),
+                });
             }
             for (p, q) in row.points.iter_mut().zip(&o.points) {
                 p.average = pooled(&p.average, &q.average);

@@ -22,7 +22,7 @@ pub trait Stage2: Sync {
         cache: &EmbeddingCache,
         idx: &[usize],
         seed: u64,
-    ) -> std::result::Result<MixtureModel, String>;
+    ) -> micro_route::Result<MixtureModel>;
     /// Test-time weights over the heads (on the simplex) from the labelled rows `idx` of one
     /// attribute.
     fn hyre_weights(
@@ -30,7 +30,7 @@ pub trait Stage2: Sync {
         model: &MixtureModel,
         cache: &EmbeddingCache,
         idx: &[usize],
-    ) -> std::result::Result<Vec<f32>, String>;
+    ) -> micro_route::Result<Vec<f32>>;
 }
 
 /// A model and its row name.
@@ -88,14 +88,19 @@ pub fn budget_sweep_with(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<SweepReport> {
     if opts.runs == 0 || opts.budgets.is_empty() || selections.is_empty() {
-        return Err(EvalError::Options(
-            "a budget sweep needs at least one budget, one run and one selection".into(),
-        ));
+        return Err(EvalError::EmptySweep {
+            budgets: opts.budgets.len(),
+            runs: opts.runs,
+            selections: selections.len(),
+        });
     }
     for m in models {
         m.model
             .check_cache(&cache.meta)
-            .map_err(|e| EvalError::Mismatch(format!("model `{}`: {e}", m.label)))?;
+            .map_err(|cause| EvalError::Mismatch {
+                model: m.label.clone(),
+                cause,
+            })?;
     }
     let test_idx = SplitSel::Test.nonempty_indices(cache)?;
     let test = group_by_attribute(cache, &test_idx);
@@ -213,11 +218,11 @@ fn label_orders(
                 Selection::Active => {
                     let seed = run_seed(opts.seed, run, 4);
                     let groups = choose_from_pools(&m.model, study.cache, &order, max_b, seed)
-                        .map_err(|e| EvalError::Stage2 {
+                        .map_err(|cause| EvalError::Stage2 {
                             model: m.label.clone(),
                             budget: max_b,
                             run,
-                            message: format!("choosing the pairs to label: {e}"),
+                            cause: Box::new(cause),
                         })?;
                     Ok(groups
                         .into_iter()
@@ -266,11 +271,11 @@ fn adapted_row(
                     let sample = take_budget(&orders[run], budget);
                     let model = stage2
                         .adapt(&m.model, cache, &sample, run_seed(opts.seed, run, 2))
-                        .map_err(|message| EvalError::Stage2 {
+                        .map_err(|cause| EvalError::Stage2 {
                             model: label.clone(),
                             budget,
                             run,
-                            message,
+                            cause: Box::new(cause),
                         })?;
                     evaluate_indices(&model, cache, test_idx, &Gating::Model, &m.label)?
                 }
@@ -315,7 +320,7 @@ fn hyre_row(
         .map(|(a, v)| format!("{}+hyre: attribute `{a}` has {} test pairs, not more than the {shots} labelled ones: left out", m.label, v.len()))
         .collect();
     if usable.is_empty() {
-        return Err(EvalError::Options(format!("HyRe needs more than {shots} test pairs in some attribute; lower --hyre-shots or pass 0")));
+        return Err(EvalError::HyreShots { shots });
     }
     let runs: Vec<Result<EvalReport>> = (0..opts.runs)
         .into_par_iter()
@@ -326,11 +331,11 @@ fn hyre_row(
             for (a, rows) in &order {
                 let w = stage2
                     .hyre_weights(&m.model, cache, &rows[..shots])
-                    .map_err(|message| EvalError::Stage2 {
+                    .map_err(|cause| EvalError::Stage2 {
                         model: format!("{}+hyre", m.label),
                         budget: shots,
                         run,
-                        message,
+                        cause: Box::new(cause),
                     })?;
                 weights.insert(a.clone(), w);
                 rest.extend_from_slice(&rows[shots..]);
@@ -372,10 +377,10 @@ mod active_tests {
             _: &EmbeddingCache,
             idx: &[usize],
             seed: u64,
-        ) -> std::result::Result<MixtureModel, String> {
+        ) -> micro_route::Result<MixtureModel> {
             self.0
                 .lock()
-                .map_err(|e| e.to_string())?
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .push((seed, idx.to_vec()));
             Ok(model.clone())
         }
@@ -384,7 +389,7 @@ mod active_tests {
             model: &MixtureModel,
             _: &EmbeddingCache,
             _: &[usize],
-        ) -> std::result::Result<Vec<f32>, String> {
+        ) -> micro_route::Result<Vec<f32>> {
             Ok(vec![1.0 / model.k() as f32; model.k()])
         }
     }

@@ -123,7 +123,11 @@ fn fixed_weights_per_attribute_override_the_gate() {
     let bad = BTreeMap::from([("a".to_string(), vec![1.0])]);
     assert!(matches!(
         evaluate_indices(&model, &cache, &idx, &Gating::PerAttribute(bad), "x"),
-        Err(EvalError::Options(_))
+        Err(EvalError::GateWeights {
+            weights: 1,
+            k: 2,
+            ..
+        })
     ));
 }
 
@@ -179,7 +183,17 @@ fn split_selection_and_an_empty_split() {
 fn a_mismatched_cache_is_refused_with_the_widths() {
     let model = static_model(3, vec![0.0; 3]);
     let err = evaluate(&model, &small(), &EvalOptions::default()).unwrap_err();
-    assert!(matches!(err, EvalError::Mismatch(_)));
+    assert!(matches!(
+        &err,
+        EvalError::Mismatch {
+            cause: micro_model::CacheMismatch::Widths {
+                model: (3, _),
+                cache: (2, _),
+                ..
+            },
+            ..
+        }
+    ));
     let msg = err.to_string();
     assert!(msg.contains("3-d") && msg.contains("2-d"), "{msg}");
 }

@@ -5,6 +5,7 @@ use super::{TrainConfig, TrainReport};
 use crate::gate::RouterKind;
 use crate::loss::Params;
 use crate::model::{MixtureModel, ModelConfig};
+use crate::record::{Stage1Record, Training};
 use micro_cache::{Matrix, TrainingArrays};
 use sha2::{Digest, Sha256};
 
@@ -32,16 +33,6 @@ pub(super) fn to_model(
 ) -> MixtureModel {
     // Single and shared-base mix uniformly: saved as zero static logits.
     let router = params.gate.kind();
-    let training = serde_json::json!({
-        "hyperparameters": cfg,
-        "n_train": report.n_train,
-        "n_holdout": report.n_holdout,
-        "epochs_run": report.epochs_run,
-        "best_epoch": report.best_epoch,
-        "best_holdout_nll": report.best_holdout_nll,
-        "stopped_early": report.stopped_early,
-        "seconds": report.seconds,
-    });
     let config = ModelConfig {
         format_version: 1,
         method: cfg.method,
@@ -59,8 +50,11 @@ pub(super) fn to_model(
         recipe: arrays.meta.recipe(),
         router_input: arrays.router_input,
         train_pairs_hash,
-        training,
-        history: serde_json::Value::Null,
+        training: Training {
+            stage1: Some(Stage1Record::new(cfg, report)),
+            ..Training::default()
+        },
+        history: Vec::new(),
     };
     // The parts agree by construction: the heads and gate are the trainer's own.
     MixtureModel::from_parts(

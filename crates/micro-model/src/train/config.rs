@@ -38,6 +38,9 @@ pub struct TrainConfig {
     pub threads: usize,
 }
 
+/// Hidden units of the default MLP router (the paper's).
+pub const ROUTER_HIDDEN: usize = 128;
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -49,7 +52,7 @@ impl Default for TrainConfig {
             batch: 32,
             max_epochs: 100,
             alpha: 0.5,
-            router_hidden: Some(128),
+            router_hidden: Some(ROUTER_HIDDEN),
             activation: Activation::Relu,
             seed: 42,
             holdout: 0.1,
@@ -112,60 +115,107 @@ pub enum TrainEvent<'a> {
     Epoch(&'a EpochStats),
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why Stage 1 cannot train, with the facts a caller can act on. The messages name the
+/// settings ([`TrainConfig`]'s fields in words) and say what to change.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum TrainError {
-    #[error("invalid training setting: {0}")]
-    Config(String),
-    #[error("no training pairs: {0}")]
-    NoData(String),
-    #[error("{0}")]
-    NotFinite(String),
+    #[error("invalid training setting: K = 0 heads: train 1 or more heads")]
+    NoHeads,
+    #[error(
+        "invalid training setting: method single trains one head, not {heads}: train 1 head (or use another method)"
+    )]
+    SingleWithHeads { heads: usize },
+    #[error("invalid training setting: batch size 0: use a batch size of 1 or more")]
+    NoBatch,
+    #[error("invalid training setting: 0 epochs: train for 1 or more epochs")]
+    NoEpochs,
+    #[error("invalid training setting: learning rate {lr} must be a positive number")]
+    LearningRate { lr: f32 },
+    #[error("invalid training setting: holdout fraction {holdout} must be in [0, 1)")]
+    Holdout { holdout: f32 },
+    #[error("invalid training setting: warm-up ratio {warmup_ratio} must be in [0, 1]")]
+    Warmup { warmup_ratio: f32 },
+    #[error(
+        "invalid training setting: alpha {alpha} and weight decay {weight_decay} must be finite (weight decay >= 0)"
+    )]
+    Regulariser { alpha: f32, weight_decay: f32 },
+    #[error(
+        "invalid training setting: router with 0 hidden units: use a linear router or 1 or more hidden units"
+    )]
+    NoHiddenUnits,
+    #[error(
+        "invalid training setting: the hyperparameter search compares held-out likelihoods: use a holdout fraction above 0, or give both alpha and the learning rate"
+    )]
+    SearchWithoutHoldout,
+    #[error("invalid training setting: an empty search grid")]
+    EmptyGrid,
+    #[error(
+        "invalid training setting: {heads} heads for {pairs} training pairs (after holding out {held_out}): use fewer heads or more data"
+    )]
+    TooFewPairs {
+        heads: usize,
+        pairs: usize,
+        held_out: usize,
+    },
+    #[error("invalid training setting: {pairs} pairs of width {dim}: both must be at least 1")]
+    EmptyArrays { pairs: usize, dim: usize },
+    #[error(
+        "no training pairs: all {pairs} pairs of the cache are in the test split: train on a cache with split \"train\" (or no split) pairs"
+    )]
+    NoTrainPairs { pairs: usize },
+    /// `row` is the 0-based row of the cache.
+    #[error(
+        "pair {} (row {row} of the cache) has a NaN or infinite embedding: re-embed it or drop it from the data",
+        row + 1
+    )]
+    NotFiniteEmbedding { row: usize },
+    /// `step` counts the optimiser steps of the run from 1.
+    #[error(
+        "the training loss became {loss} at epoch {epoch}, step {step}: lower the learning rate or check the embeddings"
+    )]
+    NotFiniteLoss {
+        loss: f32,
+        epoch: usize,
+        step: usize,
+    },
 }
 
 impl TrainConfig {
     /// Checks the settings that do not depend on the data.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |m: String| Err(TrainError::Config(m));
         if self.k == 0 {
-            return bad("K = 0 heads: use --heads 1 or more".into());
+            return Err(TrainError::NoHeads);
         }
         if self.method == Method::Single && self.k != 1 {
-            return bad(format!(
-                "method single trains one head, not {}: use --heads 1 (or another method)",
-                self.k
-            ));
+            return Err(TrainError::SingleWithHeads { heads: self.k });
         }
         if self.batch == 0 {
-            return bad("batch size 0: use --batch 1 or more".into());
+            return Err(TrainError::NoBatch);
         }
         if self.max_epochs == 0 {
-            return bad("0 epochs: use --epochs 1 or more".into());
+            return Err(TrainError::NoEpochs);
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!(
-                "learning rate {} must be a positive number",
-                self.lr
-            ));
+            return Err(TrainError::LearningRate { lr: self.lr });
         }
         if !(0.0..1.0).contains(&self.holdout) {
-            return bad(format!(
-                "holdout fraction {} must be in [0, 1)",
-                self.holdout
-            ));
+            return Err(TrainError::Holdout {
+                holdout: self.holdout,
+            });
         }
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
-            return bad(format!(
-                "warm-up ratio {} must be in [0, 1]",
-                self.warmup_ratio
-            ));
+            return Err(TrainError::Warmup {
+                warmup_ratio: self.warmup_ratio,
+            });
         }
         if !(self.alpha.is_finite() && self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("alpha and weight decay must be finite (weight decay >= 0)".into());
+            return Err(TrainError::Regulariser {
+                alpha: self.alpha,
+                weight_decay: self.weight_decay,
+            });
         }
         if self.router_hidden == Some(0) {
-            return bad(
-                "router with 0 hidden units: use --router linear or --hidden 1 or more".into(),
-            );
+            return Err(TrainError::NoHiddenUnits);
         }
         Ok(())
     }

@@ -3,8 +3,7 @@
 
 use super::{TrainConfig, TrainError, TrainEvent};
 use crate::loss::{Objective, Params, Workspace};
-use crate::minibatch::{Minibatch, Optimiser};
-use crate::optim::AdamW;
+use crate::optim::{AdamW, Optimiser};
 use micro_cache::Matrix;
 use rayon::prelude::*;
 
@@ -140,7 +139,8 @@ impl Run {
         adamw.step_sum(&mut params.tensors_mut(), &grads, lr, self.threads);
     }
 
-    /// One pass over `order` with `opt`; returns the mean batch loss.
+    /// One pass over `order` in minibatches, each one's loss and gradient then one step of
+    /// `opt`; returns the mean batch loss.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn epoch(
         &mut self,
@@ -153,19 +153,22 @@ impl Run {
         progress: &mut impl FnMut(&TrainEvent),
     ) -> Result<f64, TrainError> {
         let (mut total, mut count) = (0.0f64, 0usize);
-        let batch = self.batch;
-        let mut pass = Pass {
-            run: self,
-            params,
-            diff,
-            prompt,
-            epoch,
-        };
-        opt.epoch(&mut pass, order, batch, |step, _, loss| {
+        for idx in order.chunks(self.batch) {
+            let loss = self.batch_loss_and_grad(params, diff, prompt, idx);
+            if !loss.is_finite() {
+                return Err(TrainError::NotFiniteLoss {
+                    loss,
+                    epoch,
+                    step: opt.steps() + 1,
+                });
+            }
+            opt.step(|adamw, lr| self.apply(adamw, params, lr));
+            let loss = loss as f64;
             total += loss;
             count += 1;
+            let step = opt.steps();
             progress(&TrainEvent::Step { step, epoch, loss });
-        })?;
+        }
         Ok(total / count.max(1) as f64)
     }
 
@@ -199,37 +202,6 @@ impl Run {
 
 /// Held-out pairs per forward pass.
 const HOLDOUT_CHUNK: usize = 512;
-
-/// One epoch's batches as [`Optimiser::epoch`] sees them.
-struct Pass<'a> {
-    run: &'a mut Run,
-    params: &'a mut Params<f32>,
-    diff: &'a Matrix,
-    prompt: &'a Matrix,
-    epoch: usize,
-}
-
-impl Minibatch for Pass<'_> {
-    type Error = TrainError;
-
-    fn loss_and_grad(&mut self, idx: &[usize], step: usize) -> Result<f64, TrainError> {
-        let loss = self
-            .run
-            .batch_loss_and_grad(self.params, self.diff, self.prompt, idx);
-        if !loss.is_finite() {
-            return Err(TrainError::NotFinite(format!(
-                "the training loss became {loss} at epoch {}, step {}: lower the learning rate (--lr) or check the embeddings",
-                self.epoch,
-                step + 1
-            )));
-        }
-        Ok(loss as f64)
-    }
-
-    fn step(&mut self, adamw: &mut AdamW, lr: f32) {
-        self.run.apply(adamw, self.params, lr);
-    }
-}
 
 #[cfg(test)]
 mod tests {

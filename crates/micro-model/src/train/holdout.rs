@@ -75,10 +75,7 @@ pub(super) fn check_finite_rows(
         let bad = !diff.row(i).iter().all(|v| v.is_finite())
             || (method.reads_router_input() && !prompt.row(i).iter().all(|v| v.is_finite()));
         if bad {
-            return Err(TrainError::NotFinite(format!(
-                "pair {} (row {i} of the cache) has a NaN or infinite embedding: re-embed it or drop it from the data",
-                i + 1
-            )));
+            return Err(TrainError::NotFiniteEmbedding { row: i });
         }
     }
     Ok(())

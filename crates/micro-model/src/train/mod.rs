@@ -3,8 +3,8 @@
 //! kept), so one set of defaults suits a few hundred pairs and a few hundred thousand.
 //!
 //! The parts: settings and reports ([`config`]), the rows held out ([`holdout`]), the
-//! data-parallel step ([`engine`]) driven by the optimiser loop Stage 2 shares
-//! ([`crate::minibatch`]), and the saved artefact ([`artefact`]).
+//! data-parallel step ([`engine`]) stepped by [`Optimiser`] (the optimiser Stage 2 uses too),
+//! and the saved artefact ([`artefact`]).
 
 mod artefact;
 mod config;
@@ -16,8 +16,8 @@ pub use config::{EpochStats, TrainConfig, TrainError, TrainEvent, TrainReport};
 pub use options::{Heads, RouterLayout, TrainOptions, AUTO_HEADS};
 
 use crate::loss::{Objective, Params};
-use crate::minibatch::Optimiser;
 use crate::model::MixtureModel;
+use crate::optim::Optimiser;
 use artefact::{to_model, train_pairs_hash};
 use engine::Run;
 use holdout::{check_finite_rows, prompt_groups, split_holdout};
@@ -38,10 +38,9 @@ pub fn train(
         .filter(|&i| arrays.pairs[i].is_train())
         .collect();
     if train_idx.is_empty() {
-        return Err(TrainError::NoData(format!(
-            "all {} pairs of the cache are in the test split: train on a cache with split \"train\" (or no split) pairs",
-            arrays.pairs.len()
-        )));
+        return Err(TrainError::NoTrainPairs {
+            pairs: arrays.pairs.len(),
+        });
     }
     let hash = train_pairs_hash(arrays, &train_idx);
     let groups = prompt_groups(&arrays.pairs);
@@ -91,12 +90,11 @@ fn train_rows_here(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let (fit, held) = split_holdout(rows, groups, cfg.holdout, &mut rng);
     if cfg.k > fit.len() {
-        return Err(TrainError::Config(format!(
-            "{} heads for {} training pairs (after holding out {}): use fewer heads or more data",
-            cfg.k,
-            fit.len(),
-            held.len()
-        )));
+        return Err(TrainError::TooFewPairs {
+            heads: cfg.k,
+            pairs: fit.len(),
+            held_out: held.len(),
+        });
     }
     let mut params = Params::init(
         cfg.method,

@@ -3,6 +3,7 @@
 //! layout and a width. [`TrainOptions::config`] and [`TrainOptions::grid`] turn it into what
 //! [`crate::train`] and [`crate::train_search`] take.
 
+use super::config::ROUTER_HIDDEN;
 use crate::{Activation, Grid, Method, TrainConfig};
 use micro_cache::RouterInput;
 
@@ -19,14 +20,14 @@ pub enum Heads {
 }
 
 impl std::str::FromStr for Heads {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = micro_data::UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "auto" {
             return Ok(Heads::Auto);
         }
-        s.parse::<usize>()
-            .map(Heads::Fixed)
-            .map_err(|_| format!("--heads {s:?}: expected a number of heads such as 10"))
+        s.parse::<usize>().map(Heads::Fixed).map_err(|_| {
+            micro_data::UnknownValue::new("heads", s, "a number of heads such as 10, or `auto`")
+        })
     }
 }
 
@@ -40,18 +41,18 @@ pub enum RouterLayout {
     Linear,
 }
 
-/// Stage 1 options as `micro train` takes them.
+/// Stage 1 options as `micro train` takes them. Every default is [`TrainConfig::default`]'s.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TrainOptions {
     /// micro, single, static or shared-base.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "micro"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().method))]
     pub method: Method,
     /// Number of heads K (default 10; 1 for `single`), or `auto`: 10, then correlated heads merged.
     #[cfg_attr(feature = "clap", arg(long))]
     pub heads: Option<Heads>,
     /// Maximum epochs; early stopping on the held-out pairs usually ends sooner.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 100))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().max_epochs))]
     pub epochs: usize,
     /// Peak learning rate (AdamW, 5% warm-up, cosine decay). Unset: chosen with alpha by the
     /// held-out mixture NLL over 2e-3 (the paper's) and 1e-2.
@@ -64,34 +65,57 @@ pub struct TrainOptions {
     /// The router input of Stage 1: `pair` (e(x, c), each pair's context where it has one) or
     /// `prompt` (e(x), the paper's binary-only Stage 1: contexts ignored even where present,
     /// left to Stage 2). Evaluation and Stage 2 route by e(x, c) either way.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "pair"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = RouterInput::default()))]
     pub router_input: RouterInput,
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 32))]
-    pub batch: usize,
-    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "mlp"))]
+    /// Pairs per minibatch (`--batch` is the old name).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, alias = "batch", default_value_t = TrainConfig::default().batch)
+    )]
+    pub batch_size: usize,
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, default_value_t = RouterLayout::of(&TrainConfig::default()))
+    )]
     pub router: RouterLayout,
     /// Hidden units of the MLP router.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 128))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = ROUTER_HIDDEN))]
     pub hidden: usize,
     /// relu or tanh (MLP router).
-    #[cfg_attr(feature = "clap", arg(long, default_value = "relu"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().activation))]
     pub activation: Activation,
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 42))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().seed))]
     pub seed: u64,
     /// Fraction of the train split held out for early stopping (0: no early stopping).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.1))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().holdout))]
     pub holdout: f32,
     /// Epochs without held-out improvement before stopping.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().patience))]
     pub patience: usize,
     /// Epochs always run before early stopping may end training (heads need time to split).
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 30))]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().min_epochs))]
     pub min_epochs: usize,
     /// Fraction of the steps spent warming up.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.05))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = TrainConfig::default().warmup_ratio)
+    )]
     pub warmup: f32,
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = TrainConfig::default().weight_decay)
+    )]
     pub weight_decay: f32,
+}
+
+impl RouterLayout {
+    /// The layout of `cfg`'s router.
+    pub fn of(cfg: &TrainConfig) -> Self {
+        match cfg.router_hidden {
+            Some(_) => RouterLayout::Mlp,
+            None => RouterLayout::Linear,
+        }
+    }
 }
 
 impl TrainOptions {
@@ -102,7 +126,7 @@ impl TrainOptions {
             Some(Heads::Fixed(k)) => k,
             Some(Heads::Auto) => AUTO_HEADS,
             None if self.method == Method::Single => 1,
-            None => 10,
+            None => TrainConfig::default().k,
         };
         let defaults = TrainConfig::default();
         TrainConfig {
@@ -111,7 +135,7 @@ impl TrainOptions {
             lr: self.lr.unwrap_or(defaults.lr),
             warmup_ratio: self.warmup,
             weight_decay: self.weight_decay,
-            batch: self.batch,
+            batch: self.batch_size,
             max_epochs: self.epochs,
             alpha: self.alpha.unwrap_or(defaults.alpha),
             router_hidden: (self.router == RouterLayout::Mlp).then_some(self.hidden),
@@ -150,24 +174,27 @@ impl TrainOptions {
 mod tests {
     use super::*;
 
+    /// The options with every default, as `micro train` parses them without flags (its own
+    /// test in micro-cli checks the parse).
     fn options() -> TrainOptions {
+        let d = TrainConfig::default();
         TrainOptions {
-            method: Method::Micro,
+            method: d.method,
             heads: None,
-            epochs: 100,
+            epochs: d.max_epochs,
             lr: None,
             alpha: None,
-            router_input: RouterInput::Pair,
-            batch: 32,
-            router: RouterLayout::Mlp,
-            hidden: 128,
-            activation: Activation::Relu,
-            seed: 42,
-            holdout: 0.1,
-            patience: 10,
-            min_epochs: 30,
-            warmup: 0.05,
-            weight_decay: 0.0,
+            router_input: RouterInput::default(),
+            batch_size: d.batch,
+            router: RouterLayout::of(&d),
+            hidden: ROUTER_HIDDEN,
+            activation: d.activation,
+            seed: d.seed,
+            holdout: d.holdout,
+            patience: d.patience,
+            min_epochs: d.min_epochs,
+            warmup: d.warmup_ratio,
+            weight_decay: d.weight_decay,
         }
     }
 
@@ -175,9 +202,11 @@ mod tests {
     fn heads_parse_as_a_number_or_auto() {
         assert_eq!("auto".parse::<Heads>(), Ok(Heads::Auto));
         assert_eq!("4".parse::<Heads>(), Ok(Heads::Fixed(4)));
+        let e = "many".parse::<Heads>().unwrap_err();
+        assert_eq!((e.setting, e.value.as_str()), ("heads", "many"));
         assert_eq!(
-            "many".parse::<Heads>().unwrap_err(),
-            "--heads \"many\": expected a number of heads such as 10"
+            e.to_string(),
+            "unknown heads \"many\": use a number of heads such as 10, or `auto`"
         );
     }
 

@@ -6,8 +6,8 @@
 
 use micro_cache::EmbeddingCache;
 use micro_model::synth::{generate, SynthConfig, Truth};
-use micro_model::train::{train, TrainConfig};
 use micro_model::{log_sigmoid, Method, MixtureModel};
+use micro_model::{train, TrainConfig};
 use std::collections::BTreeMap;
 
 fn data() -> (EmbeddingCache, Truth) {

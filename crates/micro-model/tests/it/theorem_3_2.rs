@@ -11,8 +11,8 @@
 
 use micro_cache::{EmbeddingCache, RouterInput};
 use micro_model::synth::{generate, SynthConfig, Truth};
-use micro_model::train::{train, TrainConfig};
 use micro_model::{log_sigmoid, Method};
+use micro_model::{train, TrainConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};

@@ -200,7 +200,7 @@ fn pairs_of_the_test_split_are_not_trained_on() {
         |_| {},
     )
     .unwrap_err();
-    assert!(matches!(err, TrainError::NoData(_)), "{err}");
+    assert_eq!(err, TrainError::NoTrainPairs { pairs: 40 });
     // With only 3 train pairs left, 2 heads still fit but 5 do not.
     for p in data.pairs.iter_mut().take(3) {
         p.split = Some(Split::Train);
@@ -214,6 +214,14 @@ fn pairs_of_the_test_split_are_not_trained_on() {
     let (_, report) = train(&data, &cfg, |_| {}).unwrap();
     assert_eq!(report.n_train, 3);
     let err = train(&data, &TrainConfig { k: 5, ..cfg }, |_| {}).unwrap_err();
+    assert_eq!(
+        err,
+        TrainError::TooFewPairs {
+            heads: 5,
+            pairs: 3,
+            held_out: 0
+        }
+    );
     assert!(
         err.to_string().contains("5 heads for 3 training pairs"),
         "{err}"
@@ -232,6 +240,7 @@ fn bad_settings_and_bad_numbers_are_clear_errors() {
         |_| {},
     )
     .unwrap_err();
+    assert_eq!(err, TrainError::NoHeads);
     assert!(err.to_string().contains("K = 0"), "{err}");
     let err = train(
         &data,
@@ -243,6 +252,7 @@ fn bad_settings_and_bad_numbers_are_clear_errors() {
         |_| {},
     )
     .unwrap_err();
+    assert_eq!(err, TrainError::SingleWithHeads { heads: 3 });
     assert!(err.to_string().contains("one head"), "{err}");
     let mut nan = two_groups(40, 5);
     nan.diff.row_mut(7)[2] = f32::NAN;
@@ -255,6 +265,7 @@ fn bad_settings_and_bad_numbers_are_clear_errors() {
         |_| {},
     )
     .unwrap_err();
+    assert_eq!(err, TrainError::NotFiniteEmbedding { row: 7 });
     assert!(err.to_string().contains("row 7"), "{err}");
     let err = train(
         &data,
@@ -268,7 +279,14 @@ fn bad_settings_and_bad_numbers_are_clear_errors() {
         |_| {},
     );
     assert!(
-        matches!(err, Err(TrainError::NotFinite(_))),
+        matches!(
+            err,
+            Err(TrainError::NotFiniteLoss {
+                epoch: 1..,
+                step: 1..,
+                ..
+            })
+        ),
         "an absurd learning rate must be reported, got {:?}",
         err.map(|r| r.1)
     );
@@ -332,8 +350,9 @@ fn a_trained_model_saves_and_loads_unchanged_with_its_provenance() {
         model.save(&path).unwrap();
         let back = MixtureModel::load(&path).unwrap();
         assert_eq!(back, model);
-        assert_eq!(back.config().training["epochs_run"], report.epochs_run);
-        assert_eq!(back.config().training["hyperparameters"]["k"], k);
+        let stage1 = back.config().training.stage1.as_ref().unwrap();
+        assert_eq!(stage1.epochs_run, report.epochs_run);
+        assert_eq!(stage1.hyperparameters.k, k);
         assert_eq!(back.config().train_pairs_hash.len(), 64);
     }
 }

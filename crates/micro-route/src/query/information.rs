@@ -28,7 +28,7 @@
 //! assert_eq!(c.best(&w, |_| false, 0).unwrap().index, 1);
 //! ```
 
-use crate::error::{data, Result};
+use crate::error::{Result, RouteError};
 use crate::online::LOSS_CLIP;
 use serde::{Deserialize, Serialize};
 
@@ -159,21 +159,20 @@ pub fn tie_key(seed: u64, index: u64) -> u64 {
 /// Refuses margins that are not [n, K] with finite values.
 pub fn check_margins(margins: &[f32], k: usize) -> Result<()> {
     if k == 0 {
-        return Err(data("candidates need at least one head"));
+        return Err(RouteError::NoHeads);
     }
     if !margins.len().is_multiple_of(k) {
-        return Err(data(format!(
-            "{} margins do not make rows of {k} (one margin per head per candidate pair)",
-            margins.len()
-        )));
+        return Err(RouteError::MarginRows {
+            values: margins.len(),
+            k,
+        });
     }
     if let Some(j) = margins.iter().position(|m| !m.is_finite()) {
-        return Err(data(format!(
-            "candidate {} has margin {} for head {}: margins must be finite",
-            j / k,
-            margins[j],
-            j % k
-        )));
+        return Err(RouteError::CandidateMargin {
+            candidate: j / k,
+            head: j % k,
+            margin: margins[j],
+        });
     }
     Ok(())
 }
@@ -275,14 +274,14 @@ mod tests {
 
     #[test]
     fn bad_margins_are_refused_with_their_place() {
-        assert!(Candidates::new(&[1.0, 2.0, 3.0], 2)
-            .unwrap_err()
-            .to_string()
-            .contains("rows of 2"));
+        assert!(matches!(
+            Candidates::new(&[1.0, 2.0, 3.0], 2),
+            Err(RouteError::MarginRows { values: 3, k: 2 })
+        ));
         let e = Candidates::new(&[1.0, 2.0, f32::NAN, 0.0], 2)
             .unwrap_err()
             .to_string();
         assert!(e.contains("candidate 1") && e.contains("head 0"), "{e}");
-        assert!(Candidates::new(&[], 0).is_err());
+        assert!(matches!(Candidates::new(&[], 0), Err(RouteError::NoHeads)));
     }
 }

@@ -46,43 +46,7 @@ pub use information::{information, Candidates, Question};
 pub use session::{next_question, pair_margins, ActiveSession, MIN_INFORMATION};
 pub use simulate::{simulate_users, SimConfig, SimReport, SimUser};
 
-use serde::{Deserialize, Serialize};
-
-/// How Stage 2's labelled pairs are picked from a context's pool.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Selection {
-    /// Drawn at random (the paper).
-    #[default]
-    Random,
-    /// Chosen one at a time by the information of their answer ([`choose`]).
-    Active,
-}
-
-impl Selection {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Selection::Random => "random",
-            Selection::Active => "active",
-        }
-    }
-}
-
-impl std::fmt::Display for Selection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Selection {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "random" => Ok(Selection::Random),
-            "active" => Ok(Selection::Active),
-            _ => Err(format!("unknown selection {s:?}: use random or active")),
-        }
-    }
-}
+/// How Stage 2's labelled pairs are picked from a context's pool: at random (the paper) or
+/// one at a time by the information of their answer ([`choose`]). Recorded in the adapted
+/// model's `config.json`, so it is micro-model's type.
+pub use micro_model::Selection;

@@ -21,7 +21,7 @@
 //! assert!(s.weights()[1] > 0.98);
 //! ```
 
-use crate::error::{data, Result};
+use crate::error::{Result, RouteError};
 use crate::online::{Rate, UserState};
 use crate::query::information::{check_margins, tie_key, Candidates, Question};
 use micro_model::linalg::{matmul, Op};
@@ -88,13 +88,13 @@ impl ActiveSession {
     /// Folds in the answer to candidate `index`: whether its first response won.
     pub fn answer(&mut self, index: usize, first_won: bool) -> Result<()> {
         if index >= self.asked.len() {
-            return Err(data(format!(
-                "candidate {index} does not exist: the session has {}",
-                self.asked.len()
-            )));
+            return Err(RouteError::NoSuchCandidate {
+                index,
+                candidates: self.asked.len(),
+            });
         }
         if self.asked[index] {
-            return Err(data(format!("candidate {index} was already answered")));
+            return Err(RouteError::AlreadyAnswered { index });
         }
         let w: Vec<f64> = self.state.log_weights.iter().map(|l| l.exp()).collect();
         let (information, p_first) = self.candidates.score(index, &w);
@@ -131,12 +131,11 @@ impl ActiveSession {
 pub fn next_question(state: &UserState, margins: &[f32], seed: u64) -> Result<Question> {
     check_margins(margins, state.k())?;
     if margins.is_empty() {
-        return Err(data("no candidate pairs to choose from: send at least one"));
+        return Err(RouteError::NoCandidates);
     }
     let w: Vec<f64> = state.log_weights.iter().map(|l| l.exp()).collect();
     let c = Candidates::new(margins, state.k())?;
-    c.best(&w, |_| false, seed)
-        .ok_or_else(|| data("no candidate pairs to choose from: send at least one"))
+    c.best(&w, |_| false, seed).ok_or(RouteError::NoCandidates)
 }
 
 /// The heads' margins r_k(first) - r_k(second) of `n` candidate pairs from their response
@@ -147,11 +146,11 @@ pub fn next_question(state: &UserState, margins: &[f32], seed: u64) -> Result<Qu
 pub fn pair_margins(model: &MixtureModel, first: &[f32], second: &[f32]) -> Result<Vec<f32>> {
     let d = model.config().dim;
     if d == 0 || first.len() != second.len() || !first.len().is_multiple_of(d) {
-        return Err(data(format!(
-            "candidate embeddings must be two [n, {d}] arrays of the same shape (got {} and {} values)",
-            first.len(),
-            second.len()
-        )));
+        return Err(RouteError::CandidateShape {
+            dim: d,
+            first: first.len(),
+            second: second.len(),
+        });
     }
     let n = first.len() / d;
     let diff: Vec<f32> = first.iter().zip(second).map(|(a, b)| a - b).collect();
@@ -174,15 +173,13 @@ pub fn pair_margins(model: &MixtureModel, first: &[f32], second: &[f32]) -> Resu
 
 fn check_prior(prior: &[f32], k: usize) -> Result<()> {
     if prior.len() != k {
-        return Err(data(format!(
-            "the prior has {} weights but the candidates have {k} heads",
-            prior.len()
-        )));
+        return Err(RouteError::PriorLength {
+            weights: prior.len(),
+            k,
+        });
     }
     if prior.iter().any(|w| !w.is_finite() || *w < 0.0) || prior.iter().sum::<f32>() <= 0.0 {
-        return Err(data(
-            "prior weights must be finite, non-negative and not all zero",
-        ));
+        return Err(RouteError::PriorWeights);
     }
     Ok(())
 }
@@ -220,12 +217,17 @@ mod tests {
         assert_eq!(asked[2], 2);
         assert!(s.ask().is_none());
         assert_eq!(s.history().len(), 3);
-        assert!(s
-            .answer(0, true)
-            .unwrap_err()
-            .to_string()
-            .contains("already"));
-        assert!(s.answer(9, true).is_err());
+        assert!(matches!(
+            s.answer(0, true),
+            Err(RouteError::AlreadyAnswered { index: 0 })
+        ));
+        assert!(matches!(
+            s.answer(9, true),
+            Err(RouteError::NoSuchCandidate {
+                index: 9,
+                candidates: 3
+            })
+        ));
     }
 
     #[test]

@@ -31,7 +31,7 @@
 //! assert!(r.random_mean > 3.0 * r.suggested_mean, "{}", r.random_mean);
 //! //! ```
 
-use crate::error::{config, data, Result};
+use crate::error::{Result, RouteError};
 use crate::online::{Rate, UserState};
 use crate::query::information::{check_margins, tie_key};
 use crate::query::session::next_question;
@@ -113,14 +113,14 @@ pub fn simulate_users(
     check_margins(candidates, k)?;
     check_margins(held_out, k)?;
     if candidates.is_empty() || held_out.is_empty() {
-        return Err(data(
-            "the simulation needs candidate pairs and held-out pairs",
-        ));
+        return Err(RouteError::NoSimulationPairs);
     }
     if cfg.users == 0 || cfg.max_answers == 0 || !(0.0..0.5).contains(&cfg.noise) {
-        return Err(config(
-            "--users and --max-answers must be at least 1 and --noise in [0, 0.5)",
-        ));
+        return Err(RouteError::Simulation {
+            users: cfg.users,
+            max_answers: cfg.max_answers,
+            noise: cfg.noise,
+        });
     }
     let users: Vec<SimUser> = (0..cfg.users)
         .map(|u| simulate_one(candidates, held_out, k, u, cfg))
@@ -199,7 +199,7 @@ fn one_hot(k: usize, h: usize) -> Vec<f64> {
 /// mixture's margin toward the answer strictly positive; a tie is wrong).
 fn accuracy(margins: &[f32], answers: &[bool], k: usize, w: &[f64]) -> f64 {
     micro_model::pairwise_accuracy(margins.chunks_exact(k).zip(answers).map(|(row, &first)| {
-        let m = micro_model::accuracy::mixture_margin(w.iter().copied(), row);
+        let m = micro_model::mixture_margin(w.iter().copied(), row);
         if first {
             m
         } else {

@@ -8,8 +8,8 @@
 
 use micro_cache::{EmbeddingCache, RouterInput};
 use micro_model::synth::{generate, SynthConfig};
-use micro_model::train::{train, TrainConfig};
 use micro_model::MixtureModel;
+use micro_model::{train, TrainConfig};
 use micro_route::accuracy::{average, by_attribute, head_accuracy, routed_credit};
 use micro_route::budget::group_by_attribute;
 use micro_route::likelihood::{head_log_probs, head_margins};

@@ -6,7 +6,7 @@
 
 use micro_cache::EmbeddingCache;
 use micro_model::synth::{generate, SynthConfig};
-use micro_model::train::{train, TrainConfig};
+use micro_model::{train, TrainConfig};
 use micro_model::{Method, MixtureModel};
 use micro_route::accuracy::{average, by_attribute, head_accuracy, routed_credit};
 use micro_route::likelihood::head_margins;

@@ -27,8 +27,8 @@ pub fn config(
         recipe: Default::default(),
         router_input: Default::default(),
         train_pairs_hash: String::new(),
-        training: serde_json::Value::Null,
-        history: serde_json::Value::Null,
+        training: Default::default(),
+        history: Vec::new(),
     }
 }
 
@@ -157,7 +157,7 @@ impl Stage2 for Toy {
         cache: &EmbeddingCache,
         idx: &[usize],
         seed: u64,
-    ) -> Result<MixtureModel, String> {
+    ) -> micro_route::Result<MixtureModel> {
         let train = cache.subset(idx);
         assert!(
             train.pairs.iter().all(|p| p.is_train()),
@@ -167,9 +167,10 @@ impl Stage2 for Toy {
             seed,
             train.pairs.iter().map(|p| p.prompt.to_text()).collect(),
         ));
-        let Some(mut r) = model.router().cloned() else {
-            return Err("no router".into());
-        };
+        let mut r = model
+            .router()
+            .cloned()
+            .expect("the toy Stage 2 adapts routed models only");
         for axis in 0..r.input_dim {
             let rows = train
                 .indices(|_| true)
@@ -185,7 +186,7 @@ impl Stage2 for Toy {
             }
         }
         let mut out = model.clone();
-        out.set_gate(Gate::Router(r)).map_err(|e| e.to_string())?;
+        out.set_gate(Gate::Router(r))?;
         Ok(out)
     }
 
@@ -194,7 +195,7 @@ impl Stage2 for Toy {
         model: &MixtureModel,
         cache: &EmbeddingCache,
         idx: &[usize],
-    ) -> Result<Vec<f32>, String> {
+    ) -> micro_route::Result<Vec<f32>> {
         let labelled = &cache.subset(idx);
         let all_test = labelled.pairs.iter().all(|p| !p.is_train());
         self.hyre_calls
