@@ -1,8 +1,8 @@
-//! Wiring: the shared [`AppState`], the router with its limits, and the HTTP/1.1 connection
-//! loop: a header read timeout per connection, and a graceful shutdown bounded by the request
-//! timeout.
+//! Wiring: the shared [`AppState`], the request limits, the extractors and middleware that
+//! keep every error JSON, and the router of the whole API.
 
 use crate::auth::KeyCache;
+use crate::conn::{serve_router, ConnLimits};
 use crate::error::ApiError;
 use crate::handlers;
 use crate::metrics::{self, Metrics};
@@ -16,22 +16,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use micro_route::Rate;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
-use tokio::task::JoinSet;
 
 /// Request limits; each violation is a 4xx with a message naming the limit (413 for the
-/// sizes, 408 for the request timeout). With the `clap` feature these are `micro serve`'s flags.
+/// sizes, 408 for the request timeout), or 503 for a connection over the cap. With the `clap`
+/// feature these are `micro serve`'s flags.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct Limits {
@@ -67,6 +63,34 @@ pub struct Limits {
         )
     )]
     pub header_timeout: Duration,
+    /// Most connections open at once; beyond it a new connection is answered 503 and closed.
+    /// Lowered at start to what the open-file limit allows.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_connections))]
+    pub max_connections: usize,
+}
+
+/// A limit that cannot serve: every request would be refused, or time out at once.
+#[derive(Debug, thiserror::Error)]
+#[error("--{flag} 0 would refuse every request: give at least 1")]
+pub struct ZeroLimit {
+    pub flag: &'static str,
+}
+
+impl Limits {
+    /// Refuses a limit of zero (a body, a response list, a timeout or a connection count).
+    pub fn check(&self) -> Result<(), ZeroLimit> {
+        let zero = [
+            ("max-body-bytes", self.max_body_bytes == 0),
+            ("max-texts", self.max_texts == 0),
+            ("request-timeout-ms", self.timeout.is_zero()),
+            ("header-timeout-ms", self.header_timeout.is_zero()),
+            ("max-connections", self.max_connections == 0),
+        ];
+        match zero.into_iter().find(|(_, z)| *z) {
+            Some((flag, _)) => Err(ZeroLimit { flag }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -77,6 +101,7 @@ impl Default for Limits {
             max_text_chars: 32_768,
             timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -202,7 +227,11 @@ fn json_error(r: JsonRejection) -> ApiError {
 }
 
 /// Middleware: answers 408 when the request runs past [`Limits::timeout`].
-pub async fn timeout(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn request_timeout(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let limit = state.limits.timeout;
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
@@ -287,20 +316,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .with_state(state)
-}
-
-/// Binds `addr` (port 0: the OS picks one) and returns the listener and its bound address.
-pub async fn bind(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
@@ -311,115 +336,4 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let conn = ConnLimits::from(&state.limits);
     serve_router(listener, router(state), shutdown, conn).await
-}
-
-/// What bounds a connection's life: the time to send a request head, and how long shutdown
-/// waits for open connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnLimits {
-    pub header_timeout: Duration,
-    /// After the shutdown signal, connections still open after this are closed.
-    pub grace: Duration,
-}
-
-impl From<&Limits> for ConnLimits {
-    fn from(l: &Limits) -> Self {
-        ConnLimits {
-            header_timeout: l.header_timeout,
-            // A request that runs longer is answered 408, so honest requests end within it.
-            grace: l.timeout,
-        }
-    }
-}
-
-/// [`serve`] for any router (tests wrap extra routes in the same layers).
-///
-/// Each connection is HTTP/1.1 with a header read timeout, so a client that stops in the
-/// middle of its headers is dropped. On shutdown, idle connections close at once, busy ones
-/// finish their request, and whatever is still open after [`ConnLimits::grace`] is closed.
-pub async fn serve_router(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    limits: ConnLimits,
-) -> std::io::Result<()> {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    let graceful = GracefulShutdown::new();
-    let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        accept_failed(e).await;
-                        continue;
-                    }
-                };
-                // Replies are small: send them without waiting to coalesce packets.
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                conns.spawn(async move {
-                    // A connection error (client gone, header timeout) ends only that connection.
-                    let _ = conn.await;
-                });
-            }
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(limits.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!(
-            "micro serve: closing {} connection(s) still open {} ms after the shutdown signal",
-            conns.len(),
-            limits.grace.as_millis()
-        );
-        conns.abort_all();
-    }
-    while conns.join_next().await.is_some() {}
-    Ok(())
-}
-
-/// After a failed accept: a connection reset before it was taken is the client's business;
-/// anything else (out of file descriptors) is logged and paused on, so that a persistent error
-/// does not spin the loop.
-async fn accept_failed(e: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if !matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        eprintln!("micro serve: accept failed: {e}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

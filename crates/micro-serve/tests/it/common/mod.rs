@@ -10,7 +10,7 @@ use micro_embed::{
 };
 use micro_route::Rate;
 use micro_serve::store;
-use micro_serve::{auth, AppState, Limits, Running, Scorer, StateStore};
+use micro_serve::{add_key, AppState, Limits, Running, Scorer, StateStore};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ impl Fixture {
 
     pub fn key(&self, tenant: &str) -> String {
         self.rt
-            .block_on(auth::add_key(self.store.as_ref(), tenant, "test"))
+            .block_on(add_key(self.store.as_ref(), tenant, "test"))
             .unwrap()
             .0
     }
