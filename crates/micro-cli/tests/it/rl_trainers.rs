@@ -290,3 +290,25 @@ fn python_client_trl_reward_func() {
 fn python_client_raises_the_servers_error() {
     python_client_test("TestErrors");
 }
+
+/// The Python client's own tests, which need no micro server: retries (every 5xx, no other
+/// 4xx than 408 and 429), the trainer entry points' label columns and keys against a stub
+/// client, `import micro_client` exposing them, and `pip install` leaving the tree clean.
+#[test]
+fn python_client_unit_tests() {
+    if std::env::var("MICRO_SKIP_PYTHON_TESTS").as_deref() == Ok("1") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/python");
+    let out = Command::new("python3")
+        .args(["-m", "unittest", "-v", "tests.test_client"])
+        .current_dir(&root)
+        .env("PYTHONPATH", &root)
+        .output()
+        .expect("python3 is needed for this test");
+    assert!(
+        out.status.success(),
+        "the Python client's tests failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
