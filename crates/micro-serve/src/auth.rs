@@ -5,15 +5,13 @@
 //! entropy (no salt or slow hash needed, unlike passwords).
 
 use crate::error::ApiError;
-use crate::server::AppState;
 use crate::store::{now_ms, KeyRecord, StateStore, StoreError};
-use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const KEY_PREFIX: &str = "mk_";
@@ -106,35 +104,8 @@ impl KeyCache {
     }
 }
 
-/// The tenant a request's API key belongs to: `X-Api-Key: KEY`, `Authorization: Bearer KEY`,
-/// or HTTP Basic credentials with the key as the password (what a client sends for a URL like
-/// `http://name:KEY@host/`; RL trainers that send no headers of their own call such URLs).
-///
-/// `X-Api-Key` names micro's key and nothing else, so when a request has one it is the key,
-/// whatever `Authorization` says: a proxy or an HTTP library may set `Authorization` for its
-/// own purposes, and must not hide the key.
-#[derive(Clone, Debug)]
-pub struct Tenant(pub String);
-
-impl FromRequestParts<Arc<AppState>> for Tenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
-        let key = request_key(parts)?.ok_or_else(|| {
-            ApiError::unauthorized("missing API key: send `Authorization: Bearer KEY`, or put the key in the URL as `http://micro:KEY@host/` (create one with `micro serve keys add`)")
-        })?;
-        match state.keys.tenant(state.store.as_ref(), &key).await? {
-            Some(t) => Ok(Tenant(t)),
-            None => Err(ApiError::unauthorized("invalid API key")),
-        }
-    }
-}
-
 /// The key a request carries, if any.
-fn request_key(parts: &Parts) -> Result<Option<String>, ApiError> {
+pub(crate) fn request_key(parts: &Parts) -> Result<Option<String>, ApiError> {
     let header = |name: &str| {
         parts
             .headers

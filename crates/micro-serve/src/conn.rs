@@ -38,8 +38,8 @@ pub struct ConnLimits {
     pub grace: Duration,
 }
 
-impl From<&crate::Limits> for ConnLimits {
-    fn from(l: &crate::Limits) -> Self {
+impl From<&crate::state::Limits> for ConnLimits {
+    fn from(l: &crate::state::Limits) -> Self {
         ConnLimits {
             max_connections: l.max_connections,
             header_timeout: l.header_timeout,

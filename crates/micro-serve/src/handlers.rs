@@ -5,12 +5,13 @@ use crate::api::{
     CompareRequest, CompareResponse, CreateUserRequest, FeedbackRequest, LogQuery, LogView,
     PairProb, ScoreRequest, ScoreResponse, UserView,
 };
-use crate::auth::Tenant;
 use crate::error::ApiError;
+use crate::extract::Tenant;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::score::{
     self, not_found, user_key, Names, Predict, Query, Responses, RouterInput, Turn, Who,
 };
-use crate::server::{ApiJson, ApiPath, ApiQuery, AppState};
+use crate::state::AppState;
 use crate::store::{Feedback, NewUser};
 use axum::extract::State;
 use axum::http::{header, StatusCode};

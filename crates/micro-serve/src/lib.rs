@@ -41,6 +41,7 @@ mod batch;
 mod chat;
 mod conn;
 mod error;
+mod extract;
 mod handlers;
 mod metrics;
 mod options;
@@ -49,6 +50,7 @@ mod rl;
 mod score;
 mod scorer;
 mod server;
+mod state;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
@@ -66,7 +68,8 @@ pub use options::{OpenError, StoreOptions};
 pub use question::MAX_CANDIDATES;
 pub use rl::{OpenRlhfRequest, OpenRlhfResponse, SlimeRequest};
 pub use scorer::{Scorer, ScorerError};
-pub use server::{request_timeout, router, serve, AppState, Limits, ZeroLimit};
+pub use server::{request_timeout, router, serve};
+pub use state::{AppState, Limits, ZeroLimit};
 pub use store::{StateStore, UserKey};
 
 use std::net::SocketAddr;

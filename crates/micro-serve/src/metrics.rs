@@ -1,16 +1,10 @@
 //! Prometheus metrics in the text exposition format: request counts by route and status, a
 //! latency histogram by route, requests in flight, and feedback events stored.
 
-use crate::error::ApiError;
-use crate::server::AppState;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Mutex;
 
 /// Upper bounds of the latency buckets, seconds.
 const BUCKETS: [f64; 14] = [
@@ -28,12 +22,12 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-    in_flight: AtomicI64,
+    pub(crate) in_flight: AtomicI64,
     pub feedback_stored: AtomicU64,
 }
 
 impl Metrics {
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub(crate) fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((method.to_owned(), route.to_owned(), status))
                 .or_default() += 1;
@@ -101,53 +95,6 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts and times every request under its route template (not the raw path,
-/// so user ids do not explode the label set), and logs each rejected one (4xx or 5xx) to
-/// stderr with its status, route and reason.
-pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = req.method().as_str().to_owned();
-    let start = Instant::now();
-    state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let response = next.run(req).await;
-    state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    let status = response.status();
-    state.metrics.record(
-        &method,
-        &route,
-        status.as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    if status.is_client_error() || status.is_server_error() {
-        let reason = response
-            .extensions()
-            .get::<ApiError>()
-            .map_or("", |e| e.message.as_str());
-        eprintln!(
-            "{}",
-            rejection_line(status.as_u16(), &method, &route, reason)
-        );
-    }
-    response
-}
-
-/// `micro serve: rejected 404 POST /v1/score: no user "bob" ...`, on one line whatever the
-/// reason holds (it may quote client input).
-fn rejection_line(status: u16, method: &str, route: &str, reason: &str) -> String {
-    let reason: String = reason
-        .chars()
-        .flat_map(|c| match c.is_control() {
-            true => c.escape_default().collect::<Vec<_>>(),
-            false => vec![c],
-        })
-        .collect();
-    format!("micro serve: rejected {status} {method} {route}: {reason}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,15 +112,5 @@ mod tests {
         assert!(text.contains("route=\"/v1/score\",le=\"0.005\"} 1"));
         assert!(text.contains("route=\"/v1/score\",le=\"0.25\"} 2"));
         assert!(text.contains("micro_http_request_duration_seconds_count{route=\"/v1/score\"} 2"));
-    }
-
-    #[test]
-    fn a_rejection_is_one_log_line_with_status_route_and_reason() {
-        let line = rejection_line(422, "POST", "/v1/score", "unknown field `a\nb`");
-        assert_eq!(
-            line,
-            "micro serve: rejected 422 POST /v1/score: unknown field `a\\nb`"
-        );
-        assert_eq!(line.lines().count(), 1);
     }
 }

@@ -1,5 +1,5 @@
-//! What `micro serve` is started with beyond [`Limits`](crate::Limits) and
-//! [`BatchOptions`](crate::BatchOptions): the state store's URL, the backbone for text
+//! What `micro serve` is started with beyond `Limits` and
+//! `BatchOptions`: the state store's URL, the backbone for text
 //! requests (loaded the way the model's training cache was embedded), and the parsers of the
 //! flags whose values are durations (with the `clap` feature these types are the flags).
 

@@ -10,10 +10,11 @@
 //! as an [`micro_route::query::ActiveSession`] does.
 
 use crate::api::{Candidate, NextQuestionRequest, NextQuestionResponse};
-use crate::auth::Tenant;
 use crate::error::ApiError;
+use crate::extract::Tenant;
+use crate::extract::{ApiJson, ApiPath};
 use crate::score::{check_finite, check_text, check_user_k, user_key};
-use crate::server::{ApiJson, ApiPath, AppState};
+use crate::state::AppState;
 use crate::texts::Texts;
 use axum::extract::State;
 use axum::Json;

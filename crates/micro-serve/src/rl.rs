@@ -7,11 +7,12 @@
 //! plain string taken as the user id; an empty or absent label leaves the router to weigh the
 //! heads from the prompt alone.
 
-use crate::auth::Tenant;
 use crate::chat::{self, Split};
 use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::extract::Tenant;
 use crate::score::{self, check_text, Predict, Query, Responses, Scored, Turn, Who};
-use crate::server::{ApiJson, AppState};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use micro_data::Prompt;

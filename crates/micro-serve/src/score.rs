@@ -10,10 +10,10 @@
 //! width).
 
 use crate::api::WeightsFrom;
-use crate::auth::Tenant;
 use crate::error::ApiError;
+use crate::extract::Tenant;
 use crate::scorer::{mixed_reward, pair_prob};
-use crate::server::{AppState, Limits};
+use crate::state::{AppState, Limits};
 use crate::store::{UserKey, UserRecord};
 use crate::texts::Texts;
 use micro_cache::Matrix;
