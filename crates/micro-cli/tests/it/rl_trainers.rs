@@ -7,7 +7,7 @@
 //! Needs python3 and what `scripts/setup.sh` installs into `$MICRO_HOME/python` (aiohttp and
 //! OpenRLHF's sources); MICRO_SKIP_PYTHON_TESTS=1 skips the Python parts.
 
-use crate::common::listening_address;
+use crate::common::{add_key, listening_address};
 use micro_serve::testing::client::Client;
 use micro_serve::testing::synthetic_model;
 use serde_json::{json, Value};
@@ -74,16 +74,7 @@ impl Server {
         let model = dir.path().join("model");
         sharp_model().save(&model).unwrap();
         let db = dir.path().join("state.sqlite").display().to_string();
-        let out = Command::new(BIN)
-            .args(["serve", "keys", "add", "--tenant", "rl", "--db", &db])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let key = add_key("rl", &db);
         let mut child = Command::new(BIN)
             .args(["serve", "--model", model.to_str().unwrap(), "--db", &db])
             .args([

@@ -70,6 +70,9 @@ impl Fixture {
 /// A stand-in text backbone: each text becomes a normalised bag of hashed character bigrams,
 /// so different texts get different vectors and equal texts equal ones. It records the texts
 /// it embedded and the calls, and may sleep in each call to stand for a real forward pass.
+/// A text that makes [`BagBackbone`] panic.
+pub const PANIC: &str = "<make the backbone panic>";
+
 pub struct BagBackbone {
     pub dim: usize,
     pub delay: Duration,
@@ -90,6 +93,11 @@ impl BagBackbone {
 
     fn embed(&self, texts: Vec<String>) -> Matrix {
         std::thread::sleep(self.delay);
+        // The tests of a failing backbone send this text.
+        assert!(
+            !texts.iter().any(|t| t.contains(PANIC)),
+            "the backbone panics on {PANIC}"
+        );
         let mut m = Matrix::zeros(texts.len(), self.dim);
         for (i, t) in texts.iter().enumerate() {
             let row = m.row_mut(i);
