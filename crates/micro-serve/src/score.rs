@@ -247,7 +247,8 @@ pub(crate) enum Who {
 }
 
 impl Who {
-    /// `/v1/score`'s rule: a user id wins; else the router on the first router input given.
+    /// `/v1/score`'s rule: a user id wins; else the router on the first router input given
+    /// (`embeddings` are the request's `[context_embedding, prompt_embedding]`).
     pub fn of_request(
         st: &AppState,
         tenant: &Tenant,
