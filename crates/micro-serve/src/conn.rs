@@ -56,11 +56,13 @@ pub async fn bind(addr: &str) -> io::Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
-/// Raises the soft limit on open files to the hard limit, since each connection is an open
-/// file, and returns the new soft limit and how many connections fit in it beside
-/// [`RESERVED_FILES`]: `want`, or fewer when the hard limit is lower.
+/// Raises the soft limit on open files, as far as the hard limit allows, to what `want`
+/// connections and [`RESERVED_FILES`] need (each connection is an open file); returns the
+/// soft limit and how many connections fit in it: `want`, or fewer when the hard limit is
+/// lower.
 pub fn open_files_for(want: usize) -> io::Result<(u64, usize)> {
-    let soft = rlimit::increase_nofile_limit(u64::MAX)?;
+    let need = (want as u64).saturating_add(RESERVED_FILES);
+    let soft = rlimit::increase_nofile_limit(need)?;
     let fit = soft.saturating_sub(RESERVED_FILES).max(1);
     Ok((soft, want.min(usize::try_from(fit).unwrap_or(usize::MAX))))
 }
