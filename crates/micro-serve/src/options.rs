@@ -63,7 +63,8 @@ pub struct OpenError {
     pub source: store::StoreError,
 }
 
-/// A flag value that does not parse.
+/// A flag value that does not parse (the flags exist with the `clap` feature).
+#[cfg_attr(not(feature = "clap"), allow(dead_code))]
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FlagError {
     #[error("{0:?}: give a whole number of milliseconds")]
@@ -131,6 +132,7 @@ fn parse_or<T: std::str::FromStr>(recorded: &Option<String>, fallback: T) -> T {
 }
 
 /// A whole number of milliseconds (`--request-timeout-ms`, `--header-timeout-ms`).
+#[cfg_attr(not(feature = "clap"), allow(dead_code))]
 pub(crate) fn parse_millis(s: &str) -> Result<Duration, FlagError> {
     s.parse::<u64>()
         .map(Duration::from_millis)
@@ -138,7 +140,7 @@ pub(crate) fn parse_millis(s: &str) -> Result<Duration, FlagError> {
 }
 
 /// `--batch-wait-ms`: 0 to 1000 milliseconds, fractions allowed.
-#[cfg_attr(not(feature = "text"), allow(dead_code))]
+#[cfg_attr(not(all(feature = "clap", feature = "text")), allow(dead_code))]
 pub(crate) fn parse_batch_wait(s: &str) -> Result<Duration, FlagError> {
     s.parse::<f64>()
         .ok()
@@ -148,7 +150,7 @@ pub(crate) fn parse_batch_wait(s: &str) -> Result<Duration, FlagError> {
 }
 
 /// `--batch-workers`: 0 counts as 1 (a batcher needs a worker).
-#[cfg_attr(not(feature = "text"), allow(dead_code))]
+#[cfg_attr(not(all(feature = "clap", feature = "text")), allow(dead_code))]
 pub(crate) fn parse_workers(s: &str) -> Result<usize, FlagError> {
     s.parse::<usize>()
         .map(|n| n.max(1))

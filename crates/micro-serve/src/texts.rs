@@ -5,7 +5,8 @@ use micro_data::Prompt;
 #[cfg(feature = "text")]
 use std::sync::Arc;
 
-/// What one request needs embedded.
+/// What one request needs embedded (read by the batcher, which only a `text` build has).
+#[cfg_attr(not(feature = "text"), allow(dead_code))]
 #[derive(Clone, Debug)]
 pub enum Texts {
     /// Router inputs e(x, c), one row each.
@@ -18,6 +19,7 @@ pub enum Texts {
     },
 }
 
+#[cfg_attr(not(feature = "text"), allow(dead_code))]
 impl Texts {
     /// Rows this request gets back.
     pub fn len(&self) -> usize {
