@@ -8,7 +8,8 @@
 Standard library only. The server and key come from ``MICRO_URL`` and ``MICRO_API_KEY``.
 """
 
-from .client import MicroClient, MicroError, label
+from .client import MicroClient, MicroError, label, parse_label
+from . import openrlhf, trl, verl
 
-__all__ = ["MicroClient", "MicroError", "label"]
+__all__ = ["MicroClient", "MicroError", "label", "parse_label", "openrlhf", "trl", "verl"]
 __version__ = "0.1.0"

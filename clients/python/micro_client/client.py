@@ -5,7 +5,8 @@ The server is found from the environment unless given explicitly:
 - ``MICRO_URL``: base URL of ``micro serve`` (default ``http://127.0.0.1:8080``)
 - ``MICRO_API_KEY``: an API key from ``micro serve keys add``
 - ``MICRO_TIMEOUT``: seconds per request (default 180, as OpenRLHF waits)
-- ``MICRO_RETRIES``: attempts per request on connection errors, 408, 429 and 5xx (default 5)
+- ``MICRO_RETRIES``: attempts per request on connection errors, 408, 429 and any 5xx
+  (default 5); other 4xx answers are raised at once
 """
 
 import json
@@ -16,8 +17,15 @@ import urllib.request
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
-# Statuses worth retrying: the request may succeed later (timeout, overload, restart).
-RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+# 4xx statuses worth retrying: a timeout or rate limit may pass. Every 5xx is retried too (a
+# backbone failure, an overloaded or restarting server); any other 4xx is the request's own
+# fault and would fail again.
+RETRY_4XX = {408, 429}
+
+
+def retryable(status):
+    """Whether an answer with this HTTP status is worth sending the request again."""
+    return status >= 500 or status in RETRY_4XX
 
 
 class MicroError(Exception):
@@ -53,7 +61,7 @@ class MicroClient:
                     return json.loads(response.read().decode("utf-8"))
             except urllib.error.HTTPError as e:
                 error = _error_of(e)
-                if e.code not in RETRY_STATUSES or attempt + 1 == self.retries:
+                if not retryable(e.code) or attempt + 1 == self.retries:
                     raise error from None
             except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
                 if attempt + 1 == self.retries:
@@ -92,6 +100,30 @@ class MicroClient:
 def label(user_id=None, context=None):
     """A label in micro's convention: a JSON object string with ``user_id`` and/or ``context``."""
     return json.dumps({k: v for k, v in (("user_id", user_id), ("context", context)) if v})
+
+
+def parse_label(value, where="label"):
+    """``(user_id, context)`` of a label in micro's convention, as the server reads one: a dict
+    or JSON object string with ``user_id`` and/or ``context``, a plain string as a user id;
+    ``None`` or blank for nobody in particular. Raises ``ValueError`` for anything else."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except ValueError as e:
+            raise ValueError(f"{where} looks like a JSON object but does not parse ({e})") from None
+    if isinstance(value, str):
+        return value.strip(), None
+    if isinstance(value, dict):
+        fields = []
+        for name in ("user_id", "context"):
+            v = value.get(name)
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"{where}.{name} is {v!r}: it must be a string")
+            fields.append(v or None)
+        return tuple(fields)
+    raise ValueError(f"{where} is {value!r}: give a user id, or a dict with user_id and/or context")
 
 
 def _error_of(e):

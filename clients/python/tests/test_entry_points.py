@@ -69,13 +69,18 @@ class TestVerlComputeScore(Base):
         from micro_client.verl import compute_score
 
         want = v1(RESPONSES[:1], context=BRIEF)[0]
-        got = compute_score("prefs", RESPONSES[0] + "<|im_end|>", label(context=BRIEF), {"prompt": MESSAGES})
+        # verl's answer key ("42") is not a user: the label is extra_info's `persona`.
+        info = {"prompt": MESSAGES, "persona": label(context=BRIEF)}
+        got = compute_score("prefs", RESPONSES[0] + "<|im_end|>", "42", info, label_key="persona")
         self.assertIsInstance(got, float)
         self.assertClose(got, want)
-        # The context may come from extra_info instead of ground_truth; the prompt as templated text.
-        got = compute_score("prefs", RESPONSES[0], "", {"prompt": CHATML, "context": DETAILED})
+        # The context straight from extra_info; the prompt as templated text.
+        got = compute_score("prefs", RESPONSES[0], "42", {"prompt": CHATML, "context": DETAILED})
         self.assertClose(got, v1(RESPONSES[:1], context=DETAILED)[0])
         self.assertDiffer(got, want)
+        # No label at all: the router on the prompt, as /v1/score without a user.
+        got = compute_score("gsm8k", RESPONSES[0], "42", {"prompt": MESSAGES})
+        self.assertClose(got, v1(RESPONSES[:1])[0])
 
 
 class TestTrlRewardFunc(Base):
@@ -101,6 +106,14 @@ class TestTrlRewardFunc(Base):
         # Standard (text) samples without personal columns: the router on the prompt.
         got = micro_reward([QUESTION] * n, RESPONSES)
         want = MicroClient().score(RESPONSES, prompt=QUESTION)["rewards"]
+        for g, w in zip(got, want):
+            self.assertClose(g, w)
+        # A label column of another name, as OpenRLHF's --data.label_key persona.
+        from micro_client.trl import make_reward_func
+
+        persona = [label(context=BRIEF)] * n + ["trl-ann"] * n
+        got = make_reward_func(label_column="persona")(prompts[: 2 * n], completions[: 2 * n], persona=persona)
+        want = v1(RESPONSES, context=BRIEF) + v1(RESPONSES, user_id="trl-ann")
         for g, w in zip(got, want):
             self.assertClose(g, w)
 

@@ -5,15 +5,13 @@
 //! entropy (no salt or slow hash needed, unlike passwords).
 
 use crate::error::ApiError;
-use crate::server::AppState;
-use crate::store::{now_ms, KeyRecord, StateStore};
-use axum::extract::FromRequestParts;
+use crate::store::{now_ms, KeyRecord, StateStore, StoreError};
 use axum::http::request::Parts;
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const KEY_PREFIX: &str = "mk_";
@@ -29,19 +27,25 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// Why a key was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("tenant {0:?} must be 1-64 characters of letters, digits, '-', '_' or '.'")]
+    Tenant(String),
+    #[error("cannot store the key: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// Tenant names appear in URLs of logs and metrics: keep them plain.
-pub fn check_tenant(tenant: &str) -> Result<(), String> {
+fn check_tenant(tenant: &str) -> Result<(), KeyError> {
     let ok = !tenant.is_empty()
         && tenant.len() <= 64
         && tenant
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "tenant {tenant:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
-        ))
+    match ok {
+        true => Ok(()),
+        false => Err(KeyError::Tenant(tenant.to_owned())),
     }
 }
 
@@ -50,7 +54,7 @@ pub async fn add_key(
     store: &dyn StateStore,
     tenant: &str,
     label: &str,
-) -> Result<(String, KeyRecord), String> {
+) -> Result<(String, KeyRecord), KeyError> {
     check_tenant(tenant)?;
     let key = generate_key();
     let record = KeyRecord {
@@ -59,23 +63,21 @@ pub async fn add_key(
         label: label.to_owned(),
         created_at: now_ms(),
     };
-    store
-        .add_key(&record)
-        .await
-        .map_err(|e| format!("cannot store the key: {e}"))?;
+    store.add_key(&record).await?;
     Ok((key, record))
 }
 
+/// How long a server keeps accepting a key after `micro serve keys remove`.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
 /// Keys seen recently, so a request costs no database read; entries expire so that a removed
-/// key stops working within [`KeyCache::TTL`].
+/// key stops working within [`KEY_CACHE_TTL`].
 #[derive(Default)]
 pub struct KeyCache {
     known: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl KeyCache {
-    pub const TTL: Duration = Duration::from_secs(30);
-
     pub async fn tenant(
         &self,
         store: &dyn StateStore,
@@ -97,36 +99,13 @@ impl KeyCache {
     fn cached(&self, hash: &str) -> Option<String> {
         let m = self.known.lock().ok()?;
         m.get(hash)
-            .filter(|(_, at)| at.elapsed() < Self::TTL)
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
             .map(|(t, _)| t.clone())
     }
 }
 
-/// The tenant a request's API key belongs to: `Authorization: Bearer KEY`, `X-Api-Key: KEY`, or
-/// HTTP Basic credentials with the key as the password (what a client sends for a URL like
-/// `http://name:KEY@host/`; RL trainers that send no headers of their own call such URLs).
-#[derive(Clone, Debug)]
-pub struct Tenant(pub String);
-
-impl FromRequestParts<Arc<AppState>> for Tenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
-        let key = request_key(parts)?.ok_or_else(|| {
-            ApiError::unauthorized("missing API key: send `Authorization: Bearer KEY`, or put the key in the URL as `http://micro:KEY@host/` (create one with `micro serve keys add`)")
-        })?;
-        match state.keys.tenant(state.store.as_ref(), &key).await? {
-            Some(t) => Ok(Tenant(t)),
-            None => Err(ApiError::unauthorized("invalid API key")),
-        }
-    }
-}
-
 /// The key a request carries, if any.
-fn request_key(parts: &Parts) -> Result<Option<String>, ApiError> {
+pub(crate) fn request_key(parts: &Parts) -> Result<Option<String>, ApiError> {
     let header = |name: &str| {
         parts
             .headers
@@ -134,15 +113,16 @@ fn request_key(parts: &Parts) -> Result<Option<String>, ApiError> {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    let key = match header("authorization") {
-        Some(v) => match v.split_once(' ') {
+    let key = match (header("x-api-key"), header("authorization")) {
+        (Some(k), _) => Some(k.to_owned()),
+        (None, Some(v)) => match v.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Some(rest.to_owned()),
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
                 Some(basic_password(rest)?)
             }
             _ => None,
         },
-        None => header("x-api-key").map(str::to_owned),
+        (None, None) => None,
     };
     Ok(key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()))
 }
@@ -180,11 +160,29 @@ mod tests {
     }
 
     fn parts(authorization: &str) -> Parts {
-        let req = axum::http::Request::builder()
-            .header("authorization", authorization)
-            .body(())
-            .unwrap();
-        req.into_parts().0
+        with_headers(&[("authorization", authorization)])
+    }
+
+    fn with_headers(headers: &[(&str, &str)]) -> Parts {
+        let mut req = axum::http::Request::builder();
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn x_api_key_wins_over_any_authorization_header() {
+        for authorization in ["Bearer some-proxy-token", "Basic %%%", "Digest x"] {
+            let p = with_headers(&[("authorization", authorization), ("x-api-key", "mk_4")]);
+            assert_eq!(
+                request_key(&p).unwrap().as_deref(),
+                Some("mk_4"),
+                "{authorization}"
+            );
+        }
+        let p = with_headers(&[("x-api-key", " mk_5 ")]);
+        assert_eq!(request_key(&p).unwrap().as_deref(), Some("mk_5"));
     }
 
     #[test]

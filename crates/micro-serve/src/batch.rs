@@ -12,7 +12,7 @@
 //! once (a trainer samples several responses per prompt, each call needing the same router
 //! input).
 
-use crate::scorer::Texts;
+use crate::texts::{EmbedError, Texts};
 use micro_cache::Matrix;
 use micro_embed::{Backbone, Item, PromptItem};
 use std::panic::AssertUnwindSafe;
@@ -82,7 +82,7 @@ impl Default for BatchOptions {
 
 struct Job {
     texts: Texts,
-    reply: oneshot::Sender<Result<Matrix, String>>,
+    reply: oneshot::Sender<Result<Matrix, EmbedError>>,
 }
 
 /// The queue in front of the backbone and its worker threads (which end when this is dropped).
@@ -111,14 +111,13 @@ impl Batcher {
     }
 
     /// The rows for `texts`, from whichever batch they ride in.
-    pub async fn embed(&self, texts: Texts) -> Result<Matrix, String> {
+    pub async fn embed(&self, texts: Texts) -> Result<Matrix, EmbedError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job { texts, reply })
-            .map_err(|_| "the backbone worker has stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the backbone worker dropped the request".to_owned())?
+            .map_err(|_| EmbedError::Stopped)?;
+        // A worker drops a request unanswered only when it stops.
+        answer.await.map_err(|_| EmbedError::Stopped)?
     }
 }
 
@@ -140,7 +139,7 @@ impl TextEmbedder {
 
     /// The rows for `texts`: through the batcher, or alone on the blocking pool when batching
     /// is off.
-    pub async fn embed(&self, texts: Texts) -> Result<Matrix, String> {
+    pub async fn embed(&self, texts: Texts) -> Result<Matrix, EmbedError> {
         match &self.batcher {
             Some(b) => b.embed(texts).await,
             None => {
@@ -149,7 +148,10 @@ impl TextEmbedder {
                     embed_all(backbone.as_ref(), &[&texts]).map(|mut v| v.remove(0))
                 })
                 .await
-                .unwrap_or_else(|e| Err(format!("embedding task failed: {e}")))
+                .unwrap_or_else(|e| match e.is_panic() {
+                    true => Err(EmbedError::Panicked),
+                    false => Err(EmbedError::Stopped),
+                })
             }
         }
     }
@@ -211,7 +213,7 @@ fn run(backbone: &dyn Backbone, batch: Vec<Job>) {
     let rows = match outcome {
         Ok(Ok(rows)) => rows.into_iter().map(Ok).collect(),
         Ok(Err(e)) => vec![Err(e); jobs.len()],
-        Err(_) => vec![Err("the backbone panicked on this batch".to_owned()); jobs.len()],
+        Err(_) => vec![Err(EmbedError::Panicked); jobs.len()],
     };
     for (job, r) in jobs.into_iter().zip(rows) {
         let _ = job.reply.send(r);
@@ -220,7 +222,7 @@ fn run(backbone: &dyn Backbone, batch: Vec<Job>) {
 
 /// The rows of each request, with all router inputs in one backbone call and all responses in
 /// another.
-pub fn embed_all(backbone: &dyn Backbone, requests: &[&Texts]) -> Result<Vec<Matrix>, String> {
+pub fn embed_all(backbone: &dyn Backbone, requests: &[&Texts]) -> Result<Vec<Matrix>, EmbedError> {
     let mut prompts = Vec::new();
     let mut responses = Vec::new();
     for t in requests {
@@ -266,34 +268,27 @@ pub fn embed_all(backbone: &dyn Backbone, requests: &[&Texts]) -> Result<Vec<Mat
         .collect())
 }
 
-fn failed(e: micro_embed::EmbedError) -> String {
-    format!("embedding failed: {e}")
-}
-
 /// One row per router input, each distinct input embedded once.
-fn prompt_rows(backbone: &dyn Backbone, prompts: &[PromptItem<'_>]) -> Result<Matrix, String> {
+fn prompt_rows(backbone: &dyn Backbone, prompts: &[PromptItem<'_>]) -> Result<Matrix, EmbedError> {
     if prompts.is_empty() {
         return Ok(Matrix::default());
     }
     let (distinct, at) = distinct_by(prompts, |a, b| {
         a.prompt == b.prompt && a.context == b.context
     });
-    let rows = backbone.embed_prompts(&distinct).map_err(failed)?.features;
+    let rows = backbone.embed_prompts(&distinct)?.features;
     Ok(checked(rows, distinct.len())?.select_rows(&at))
 }
 
 /// One row per response, each distinct (prompt, context, response) embedded once.
-fn response_rows(backbone: &dyn Backbone, responses: &[Item<'_>]) -> Result<Matrix, String> {
+fn response_rows(backbone: &dyn Backbone, responses: &[Item<'_>]) -> Result<Matrix, EmbedError> {
     if responses.is_empty() {
         return Ok(Matrix::default());
     }
     let (distinct, at) = distinct_by(responses, |a, b| {
         a.response == b.response && a.prompt == b.prompt && a.context == b.context
     });
-    let rows = backbone
-        .embed_responses(&distinct)
-        .map_err(failed)?
-        .features;
+    let rows = backbone.embed_responses(&distinct)?.features;
     Ok(checked(rows, distinct.len())?.select_rows(&at))
 }
 
@@ -315,14 +310,11 @@ fn distinct_by<T: Copy>(items: &[T], same: impl Fn(&T, &T) -> bool) -> (Vec<T>, 
 }
 
 /// Refuses a backbone answer with the wrong number of rows (instead of slicing past its end).
-fn checked(m: Matrix, want: usize) -> Result<Matrix, String> {
+fn checked(m: Matrix, want: usize) -> Result<Matrix, EmbedError> {
     if m.rows == want {
         Ok(m)
     } else {
-        Err(format!(
-            "the backbone returned {} rows for {want} texts",
-            m.rows
-        ))
+        Err(EmbedError::Rows { got: m.rows, want })
     }
 }
 

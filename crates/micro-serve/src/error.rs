@@ -82,6 +82,20 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl ApiError {
+    /// The `{"error": {"code", "message"}}` body as JSON text.
+    pub fn json_body(&self) -> String {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        // A struct of two strings always serialises.
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
@@ -90,7 +104,10 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        // For the log line of a rejected request (`metrics::track`).
+        response.extensions_mut().insert(self);
+        response
     }
 }
 
@@ -99,6 +116,17 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             crate::store::StoreError::Mismatch(m) => ApiError::conflict(m),
             other => ApiError::unavailable(format!("state store: {other}")),
+        }
+    }
+}
+
+/// A backbone that failed or stopped is the server's fault: 500, or 503 while the worker is
+/// gone (the client may retry, perhaps on another replica).
+impl From<crate::texts::EmbedError> for ApiError {
+    fn from(e: crate::texts::EmbedError) -> Self {
+        match e {
+            crate::texts::EmbedError::Stopped => ApiError::unavailable(e.to_string()),
+            other => ApiError::internal(other.to_string()),
         }
     }
 }

@@ -3,20 +3,22 @@
 //!
 //! The principal type is [`AppState`] (the model [`Scorer`], a [`StateStore`], limits and
 //! metrics), served by [`start`] or [`serve`]. The API is documented in `docs/openapi.json`:
-//! micro's own `/v1` routes, and the shapes RL trainers call a remote reward model with
-//! ([`rl`]: OpenRLHF's `/get_reward`, slime's `/slime/reward`). With the `text` feature (on by
-//! default) the server also embeds text with a backbone from micro-embed, and concurrent text
-//! requests share backbone passes (`batch`); without it, it scores the embeddings clients send.
+//! micro's own `/v1` routes (their bodies in [`api`]), and the shapes RL trainers call a
+//! remote reward model with ([`OpenRlhfRequest`] for OpenRLHF's `/get_reward`,
+//! [`SlimeRequest`] for slime's `/slime/reward`). Every route that scores goes through one
+//! function (`score.rs`). With the `text` feature (on by default) the server also embeds text
+//! with a backbone from micro-embed, and concurrent text requests share backbone passes
+//! ([`BatchOptions`]); without it, it scores the embeddings clients send.
 //!
 //! ```
 //! use micro_serve::testing::{client::Client, synthetic_model};
-//! use micro_serve::{auth, store, AppState, Limits, Scorer};
+//! use micro_serve::{add_key, store, AppState, Limits, Scorer};
 //! use std::sync::Arc;
 //! let dir = tempfile::tempdir().unwrap();
 //! let rt = tokio::runtime::Runtime::new().unwrap();
 //! let (server, key) = rt.block_on(async {
 //!     let store = store::open(dir.path().join("state.sqlite").to_str().unwrap()).await.unwrap();
-//!     let (key, _) = auth::add_key(store.as_ref(), "acme", "docs").await.unwrap();
+//!     let (key, _) = add_key(store.as_ref(), "acme", "docs").await.unwrap();
 //!     let scorer = Scorer::new(synthetic_model(4, 2, 1));
 //!     let state = Arc::new(AppState::new(scorer, store, Limits::default(), micro_route::Rate::Anytime));
 //!     (micro_serve::start(state, "127.0.0.1:0").await.unwrap(), key)
@@ -33,28 +35,41 @@
 //! ```
 
 pub mod api;
-pub mod auth;
+mod auth;
 #[cfg(feature = "text")]
-pub mod batch;
-pub mod chat;
-pub mod error;
-pub mod handlers;
-pub mod metrics;
-pub mod options;
-pub mod question;
-pub mod rl;
-pub mod scorer;
-pub mod server;
+mod batch;
+mod chat;
+mod conn;
+mod error;
+mod extract;
+mod handlers;
+mod metrics;
+mod options;
+mod question;
+mod rl;
+mod score;
+mod scorer;
+mod server;
+mod state;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+mod texts;
 
+pub use auth::{add_key, KeyError, KEY_CACHE_TTL};
 #[cfg(feature = "text")]
 pub use batch::BatchOptions;
+pub use conn::{bind, open_files_for, serve_router, shutdown_signal, ConnLimits};
 pub use error::ApiError;
-pub use options::StoreOptions;
-pub use scorer::Scorer;
-pub use server::{router, serve, shutdown_signal, AppState, ConnLimits, Limits};
+pub use handlers::OPENAPI;
+#[cfg(feature = "text")]
+pub use options::backbone_for;
+pub use options::{OpenError, StoreOptions};
+pub use question::MAX_CANDIDATES;
+pub use rl::{OpenRlhfRequest, OpenRlhfResponse, SlimeRequest};
+pub use scorer::{Scorer, ScorerError};
+pub use server::{request_timeout, router, serve};
+pub use state::{AppState, Limits, ZeroLimit};
 pub use store::{StateStore, UserKey};
 
 use std::net::SocketAddr;
@@ -80,7 +95,7 @@ impl Running {
 
 /// Binds `addr` (`127.0.0.1:0` lets the OS choose the port) and serves `state` in the background.
 pub async fn start(state: Arc<AppState>, addr: &str) -> std::io::Result<Running> {
-    let (listener, addr) = server::bind(addr).await?;
+    let (listener, addr) = conn::bind(addr).await?;
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(serve(listener, state, async move {
         let _ = rx.await;

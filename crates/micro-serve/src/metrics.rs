@@ -1,15 +1,10 @@
 //! Prometheus metrics in the text exposition format: request counts by route and status, a
 //! latency histogram by route, requests in flight, and feedback events stored.
 
-use crate::server::AppState;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Mutex;
 
 /// Upper bounds of the latency buckets, seconds.
 const BUCKETS: [f64; 14] = [
@@ -27,12 +22,12 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-    in_flight: AtomicI64,
+    pub(crate) in_flight: AtomicI64,
     pub feedback_stored: AtomicU64,
 }
 
 impl Metrics {
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub(crate) fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((method.to_owned(), route.to_owned(), status))
                 .or_default() += 1;
@@ -98,28 +93,6 @@ impl Metrics {
         );
         out
     }
-}
-
-/// Middleware: counts and times every request under its route template (not the raw path,
-/// so user ids do not explode the label set).
-pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = req.method().as_str().to_owned();
-    let start = Instant::now();
-    state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let response = next.run(req).await;
-    state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    state.metrics.record(
-        &method,
-        &route,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! What `micro serve` is started with beyond [`Limits`](crate::Limits) and
-//! [`BatchOptions`](crate::BatchOptions): the state store's URL, the backbone for text
+//! What `micro serve` is started with beyond `Limits` and
+//! `BatchOptions`: the state store's URL, the backbone for text
 //! requests (loaded the way the model's training cache was embedded), and the parsers of the
 //! flags whose values are durations (with the `clap` feature these types are the flags).
 
@@ -46,15 +46,37 @@ impl StoreOptions {
     }
 
     /// Opens the store; the error names the (redacted) URL.
-    pub async fn open(&self) -> Result<Arc<dyn StateStore>, String> {
-        store::open(&self.url())
-            .await
-            .map_err(|e| format!("cannot open the state store {}: {e}", self.redacted()))
+    pub async fn open(&self) -> Result<Arc<dyn StateStore>, OpenError> {
+        store::open(&self.url()).await.map_err(|source| OpenError {
+            url: self.redacted(),
+            source,
+        })
     }
 }
 
+/// A store that did not open, with its URL (password hidden).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the state store {url}: {source}")]
+pub struct OpenError {
+    pub url: String,
+    #[source]
+    pub source: store::StoreError,
+}
+
+/// A flag value that does not parse (the flags exist with the `clap` feature).
+#[cfg_attr(not(feature = "clap"), allow(dead_code))]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("{0:?}: give a whole number of milliseconds")]
+    Millis(String),
+    #[error("{0:?}: give 0 to 1000 milliseconds")]
+    BatchWait(String),
+    #[error("{0:?}: give a whole number")]
+    Count(String),
+}
+
 /// The URL without its password, for logs.
-pub fn redact(url: &str) -> String {
+fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
             Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
@@ -110,26 +132,29 @@ fn parse_or<T: std::str::FromStr>(recorded: &Option<String>, fallback: T) -> T {
 }
 
 /// A whole number of milliseconds (`--request-timeout-ms`, `--header-timeout-ms`).
-pub fn parse_millis(s: &str) -> Result<Duration, String> {
+#[cfg_attr(not(feature = "clap"), allow(dead_code))]
+pub(crate) fn parse_millis(s: &str) -> Result<Duration, FlagError> {
     s.parse::<u64>()
         .map(Duration::from_millis)
-        .map_err(|e| format!("{s:?}: {e}"))
+        .map_err(|_| FlagError::Millis(s.to_owned()))
 }
 
 /// `--batch-wait-ms`: 0 to 1000 milliseconds, fractions allowed.
-pub fn parse_batch_wait(s: &str) -> Result<Duration, String> {
+#[cfg_attr(not(all(feature = "clap", feature = "text")), allow(dead_code))]
+pub(crate) fn parse_batch_wait(s: &str) -> Result<Duration, FlagError> {
     s.parse::<f64>()
         .ok()
         .and_then(|ms| Duration::try_from_secs_f64(ms / 1e3).ok())
         .filter(|w| *w <= Duration::from_secs(1))
-        .ok_or_else(|| format!("--batch-wait-ms {s}: give 0 to 1000 milliseconds"))
+        .ok_or_else(|| FlagError::BatchWait(s.to_owned()))
 }
 
 /// `--batch-workers`: 0 counts as 1 (a batcher needs a worker).
-pub fn parse_workers(s: &str) -> Result<usize, String> {
+#[cfg_attr(not(all(feature = "clap", feature = "text")), allow(dead_code))]
+pub(crate) fn parse_workers(s: &str) -> Result<usize, FlagError> {
     s.parse::<usize>()
         .map(|n| n.max(1))
-        .map_err(|e| format!("{s:?}: {e}"))
+        .map_err(|_| FlagError::Count(s.to_owned()))
 }
 
 #[cfg(test)]
@@ -188,8 +213,8 @@ mod tests {
         assert_eq!(parse_batch_wait("2"), Ok(Duration::from_millis(2)));
         assert_eq!(parse_batch_wait("0.5"), Ok(Duration::from_micros(500)));
         assert_eq!(
-            parse_batch_wait("1001").unwrap_err(),
-            "--batch-wait-ms 1001: give 0 to 1000 milliseconds"
+            parse_batch_wait("1001").unwrap_err().to_string(),
+            "\"1001\": give 0 to 1000 milliseconds"
         );
         assert!(parse_batch_wait("-1").is_err());
         assert_eq!(parse_workers("0"), Ok(1));

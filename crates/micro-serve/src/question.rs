@@ -10,15 +10,17 @@
 //! as an [`micro_route::query::ActiveSession`] does.
 
 use crate::api::{Candidate, NextQuestionRequest, NextQuestionResponse};
-use crate::auth::Tenant;
 use crate::error::ApiError;
-use crate::handlers::{check_finite, check_text, check_user_k, user_key};
-use crate::server::{ApiJson, ApiPath, AppState};
+use crate::extract::Tenant;
+use crate::extract::{ApiJson, ApiPath};
+use crate::score::{check_finite, check_text, check_user_k, user_key};
+use crate::state::AppState;
+use crate::texts::Texts;
 use axum::extract::State;
 use axum::Json;
 use micro_data::Prompt;
 use micro_route::query::information::tie_key;
-use micro_route::query::{next_question as choose, pair_margins, Candidates, MIN_INFORMATION};
+use micro_route::query::{next_question as choose, Candidates, MIN_INFORMATION};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
@@ -45,7 +47,7 @@ pub async fn next_question(
         )));
     }
     if let Some(c) = &req.context {
-        check_text(&st, "context", c)?;
+        check_text(&st.limits, "context", c)?;
     }
     let texts = check_candidates(&st, &req.candidates)?;
     // The user and the features are independent; text candidates may wait for the backbone.
@@ -60,9 +62,8 @@ pub async fn next_question(
     })?;
     check_user_k(&st, &rec)?;
     let (first, second) = features?;
-    let margins = pair_margins(&st.scorer.model, &first, &second)
-        .map_err(|e| ApiError::internal(format!("candidate margins: {e}")))?;
-    let k = st.scorer.k();
+    let margins = st.scorer.expert_margins(&first, &second)?;
+    let k = st.scorer.experts();
     for (i, row) in margins.chunks_exact(k).enumerate() {
         check_finite(row, || {
             format!("the head margins r_k(chosen) - r_k(rejected) of candidates[{i}] are")
@@ -103,7 +104,7 @@ fn check_candidates(st: &AppState, cands: &[Candidate]) -> Result<usize, ApiErro
     let mut texts = 0;
     for (i, c) in cands.iter().enumerate() {
         if let Some(p) = &c.prompt {
-            check_text(st, &format!("candidates[{i}].prompt"), &p.to_text())?;
+            check_text(&st.limits, &format!("candidates[{i}].prompt"), &p.to_text())?;
         }
         let has_text = c.chosen.is_some() || c.rejected.is_some();
         let has_emb = c.chosen_embedding.is_some() || c.rejected_embedding.is_some();
@@ -124,8 +125,8 @@ fn check_candidates(st: &AppState, cands: &[Candidate]) -> Result<usize, ApiErro
                         "candidates[{i}]: give both `chosen` and `rejected`"
                     )));
                 };
-                check_text(st, &format!("candidates[{i}].chosen"), a)?;
-                check_text(st, &format!("candidates[{i}].rejected"), b)?;
+                check_text(&st.limits, &format!("candidates[{i}].chosen"), a)?;
+                check_text(&st.limits, &format!("candidates[{i}].rejected"), b)?;
                 texts += 1;
             }
             (false, true) => {
@@ -196,10 +197,12 @@ async fn candidate_features(
             .collect();
         let (st, prompt, context) = (st.clone(), prompt.clone(), context.clone());
         calls.spawn(async move {
-            let rows = st
-                .scorer
-                .embed_responses(Some(&prompt), context.as_deref(), responses)
-                .await;
+            let texts = Texts::Responses {
+                prompt,
+                context,
+                responses,
+            };
+            let rows = st.scorer.embed(texts).await;
             (g, rows)
         });
     }

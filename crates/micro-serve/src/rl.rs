@@ -7,12 +7,12 @@
 //! plain string taken as the user id; an empty or absent label leaves the router to weigh the
 //! heads from the prompt alone.
 
-use crate::auth::Tenant;
 use crate::chat::{self, Split};
 use crate::error::ApiError;
-use crate::handlers::{self, WeightSource};
-use crate::scorer::mixed_reward;
-use crate::server::{ApiJson, AppState};
+use crate::extract::ApiJson;
+use crate::extract::Tenant;
+use crate::score::{self, check_text, Predict, Query, Responses, Scored, Turn, Who};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use micro_data::Prompt;
@@ -102,54 +102,22 @@ fn text_field(v: Option<&Value>, field: &str, name: &str) -> Result<Option<Strin
     }
 }
 
-/// One response's reward, each head's reward and the mixture weights.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Scored {
-    pub reward: f32,
-    pub head_rewards: Vec<f32>,
-    pub weights: Vec<f32>,
-}
-
 /// Scores one response as `/v1/score` would with `{prompt, user_id, context, responses:
 /// [response]}`.
-pub async fn score_one(
+async fn score_one(
     st: &AppState,
     tenant: &Tenant,
     split: Split,
     who: Personal,
 ) -> Result<Scored, ApiError> {
-    handlers::check_prompt_and_context(st, Some(&split.prompt), who.context.as_deref())?;
-    let src = WeightSource {
-        user_id: who.user_id.as_deref(),
-        context: who.context.as_deref(),
-        context_embedding: None,
-        prompt: Some(&split.prompt),
-        prompt_embedding: None,
+    let turn = Turn::new(&st.limits, Some(split.prompt), who.context)?;
+    let q = Query {
+        who: Who::of_request(st, tenant, who.user_id.as_deref(), [None, None], &turn)?,
+        responses: Responses::text(st, split.response, "response")?,
+        turn,
+        predict: Predict::Rewards,
     };
-    let (weights, h) = tokio::join!(
-        handlers::resolve_weights(st, tenant, src),
-        handlers::features(
-            st,
-            Some(&split.prompt),
-            who.context.as_deref(),
-            Some(vec![split.response]),
-            None,
-            ("response", "response_embedding"),
-        )
-    );
-    let ((weights, _), h) = (weights?, h?);
-    let head_rewards = st.scorer.head_rewards(&h).remove(0);
-    let reward = mixed_reward(&weights, &head_rewards);
-    if !reward.is_finite() {
-        return Err(ApiError::unprocessable(
-            "the reward is not finite: the response's features are too large for the model",
-        ));
-    }
-    Ok(Scored {
-        reward,
-        head_rewards,
-        weights,
-    })
+    score::score(st, q).await
 }
 
 /// The i-th entry of an optional list that must match `query` in length.
@@ -193,7 +161,7 @@ pub async fn openrlhf(
     check_lengths(&req, st.limits.max_texts)?;
     let mut tasks = JoinSet::new();
     for (i, query) in req.query.iter().enumerate() {
-        handlers::check_text(&st, &format!("query[{i}]"), query)?;
+        check_text(&st.limits, &format!("query[{i}]"), query)?;
         let prompt = nth(req.prompts.as_deref(), i).map(String::as_str);
         let split = chat::split_query(query, prompt);
         let who = parse_label(nth(req.labels.as_deref(), i), &format!("labels[{i}]"))?;
@@ -216,10 +184,10 @@ fn at_query(mut e: ApiError, i: usize) -> ApiError {
 }
 
 fn openrlhf_reply(scored: Vec<Scored>) -> OpenRlhfResponse {
-    let rewards: Vec<f32> = scored.iter().map(|s| s.reward).collect();
+    let rewards: Vec<f32> = scored.iter().map(|s| s.rewards[0]).collect();
     let mut extra_logs: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     for s in &scored {
-        for (k, (r, w)) in s.head_rewards.iter().zip(&s.weights).enumerate() {
+        for (k, (r, w)) in s.expert_rewards[0].iter().zip(&s.weights).enumerate() {
             extra_logs
                 .entry(format!("micro_head{k}"))
                 .or_default()
@@ -244,7 +212,7 @@ pub async fn slime(
     tenant: Tenant,
     ApiJson(req): ApiJson<SlimeRequest>,
 ) -> Result<Json<f32>, ApiError> {
-    handlers::check_text(&st, "response", &req.response)?;
+    check_text(&st.limits, "response", &req.response)?;
     let prompt = match req.prompt {
         Some(Prompt::Text(t)) => chat::prompt_from_text(&t),
         Some(p) => p,
@@ -255,7 +223,7 @@ pub async fn slime(
         response: chat::clean_response(&req.response),
     };
     let who = parse_label(req.label.as_ref(), "label")?;
-    Ok(Json(score_one(&st, &tenant, split, who).await?.reward))
+    Ok(Json(score_one(&st, &tenant, split, who).await?.rewards[0]))
 }
 
 #[cfg(test)]
@@ -293,9 +261,11 @@ mod tests {
     #[test]
     fn the_reply_lists_one_value_per_query_under_each_log_name() {
         let s = |r: f32| Scored {
-            reward: r,
-            head_rewards: vec![r, -r],
+            rewards: vec![r],
+            expert_rewards: vec![vec![r, -r]],
             weights: vec![0.25, 0.75],
+            from: crate::api::WeightsFrom::Router,
+            margins: Vec::new(),
         };
         let reply = openrlhf_reply(vec![s(1.0), s(2.0)]);
         assert_eq!(reply.rewards, vec![1.0, 2.0]);

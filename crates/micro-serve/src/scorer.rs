@@ -1,12 +1,16 @@
-//! The model side of serving: checking vectors against the model's widths, turning text into
-//! vectors with the backbone (batched across requests, off the async threads), and the mixture
-//! arithmetic.
+//! The model side of serving: the experts whose predictions are mixed and their mixture
+//! arithmetic, the gate's weights, checking vectors against the model's widths, and turning
+//! text into vectors with the backbone (batched across requests, off the async threads).
+//!
+//! The experts are the model's K heads. What a route does with them goes through
+//! [`Scorer::expert_rewards`] and [`Scorer::expert_margins`], so adding an expert is a change
+//! here and in the weight resolver (`score.rs`), not in the routes.
 
 #[cfg(feature = "text")]
 use crate::batch::{BatchOptions, TextEmbedder};
 use crate::error::ApiError;
+use crate::texts::Texts;
 use micro_cache::Matrix;
-use micro_data::Prompt;
 #[cfg(feature = "text")]
 use micro_embed::Backbone;
 use micro_model::{sigmoid, MixtureModel};
@@ -16,36 +20,25 @@ use std::sync::Arc;
 /// Scores responses with the served model: its head rewards and mixture weights, and,
 /// optionally (feature `text`), the backbone that embeds text requests.
 pub struct Scorer {
-    pub model: MixtureModel,
+    model: MixtureModel,
     #[cfg(feature = "text")]
     text: Option<TextEmbedder>,
 }
 
-/// What one request needs embedded.
-#[derive(Clone, Debug)]
-pub enum Texts {
-    /// Router inputs e(x, c), one row each.
-    Prompts(Vec<(Prompt, Option<String>)>),
-    /// Reward features h(x, a) of several responses to one prompt, one row each.
-    Responses {
-        prompt: Prompt,
-        context: Option<String>,
-        responses: Vec<String>,
+/// Why [`Scorer::with_backbone`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScorerError {
+    #[error("the backbone `{backbone}` makes {dim}-d features and {prompt_dim}-d router inputs, the model reads {model_dim}-d and {model_prompt_dim}-d: pass the backbone the model was trained with ({trained_on})")]
+    Widths {
+        backbone: String,
+        dim: usize,
+        prompt_dim: usize,
+        model_dim: usize,
+        model_prompt_dim: usize,
+        trained_on: String,
     },
-}
-
-impl Texts {
-    /// Rows this request gets back.
-    pub fn len(&self) -> usize {
-        match self {
-            Texts::Prompts(p) => p.len(),
-            Texts::Responses { responses, .. } => responses.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    #[error("cannot start the batching thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 impl Scorer {
@@ -67,25 +60,28 @@ impl Scorer {
         model: MixtureModel,
         backbone: Arc<dyn Backbone>,
         batching: BatchOptions,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ScorerError> {
         let c = model.config();
         if backbone.dim() != c.dim || backbone.prompt_dim() != c.prompt_dim {
-            return Err(format!(
-                "the backbone `{}` makes {}-d features and {}-d router inputs, the model reads {}-d and {}-d: pass the backbone the model was trained with ({})",
-                backbone.info().name,
-                backbone.dim(),
-                backbone.prompt_dim(),
-                c.dim,
-                c.prompt_dim,
-                c.backbone.name
-            ));
+            return Err(ScorerError::Widths {
+                backbone: backbone.info().name,
+                dim: backbone.dim(),
+                prompt_dim: backbone.prompt_dim(),
+                model_dim: c.dim,
+                model_prompt_dim: c.prompt_dim,
+                trained_on: c.backbone.name.clone(),
+            });
         }
-        let text = TextEmbedder::start(backbone, batching)
-            .map_err(|e| format!("cannot start the batching thread: {e}"))?;
+        let text = TextEmbedder::start(backbone, batching)?;
         Ok(Scorer {
             model,
             text: Some(text),
         })
+    }
+
+    /// The served model.
+    pub fn model(&self) -> &MixtureModel {
+        &self.model
     }
 
     pub fn k(&self) -> usize {
@@ -113,7 +109,7 @@ impl Scorer {
     }
 
     /// Refuses a vector of the wrong width or with non-finite values.
-    pub fn check(&self, field: &str, v: &[f32], want: usize) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, field: &str, v: &[f32], want: usize) -> Result<(), ApiError> {
         if v.len() != want {
             return Err(ApiError::unprocessable(format!(
                 "`{field}` has {} values, the model reads {want}-d embeddings (backbone `{}`): embed with that backbone",
@@ -129,8 +125,32 @@ impl Scorer {
         Ok(())
     }
 
+    /// How many experts a user's weights range over.
+    pub(crate) fn experts(&self) -> usize {
+        self.model.k()
+    }
+
+    /// Each expert's reward, one row per response: r_k(x, a) of every head.
+    pub(crate) fn expert_rewards(&self, features: &Matrix) -> Vec<Vec<f32>> {
+        (0..features.rows)
+            .map(|i| self.model.rewards(features.row(i)))
+            .collect()
+    }
+
+    /// Each expert's margin r_k(first) - r_k(second) for `n` pairs given as two row-major
+    /// `[n, dim]` feature arrays; `n * experts` values, pair by pair. Computed on the feature
+    /// difference, as the feedback log has always stored them.
+    pub(crate) fn expert_margins(
+        &self,
+        first: &[f32],
+        second: &[f32],
+    ) -> Result<Vec<f32>, ApiError> {
+        micro_route::query::pair_margins(&self.model, first, second)
+            .map_err(|e| ApiError::internal(format!("pair margins: {e}")))
+    }
+
     /// The input-independent weights of a static gate; `None` for a router.
-    pub fn static_weights(&self) -> Option<Vec<f32>> {
+    pub(crate) fn static_weights(&self) -> Option<Vec<f32>> {
         match self.model.router() {
             None => Some(self.model.weights(&[])),
             Some(_) => None,
@@ -138,58 +158,22 @@ impl Scorer {
     }
 
     /// f(x) for a router input the caller has checked.
-    pub fn router_weights(&self, x: &[f32]) -> Vec<f32> {
+    pub(crate) fn router_weights(&self, x: &[f32]) -> Vec<f32> {
         self.model.weights(x)
-    }
-
-    /// r_k(x, a) for every head, one row per response.
-    pub fn head_rewards(&self, features: &Matrix) -> Vec<Vec<f32>> {
-        (0..features.rows)
-            .map(|i| self.model.rewards(features.row(i)))
-            .collect()
-    }
-
-    /// e(x, c): the router input for a prompt and context, embedded by the backbone.
-    pub async fn embed_router_input(
-        &self,
-        prompt: Option<&Prompt>,
-        context: Option<&str>,
-    ) -> Result<Vec<f32>, ApiError> {
-        let item = (
-            prompt.cloned().unwrap_or_default(),
-            context.map(str::to_owned),
-        );
-        let rows = self.embed(Texts::Prompts(vec![item])).await?;
-        Ok(rows.row(0).to_vec())
-    }
-
-    /// h(x, a) for each response text.
-    pub async fn embed_responses(
-        &self,
-        prompt: Option<&Prompt>,
-        context: Option<&str>,
-        responses: Vec<String>,
-    ) -> Result<Matrix, ApiError> {
-        self.embed(Texts::Responses {
-            prompt: prompt.cloned().unwrap_or_default(),
-            context: context.map(str::to_owned),
-            responses,
-        })
-        .await
     }
 
     /// Embeds with the backbone, or refuses when this scorer has none.
     #[cfg(feature = "text")]
-    async fn embed(&self, texts: Texts) -> Result<Matrix, ApiError> {
+    pub(crate) async fn embed(&self, texts: Texts) -> Result<Matrix, ApiError> {
         match &self.text {
-            Some(text) => text.embed(texts).await.map_err(ApiError::unprocessable),
+            Some(text) => Ok(text.embed(texts).await?),
             None => Err(ApiError::bad_request(NO_BACKBONE)),
         }
     }
 
     /// Refuses: this build embeds no text.
     #[cfg(not(feature = "text"))]
-    async fn embed(&self, _texts: Texts) -> Result<Matrix, ApiError> {
+    pub(crate) async fn embed(&self, _texts: Texts) -> Result<Matrix, ApiError> {
         Err(ApiError::bad_request(NO_BACKBONE))
     }
 }
@@ -201,12 +185,12 @@ const NO_BACKBONE: &str = "this server has no backbone to embed text: send embed
 const NO_BACKBONE: &str = "this server was built without text support (micro-serve's `text` feature): send embeddings instead";
 
 /// The personalised reward sum_k w_k r_k.
-pub fn mixed_reward(weights: &[f32], head_rewards: &[f32]) -> f32 {
-    MixtureModel::mixed_reward(weights, head_rewards)
+pub(crate) fn mixed_reward(weights: &[f32], expert_rewards: &[f32]) -> f32 {
+    MixtureModel::mixed_reward(weights, expert_rewards)
 }
 
 /// P(i preferred to j) = sum_k w_k sigma(r_k(i) - r_k(j)).
-pub fn pair_prob(weights: &[f32], ri: &[f32], rj: &[f32]) -> f32 {
+pub(crate) fn pair_prob(weights: &[f32], ri: &[f32], rj: &[f32]) -> f32 {
     weights
         .iter()
         .zip(ri.iter().zip(rj))

@@ -1,208 +1,28 @@
-//! Wiring: the shared [`AppState`], the router with its limits, and the HTTP/1.1 connection
-//! loop: a header read timeout per connection, and a graceful shutdown bounded by the request
-//! timeout.
+//! The router of the whole API and its middleware: the request timeout, the JSON error
+//! contract, metrics and the log line of each rejected request.
 
-use crate::auth::KeyCache;
+use crate::conn::{serve_router, ConnLimits};
 use crate::error::ApiError;
 use crate::handlers;
-use crate::metrics::{self, Metrics};
-use crate::scorer::Scorer;
-use crate::store::{StateStore, UserKey};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use micro_route::Rate;
-use serde::de::DeserializeOwned;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
-use tokio::task::JoinSet;
-
-/// Request limits; each violation is a 4xx with a message naming the limit (413 for the
-/// sizes, 408 for the request timeout). With the `clap` feature these are `micro serve`'s flags.
-#[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "clap", derive(clap::Args))]
-pub struct Limits {
-    /// Largest request body, bytes.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_body_bytes))]
-    pub max_body_bytes: usize,
-    /// Most responses (texts or embeddings), or `/get_reward` queries, per request.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_texts))]
-    pub max_texts: usize,
-    /// Longest text, characters.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = Limits::default().max_text_chars))]
-    pub max_text_chars: usize,
-    /// Requests running longer are answered 408; on SIGTERM, connections still open after
-    /// this long are closed.
-    #[cfg_attr(
-        feature = "clap",
-        arg(
-            long = "request-timeout-ms",
-            value_name = "REQUEST_TIMEOUT_MS",
-            default_value = "30000",
-            value_parser = crate::options::parse_millis
-        )
-    )]
-    pub timeout: Duration,
-    /// A connection that has not sent its request headers within this is closed.
-    #[cfg_attr(
-        feature = "clap",
-        arg(
-            long = "header-timeout-ms",
-            value_name = "HEADER_TIMEOUT_MS",
-            default_value = "10000",
-            value_parser = crate::options::parse_millis
-        )
-    )]
-    pub header_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 4 << 20,
-            max_texts: 64,
-            max_text_chars: 32_768,
-            timeout: Duration::from_secs(30),
-            header_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Per-user serialisation in process: a fixed set of striped locks, so concurrent feedback
-/// for one user queues here instead of in the database (two users may share a stripe, which
-/// only costs a little concurrency).
-pub struct UserLocks {
-    stripes: Vec<Mutex<()>>,
-}
-
-impl UserLocks {
-    pub fn new(n: usize) -> Self {
-        UserLocks {
-            stripes: (0..n.max(1)).map(|_| Mutex::new(())).collect(),
-        }
-    }
-
-    pub fn stripe(&self, key: &UserKey) -> &Mutex<()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        &self.stripes[(h.finish() % self.stripes.len() as u64) as usize]
-    }
-}
-
-/// Everything a handler needs, shared by all requests.
-pub struct AppState {
-    pub scorer: Scorer,
-    pub store: Arc<dyn StateStore>,
-    pub keys: KeyCache,
-    pub locks: UserLocks,
-    pub metrics: Metrics,
-    pub limits: Limits,
-    /// Hedge learning rate for new users.
-    pub rate: Rate,
-}
-
-impl AppState {
-    pub fn new(scorer: Scorer, store: Arc<dyn StateStore>, limits: Limits, rate: Rate) -> Self {
-        AppState {
-            scorer,
-            store,
-            keys: KeyCache::default(),
-            locks: UserLocks::new(1024),
-            metrics: Metrics::default(),
-            limits,
-            rate,
-        }
-    }
-}
-
-/// `Json<T>` whose rejections are [`ApiError`]s with the limit or parse position in the message.
-pub struct ApiJson<T>(pub T);
-
-impl<T, S> FromRequest<S> for ApiJson<T>
-where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_error(rejection)),
-        }
-    }
-}
-
-/// `Path<T>` whose rejections (a segment that is not UTF-8, a wrong type) are [`ApiError`]s.
-pub struct ApiPath<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
-            Err(r) => Err(ApiError::bad_request(format!(
-                "invalid path: {}",
-                r.body_text()
-            ))),
-        }
-    }
-}
-
-/// `Query<T>` whose rejections (`?limit=abc`) are [`ApiError`]s.
-pub struct ApiQuery<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
-            Err(r) => Err(ApiError::bad_request(format!(
-                "invalid query string: {}",
-                r.body_text()
-            ))),
-        }
-    }
-}
-
-fn json_error(r: JsonRejection) -> ApiError {
-    match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::too_large("request body is larger than the server's limit (--max-body-bytes): send fewer or shorter items")
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send `Content-Type: application/json`")
-        }
-        StatusCode::UNPROCESSABLE_ENTITY => ApiError::unprocessable(format!("invalid request fields: {}", r.body_text())),
-        _ => ApiError::bad_request(format!("malformed JSON: {}", r.body_text())),
-    }
-}
 
 /// Middleware: answers 408 when the request runs past [`Limits::timeout`].
-pub async fn timeout(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn request_timeout(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let limit = state.limits.timeout;
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
@@ -258,6 +78,53 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     ApiError::new(status, "http_error", text).into_response()
 }
 
+/// Middleware: counts and times every request under its route template (not the raw path,
+/// so user ids do not explode the label set), and logs each rejected one (4xx or 5xx) to
+/// stderr with its status, route and reason.
+pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let response = next.run(req).await;
+    state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let status = response.status();
+    state.metrics.record(
+        &method,
+        &route,
+        status.as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    if status.is_client_error() || status.is_server_error() {
+        let reason = response
+            .extensions()
+            .get::<ApiError>()
+            .map_or("", |e| e.message.as_str());
+        eprintln!(
+            "{}",
+            rejection_line(status.as_u16(), &method, &route, reason)
+        );
+    }
+    response
+}
+
+/// `micro serve: rejected 404 POST /v1/score: no user "bob" ...`, on one line whatever the
+/// reason holds (it may quote client input).
+fn rejection_line(status: u16, method: &str, route: &str, reason: &str) -> String {
+    let reason: String = reason
+        .chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect();
+    format!("micro serve: rejected {status} {method} {route}: {reason}")
+}
+
 /// The whole HTTP API over a state.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.limits.max_body_bytes;
@@ -287,20 +154,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), timeout))
-        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            metrics::track,
+            request_timeout,
         ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
-}
-
-/// Binds `addr` (port 0: the OS picks one) and returns the listener and its bound address.
-pub async fn bind(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
@@ -313,113 +173,17 @@ pub async fn serve(
     serve_router(listener, router(state), shutdown, conn).await
 }
 
-/// What bounds a connection's life: the time to send a request head, and how long shutdown
-/// waits for open connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnLimits {
-    pub header_timeout: Duration,
-    /// After the shutdown signal, connections still open after this are closed.
-    pub grace: Duration,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl From<&Limits> for ConnLimits {
-    fn from(l: &Limits) -> Self {
-        ConnLimits {
-            header_timeout: l.header_timeout,
-            // A request that runs longer is answered 408, so honest requests end within it.
-            grace: l.timeout,
-        }
-    }
-}
-
-/// [`serve`] for any router (tests wrap extra routes in the same layers).
-///
-/// Each connection is HTTP/1.1 with a header read timeout, so a client that stops in the
-/// middle of its headers is dropped. On shutdown, idle connections close at once, busy ones
-/// finish their request, and whatever is still open after [`ConnLimits::grace`] is closed.
-pub async fn serve_router(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    limits: ConnLimits,
-) -> std::io::Result<()> {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    let graceful = GracefulShutdown::new();
-    let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        accept_failed(e).await;
-                        continue;
-                    }
-                };
-                // Replies are small: send them without waiting to coalesce packets.
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                conns.spawn(async move {
-                    // A connection error (client gone, header timeout) ends only that connection.
-                    let _ = conn.await;
-                });
-            }
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(limits.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!(
-            "micro serve: closing {} connection(s) still open {} ms after the shutdown signal",
-            conns.len(),
-            limits.grace.as_millis()
+    #[test]
+    fn a_rejection_is_one_log_line_with_status_route_and_reason() {
+        let line = rejection_line(422, "POST", "/v1/score", "unknown field `a\nb`");
+        assert_eq!(
+            line,
+            "micro serve: rejected 422 POST /v1/score: unknown field `a\\nb`"
         );
-        conns.abort_all();
-    }
-    while conns.join_next().await.is_some() {}
-    Ok(())
-}
-
-/// After a failed accept: a connection reset before it was taken is the client's business;
-/// anything else (out of file descriptors) is logged and paused on, so that a persistent error
-/// does not spin the loop.
-async fn accept_failed(e: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if !matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        eprintln!("micro serve: accept failed: {e}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        assert_eq!(line.lines().count(), 1);
     }
 }

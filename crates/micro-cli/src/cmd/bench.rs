@@ -28,8 +28,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Embed(a) => {
             micro_embed::bench::bench_embed(&a, &mut |line| println!("{line}"))?
         }
-        BenchCommand::Serve(a) => micro_serve::testing::flags::run(&a, &mut |l| println!("{l}"))
-            .map_err(anyhow::Error::msg)?,
+        BenchCommand::Serve(a) => micro_serve::testing::flags::run(&a, &mut |l| println!("{l}"))?,
         BenchCommand::Select(a) => super::adapt::bench_select(a, &mut |r| println!("{r}"))?,
     }
     Ok(())

@@ -4,7 +4,7 @@ use anyhow::Context;
 use micro_embed::{ContextMode, DeviceKind};
 use micro_model::MixtureModel;
 use micro_route::Rate;
-use micro_serve::{auth, AppState, BatchOptions, Limits, Scorer, StoreOptions};
+use micro_serve::{AppState, BatchOptions, Limits, Scorer, StoreOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,10 +87,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
 async fn keys(c: KeysCommand) -> anyhow::Result<()> {
     match c {
         KeysCommand::Add { tenant, label, db } => {
-            let store = db.open().await.map_err(anyhow::Error::msg)?;
-            let (key, rec) = auth::add_key(store.as_ref(), &tenant, &label)
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let store = db.open().await?;
+            let (key, rec) = micro_serve::add_key(store.as_ref(), &tenant, &label).await?;
             eprintln!(
                 "key {} for tenant {:?} stored in {}; it is not shown again",
                 &rec.hash[..12],
@@ -100,13 +98,7 @@ async fn keys(c: KeysCommand) -> anyhow::Result<()> {
             println!("{key}");
         }
         KeysCommand::List { db } => {
-            for k in db
-                .open()
-                .await
-                .map_err(anyhow::Error::msg)?
-                .list_keys()
-                .await?
-            {
+            for k in db.open().await?.list_keys().await? {
                 println!(
                     "{}  {:<24} {:<24} {}",
                     &k.hash[..12],
@@ -122,8 +114,7 @@ async fn keys(c: KeysCommand) -> anyhow::Result<()> {
             }
             let n = db
                 .open()
-                .await
-                .map_err(anyhow::Error::msg)?
+                .await?
                 .remove_keys(&prefix.to_ascii_lowercase())
                 .await?;
             if n == 0 {
@@ -131,33 +122,39 @@ async fn keys(c: KeysCommand) -> anyhow::Result<()> {
             }
             println!(
                 "removed {n} key(s); servers stop accepting them within {} s",
-                auth::KeyCache::TTL.as_secs()
+                micro_serve::KEY_CACHE_TTL.as_secs()
             );
         }
     }
     Ok(())
 }
 
-async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut a: ServeArgs) -> anyhow::Result<()> {
+    a.limits.check()?;
     let dir = a.model.context("--model is required")?;
     let model = MixtureModel::load(&dir)
         .with_context(|| format!("cannot load the model folder {}", dir.display()))?;
     let scorer = match &a.backbone {
         Some(b) => {
-            let (loaded, warning) =
-                micro_serve::options::backbone_for(&model, b, a.context_mode, a.device)
-                    .with_context(|| format!("cannot load the backbone {}", b.display()))?;
+            let (loaded, warning) = micro_serve::backbone_for(&model, b, a.context_mode, a.device)
+                .with_context(|| format!("cannot load the backbone {}", b.display()))?;
             if let Some(w) = warning {
                 eprintln!("warning: {w}");
             }
-            Scorer::with_backbone(model, Arc::from(loaded), a.batching)
-                .map_err(anyhow::Error::msg)?
+            Scorer::with_backbone(model, Arc::from(loaded), a.batching)?
         }
         None => Scorer::new(model),
     };
-    let store = a.db.open().await.map_err(anyhow::Error::msg)?;
+    let store = a.db.open().await?;
+    let wanted = a.limits.max_connections;
+    let (files, cap) = micro_serve::open_files_for(wanted)
+        .context("cannot read or raise the open-file limit (RLIMIT_NOFILE)")?;
+    if cap < wanted {
+        eprintln!("warning: the open-file limit is {files}: serving at most {cap} connections, not {wanted} (raise the hard limit, `ulimit -Hn`)");
+    }
+    a.limits.max_connections = cap;
     let summary = format!(
-        "model K={} d={}, store {} ({}), text {}",
+        "model K={} d={}, store {} ({}), text {}, at most {cap} connections",
         scorer.k(),
         scorer.dim(),
         store.kind(),
@@ -165,7 +162,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         scorer.has_backbone()
     );
     let state = Arc::new(AppState::new(scorer, store, a.limits, a.rate));
-    let (listener, addr) = micro_serve::server::bind(&a.listen)
+    let (listener, addr) = micro_serve::bind(&a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     // Tests and scripts read the bound address from this line (port 0 picks a free port).

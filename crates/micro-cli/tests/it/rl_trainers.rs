@@ -7,7 +7,7 @@
 //! Needs python3 and what `scripts/setup.sh` installs into `$MICRO_HOME/python` (aiohttp and
 //! OpenRLHF's sources); MICRO_SKIP_PYTHON_TESTS=1 skips the Python parts.
 
-use crate::common::listening_address;
+use crate::common::{add_key, listening_address};
 use micro_serve::testing::client::Client;
 use micro_serve::testing::synthetic_model;
 use serde_json::{json, Value};
@@ -74,16 +74,7 @@ impl Server {
         let model = dir.path().join("model");
         sharp_model().save(&model).unwrap();
         let db = dir.path().join("state.sqlite").display().to_string();
-        let out = Command::new(BIN)
-            .args(["serve", "keys", "add", "--tenant", "rl", "--db", &db])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let key = add_key("rl", &db);
         let mut child = Command::new(BIN)
             .args(["serve", "--model", model.to_str().unwrap(), "--db", &db])
             .args([
@@ -289,4 +280,26 @@ fn python_client_trl_reward_func() {
 #[test]
 fn python_client_raises_the_servers_error() {
     python_client_test("TestErrors");
+}
+
+/// The Python client's own tests, which need no micro server: retries (every 5xx, no other
+/// 4xx than 408 and 429), the trainer entry points' label columns and keys against a stub
+/// client, `import micro_client` exposing them, and `pip install` leaving the tree clean.
+#[test]
+fn python_client_unit_tests() {
+    if std::env::var("MICRO_SKIP_PYTHON_TESTS").as_deref() == Ok("1") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/python");
+    let out = Command::new("python3")
+        .args(["-m", "unittest", "-v", "tests.test_client"])
+        .current_dir(&root)
+        .env("PYTHONPATH", &root)
+        .output()
+        .expect("python3 is needed for this test");
+    assert!(
+        out.status.success(),
+        "the Python client's tests failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -38,6 +38,11 @@ pub enum StoreError {
     Mismatch(String),
     #[error("{0}")]
     Config(String),
+    #[error("unknown store scheme `{0}://`: give a SQLite file path, sqlite://PATH or postgres://USER@HOST/DB")]
+    Scheme(String),
+    /// A database server that does not answer in time.
+    #[error("no answer from {0} within {1:?}")]
+    NoAnswer(&'static str, std::time::Duration),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -156,12 +161,15 @@ pub trait StateStore: Send + Sync {
 
 /// Opens the store a `--db` value names: `postgres://...` / `postgresql://...` for PostgreSQL;
 /// `sqlite://PATH?OPTIONS`, `sqlite:PATH?OPTIONS` or a bare file path for SQLite (its options,
-/// `sync=normal|full` and `busy_timeout_ms=N`, are described in [`SqliteOptions`]).
+/// `sync=normal|full` and `busy_timeout_ms=N`, are described in [`SqliteOptions`]). A value
+/// with any other `scheme://` is refused before anything is created: taking `postgre://` or
+/// `mysql://` for a file name would start each replica on a store of its own.
 pub async fn open(url: &str) -> Result<Arc<dyn StateStore>> {
     // One line per database, by the URL's scheme.
     Ok(match url.split_once("://").map(|(scheme, _)| scheme) {
         Some("postgres" | "postgresql") => Arc::new(PostgresStore::connect(url).await?),
-        _ => Arc::new(SqliteStore::connect(url).await?),
+        Some("sqlite") | None => Arc::new(SqliteStore::connect(url).await?),
+        Some(scheme) => return Err(StoreError::Scheme(scheme.to_owned())),
     })
 }
 

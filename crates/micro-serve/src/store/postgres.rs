@@ -6,10 +6,13 @@
 //! PostgreSQL's own (`postgres://user:password@host:port/db?sslmode=...`).
 
 use super::sql::{Dialect, Sql, SqlStore, SHARED_SQL};
-use super::Result;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult};
-use sqlx::Transaction;
+use super::{Result, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{Connection, Transaction};
 use std::time::Duration;
+
+/// How long opening the store waits for the database server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serialises schema creation when several replicas start at once (any fixed number works).
 const SCHEMA_LOCK: i64 = 0x6d69_6372_6f01;
@@ -58,10 +61,18 @@ impl Dialect for Postgres {
     const SQL: Sql = SHARED_SQL;
 
     async fn connect(url: &str) -> Result<Self> {
+        let opts: PgConnectOptions = url.parse()?;
+        // One connection first, so that a server that refuses or is not there is reported as
+        // such, at once: the pool retries until its acquire timeout and then says only that
+        // it timed out.
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
+            .await
+            .map_err(|_| StoreError::NoAnswer("PostgreSQL", CONNECT_TIMEOUT))??;
+        first.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(opts)
             .await?;
         Postgres::migrate(&pool).await?;
         Ok(Postgres { pool })

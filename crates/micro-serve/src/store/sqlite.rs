@@ -35,14 +35,14 @@ pub enum Sync {
 }
 
 impl std::str::FromStr for Sync {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
             "normal" => Ok(Sync::Normal),
             "full" => Ok(Sync::Full),
-            _ => Err(format!(
+            _ => Err(StoreError::Config(format!(
                 "unknown SQLite sync mode {s:?}: use normal or full"
-            )),
+            ))),
         }
     }
 }
@@ -92,7 +92,7 @@ pub fn parse_url(url: &str) -> Result<(PathBuf, Options)> {
         match name {
             "sync" => {
                 opts.sync = value
-                    .parse()
+                    .parse::<Sync>()
                     .map_err(|e| StoreError::Config(format!("{e} (in {url})")))?
             }
             "busy_timeout_ms" => {

@@ -5,12 +5,9 @@
 //! calls), with and without batching. Both report requests/s and latency percentiles.
 
 use super::client::Client;
-use super::{random_vec, synthetic_model};
-use crate::auth;
-use crate::batch::BatchOptions;
-use crate::scorer::Scorer;
-use crate::server::{AppState, Limits};
+use super::{random_vec, synthetic_model, BenchError};
 use crate::store::{self, SqliteSync};
+use crate::{AppState, BatchOptions, Limits, Scorer, StoreOptions};
 use micro_embed::Backbone;
 use micro_route::Rate;
 use rand::rngs::StdRng;
@@ -89,11 +86,11 @@ impl std::fmt::Display for BenchResult {
 }
 
 /// Runs both phases and returns their figures; `db_dir` holds the SQLite file when no URL is given.
-pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchResult>, String> {
+pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchResult>, BenchError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| BenchError::Io("cannot start the async runtime", e))?;
     let url = opts
         .db
         .clone()
@@ -101,24 +98,8 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
     let with_sync = opts
         .sync
         .map_or(url.clone(), |s| store::with_sqlite_sync(&url, s));
-    let (running, key) = rt.block_on(async {
-        let store = store::open(&with_sync)
-            .await
-            .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
-        let tenant = format!("bench-{}", store::now_ms());
-        let (key, _) = auth::add_key(store.as_ref(), &tenant, "bench").await?;
-        let scorer = Scorer::new(synthetic_model(opts.dim, opts.k, 7));
-        let state = Arc::new(AppState::new(
-            scorer,
-            store,
-            Limits::default(),
-            Rate::Anytime,
-        ));
-        let running = crate::start(state, "127.0.0.1:0")
-            .await
-            .map_err(|e| format!("cannot listen on loopback: {e}"))?;
-        Ok::<_, String>((running, key))
-    })?;
+    let scorer = Scorer::new(synthetic_model(opts.dim, opts.k, 7));
+    let (running, key) = rt.block_on(start_bench_server(scorer, &with_sync))?;
     let mut rng = StdRng::seed_from_u64(11);
     let score_bodies: Vec<String> = (0..16)
         .map(|_| {
@@ -156,7 +137,8 @@ pub fn run(opts: &BenchOptions, db_dir: &std::path::Path) -> Result<Vec<BenchRes
             feedback_bodies[i % feedback_bodies.len()].clone(),
         )
     });
-    rt.block_on(running.stop()).map_err(|e| e.to_string())?;
+    rt.block_on(running.stop())
+        .map_err(|e| BenchError::Io("the bench server failed", e))?;
     Ok(vec![score, feedback])
 }
 
@@ -276,11 +258,11 @@ pub fn run_text(
     opts: &TextBenchOptions,
     backbone: Arc<dyn Backbone>,
     db_dir: &std::path::Path,
-) -> Result<Vec<BenchResult>, String> {
+) -> Result<Vec<BenchResult>, BenchError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| BenchError::Io("cannot start the async runtime", e))?;
     let url = db_dir.join("bench-text.sqlite").display().to_string();
     let model = synthetic_model(backbone.dim(), opts.k, 7);
     let group = opts.samples_per_prompt.max(1) as u64;
@@ -297,19 +279,25 @@ pub fn run_text(
                 ("/get_reward".to_owned(), bodies[i % bodies.len()].clone())
             });
             r.unit = "texts";
-            rt.block_on(running.stop()).map_err(|e| e.to_string())?;
+            rt.block_on(running.stop())
+                .map_err(|e| BenchError::Io("the bench server failed", e))?;
             results.push(r);
         }
     }
     Ok(results)
 }
 
-async fn start_bench_server(scorer: Scorer, url: &str) -> Result<(crate::Running, String), String> {
-    let store = store::open(url)
-        .await
-        .map_err(|e| format!("cannot open the state store {url}: {e}"))?;
+async fn start_bench_server(
+    scorer: Scorer,
+    url: &str,
+) -> Result<(crate::Running, String), BenchError> {
+    let db = StoreOptions {
+        db: url.to_owned(),
+        sqlite_sync: None,
+    };
+    let store = db.open().await?;
     let tenant = format!("bench-{}", store::now_ms());
-    let (key, _) = auth::add_key(store.as_ref(), &tenant, "bench").await?;
+    let (key, _) = crate::add_key(store.as_ref(), &tenant, "bench").await?;
     let state = Arc::new(AppState::new(
         scorer,
         store,
@@ -318,7 +306,7 @@ async fn start_bench_server(scorer: Scorer, url: &str) -> Result<(crate::Running
     ));
     let running = crate::start(state, "127.0.0.1:0")
         .await
-        .map_err(|e| format!("cannot listen on loopback: {e}"))?;
+        .map_err(|e| BenchError::Io("cannot listen on loopback", e))?;
     Ok((running, key))
 }
 

@@ -2,7 +2,7 @@
 //! prints the heading, each phase's result and, for `--text`, the batching speed-ups.
 
 use super::bench::{self, BenchOptions, TextBenchOptions};
-use super::report;
+use super::{report, BenchError};
 use crate::store::SqliteSync;
 use crate::BatchOptions;
 use micro_embed::{BackboneOptions, DeviceKind};
@@ -89,7 +89,7 @@ impl ServeBenchFlags {
 }
 
 /// Runs the benchmark the flags ask for, giving each printed line to `out`.
-pub fn run(flags: &ServeBenchFlags, out: &mut dyn FnMut(String)) -> Result<(), String> {
+pub fn run(flags: &ServeBenchFlags, out: &mut dyn FnMut(String)) -> Result<(), BenchError> {
     if flags.text {
         return run_text(flags, out);
     }
@@ -104,24 +104,26 @@ pub fn run(flags: &ServeBenchFlags, out: &mut dyn FnMut(String)) -> Result<(), S
 
 /// `--text`: texts/s and latency with and without batching, and the batched/unbatched
 /// throughput ratio per client count.
-fn run_text(flags: &ServeBenchFlags, out: &mut dyn FnMut(String)) -> Result<(), String> {
+fn run_text(flags: &ServeBenchFlags, out: &mut dyn FnMut(String)) -> Result<(), BenchError> {
     let dir = match &flags.backbone {
         Some(d) => d.clone(),
-        None => micro_embed::default_minilm_dir().ok_or(
-            "no --backbone given and no home folder to find all-MiniLM-L6-v2 in".to_string(),
-        )?,
+        None => micro_embed::default_minilm_dir().ok_or(BenchError::NoBackbone)?,
     };
     let options = BackboneOptions {
         device: flags.device,
         ..BackboneOptions::default()
     };
-    let backbone = micro_embed::load_backbone(&dir, &options).map_err(|e| {
+    let backbone = micro_embed::load_backbone(&dir, &options).map_err(|source| {
         let hint = if dir.is_dir() {
             ""
         } else {
             " (fetch it with scripts/fetch-assets.sh minilm, or pass --backbone DIR)"
         };
-        format!("cannot load the backbone {}{hint}: {e}", dir.display())
+        BenchError::Backbone {
+            dir: dir.clone(),
+            hint,
+            source: Box::new(source),
+        }
     })?;
     let opts = flags.text_options();
     let (name, dim) = (backbone.info().name, backbone.dim());
@@ -184,7 +186,7 @@ mod tests {
             backbone: Some("/nonexistent/backbone".into()),
             ..flags()
         };
-        let err = run(&f, &mut |_| {}).unwrap_err();
+        let err = run(&f, &mut |_| {}).unwrap_err().to_string();
         assert!(
             err.starts_with("cannot load the backbone /nonexistent/backbone (fetch it"),
             "{err}"
@@ -207,6 +209,7 @@ mod tests {
         let mut lines = Vec::new();
         match run(&f, &mut |l| lines.push(l)) {
             Err(e) => {
+                let e = e.to_string();
                 assert!(
                     e.contains("without CUDA support") && e.contains("build-cuda.sh"),
                     "{e}"

@@ -3,6 +3,7 @@
 //! bench's SQLite file.
 
 use super::bench::{BenchOptions, BenchResult, TextBenchOptions};
+use super::BenchError;
 use std::path::PathBuf;
 
 /// The cores this process may use.
@@ -11,9 +12,9 @@ pub fn cores() -> usize {
 }
 
 /// A private folder for the bench's SQLite file, named after the process; the caller removes it.
-pub fn temp_dir() -> Result<PathBuf, String> {
+pub fn temp_dir() -> Result<PathBuf, BenchError> {
     let dir = std::env::temp_dir().join(format!("micro-bench-serve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::Folder(dir.clone(), e))?;
     Ok(dir)
 }
 

@@ -285,8 +285,8 @@ fn postgres_sixteen_concurrent_clients_on_two_replicas_match_a_sequential_replay
 
 #[test]
 fn the_openapi_document_covers_every_route() {
-    let doc: Value = serde_json::from_str(micro_serve::handlers::OPENAPI)
-        .expect("docs/openapi.json is valid JSON");
+    let doc: Value =
+        serde_json::from_str(micro_serve::OPENAPI).expect("docs/openapi.json is valid JSON");
     let paths = doc["paths"].as_object().unwrap();
     let routes = [
         ("/v1/health", "get"),
@@ -345,7 +345,7 @@ fn slow_app(f: &Fixture, timeout_ms: u64) -> axum::Router {
         )
         .layer(axum::middleware::from_fn_with_state(
             state,
-            micro_serve::server::timeout,
+            micro_serve::request_timeout,
         ))
 }
 
@@ -357,11 +357,9 @@ fn serve_app(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
-    let (listener, addr) =
-        f.rt.block_on(micro_serve::server::bind("127.0.0.1:0"))
-            .unwrap();
+    let (listener, addr) = f.rt.block_on(micro_serve::bind("127.0.0.1:0")).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = f.rt.spawn(micro_serve::server::serve_router(
+    let task = f.rt.spawn(micro_serve::serve_router(
         listener,
         app,
         async move {

@@ -4,6 +4,7 @@
 mod api;
 mod common;
 mod hardening;
+mod layout;
 mod next_question;
 mod next_question_users;
 mod question;

@@ -3,7 +3,7 @@
 //! conversation and label, the backbone never sees template markup, and concurrent text
 //! requests share backbone passes without changing any answer.
 
-use crate::common::{BagBackbone, Fixture};
+use crate::common::{BagBackbone, Fixture, PANIC};
 use micro_serve::testing::client::{Client, Reply};
 use micro_serve::testing::synthetic_model;
 use micro_serve::{BatchOptions, Limits, Scorer};
@@ -348,4 +348,29 @@ fn concurrent_text_requests_share_backbone_passes_and_get_the_same_answers() {
         "no router input was shared: {} texts",
         texts.len()
     );
+}
+
+/// A backbone that panics is the server's fault: 500 with the JSON error body (the Python
+/// client retries it), not a 4xx the client would take as its own; the server goes on serving.
+#[test]
+fn a_backbone_panic_is_a_500_not_the_clients_fault() {
+    let f = Fixture::new();
+    let key = f.key("acme");
+    let backbone = BagBackbone::new(DIM, Duration::ZERO);
+    for batching in [BatchOptions::default(), BatchOptions::OFF] {
+        let server = f.start(scorer(&backbone, batching), Limits::default());
+        let mut c = Client::new(server.addr, Some(&key));
+        let body = json!({"prompt": "Hi", "responses": [PANIC]}).to_string();
+        let r = c.post("/v1/score", &body).unwrap();
+        assert_eq!(r.status, 500, "{batching:?}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "internal", "{}", r.body);
+        assert!(r.body.contains("panicked"), "{}", r.body);
+        let r = c
+            .post("/slime/reward", &json!({"response": PANIC}).to_string())
+            .unwrap();
+        assert_eq!(r.status, 500, "{batching:?}: {}", r.body);
+        let ok = json!({"prompt": "Hi", "responses": ["Hello."]}).to_string();
+        assert_eq!(c.post("/v1/score", &ok).unwrap().status, 200);
+        f.stop(server);
+    }
 }

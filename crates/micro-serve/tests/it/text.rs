@@ -8,7 +8,7 @@ use micro_route::Rate;
 use micro_serve::store;
 use micro_serve::testing::client::Client;
 use micro_serve::testing::synthetic_model;
-use micro_serve::{auth, AppState, BatchOptions, Limits, Scorer};
+use micro_serve::{add_key, AppState, BatchOptions, Limits, Scorer};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ fn text_requests_are_embedded_by_the_backbone() {
         let store = store::open(tmp.path().join("s.sqlite").to_str().unwrap())
             .await
             .unwrap();
-        let (key, _) = auth::add_key(store.as_ref(), "acme", "t").await.unwrap();
+        let (key, _) = add_key(store.as_ref(), "acme", "t").await.unwrap();
         let state = Arc::new(AppState::new(
             scorer,
             store,

@@ -10,7 +10,7 @@ use micro_embed::{
 };
 use micro_route::Rate;
 use micro_serve::store;
-use micro_serve::{auth, AppState, Limits, Running, Scorer, StateStore};
+use micro_serve::{add_key, AppState, Limits, Running, Scorer, StateStore};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ impl Fixture {
 
     pub fn key(&self, tenant: &str) -> String {
         self.rt
-            .block_on(auth::add_key(self.store.as_ref(), tenant, "test"))
+            .block_on(add_key(self.store.as_ref(), tenant, "test"))
             .unwrap()
             .0
     }
@@ -70,6 +70,9 @@ impl Fixture {
 /// A stand-in text backbone: each text becomes a normalised bag of hashed character bigrams,
 /// so different texts get different vectors and equal texts equal ones. It records the texts
 /// it embedded and the calls, and may sleep in each call to stand for a real forward pass.
+/// A text that makes [`BagBackbone`] panic.
+pub const PANIC: &str = "<make the backbone panic>";
+
 pub struct BagBackbone {
     pub dim: usize,
     pub delay: Duration,
@@ -90,6 +93,11 @@ impl BagBackbone {
 
     fn embed(&self, texts: Vec<String>) -> Matrix {
         std::thread::sleep(self.delay);
+        // The tests of a failing backbone send this text.
+        assert!(
+            !texts.iter().any(|t| t.contains(PANIC)),
+            "the backbone panics on {PANIC}"
+        );
         let mut m = Matrix::zeros(texts.len(), self.dim);
         for (i, t) in texts.iter().enumerate() {
             let row = m.row_mut(i);
