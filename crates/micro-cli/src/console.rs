@@ -195,12 +195,11 @@ impl Observer for Console {
             SearchEvent::Trial {
                 index,
                 total,
-                alpha,
-                lr,
+                point,
             } => {
                 self.finish();
                 self.searching = true;
-                self.log_line(&trial_line(index, total, alpha, lr));
+                self.log_line(&trial_line(index, total, &point));
             }
             SearchEvent::Done(t) => self.note(&done_line(t)),
         }

@@ -19,7 +19,7 @@
 //!     format_version: 1, method: Method::Static, k: 2, dim: 2, prompt_dim: 1,
 //!     router: RouterKind::Static, router_hidden: None, activation: Default::default(),
 //!     backbone: Default::default(), recipe: Default::default(),
-//!     router_input: Default::default(), train_pairs_hash: String::new(),
+//!     router_input: Default::default(), train_pairs_hash: String::new(), users: 0, shared_head: None,
 //!     training: Default::default(), history: Vec::new(),
 //! };
 //! let heads = Matrix::new(2, 2, vec![1.0, 0.0, 0.0, 1.0]);

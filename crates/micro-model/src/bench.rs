@@ -79,7 +79,13 @@ pub fn bench_train(cfg: &TrainBenchConfig) -> Result<TrainBench, TrainError> {
             holdout: 0.0,
             ..TrainConfig::default()
         };
-        let (_, report) = train_rows(&diff, &prompt, &rows, None, &tc, |_| {})?;
+        let data = crate::TrainData {
+            diff: &diff,
+            prompt: &prompt,
+            groups: None,
+            users: None,
+        };
+        let (_, report) = train_rows(&data, &rows, &tc, |_| {})?;
         batches.push((batch, report.history.iter().map(|e| e.seconds).collect()));
     }
     Ok(TrainBench {

@@ -8,6 +8,10 @@ use crate::gate::Gate;
 use crate::model::{check_parts, held_gate, MixtureModel};
 use crate::record::{HistoryEvent, Training};
 
+/// The gate's logit for the shared head: against logits of ordinary size (|z| < 10) its weight
+/// is below e^-20, about 2e-9, and typically far less.
+pub const SHARED_HEAD_LOGIT: f32 = -30.0;
+
 impl MixtureModel {
     /// The model restricted to the heads `keep` (in that order). Removing heads from a router
     /// drops their softmax terms, so the remaining weights renormalise among themselves.
@@ -23,7 +27,31 @@ impl MixtureModel {
         out.heads = self.heads.select_rows(keep);
         out.config.k = keep.len();
         out.gate = self.gate.select(keep);
+        out.users = self.users.as_ref().map(|t| t.select(keep));
+        out.config.shared_head =
+            (self.config.shared_head).and_then(|h| keep.iter().position(|&kept| kept == h));
         Ok(out)
+    }
+
+    /// Appends `head` (the single BT model trained beside the mixture) as the last head, the
+    /// shared head: the gate gives it the logit [`SHARED_HEAD_LOGIT`], so the model's predictions
+    /// stay what they were (its weight is below 1e-12 against logits of ordinary size), while
+    /// Stage 2 and the server can weigh it as an expert of its own.
+    pub fn append_shared_head(&mut self, head: &[f32]) -> Result<(), ModelError> {
+        if head.len() != self.config.dim {
+            return Err(ModelError::HeadsShape {
+                heads: [1, head.len()],
+                config: [1, self.config.dim],
+            });
+        }
+        let mut rows: Vec<Vec<f32>> = (0..self.k()).map(|h| self.heads.row(h).to_vec()).collect();
+        rows.push(head.to_vec());
+        self.heads = micro_cache::Matrix::from_rows(&rows);
+        self.gate.append_head(SHARED_HEAD_LOGIT);
+        self.users = self.users.as_ref().map(|t| t.with_column(0.0));
+        self.config.k += 1;
+        self.config.shared_head = Some(self.config.k - 1);
+        Ok(())
     }
 
     /// Merges each cluster of heads (leader first) into one: the merged head is the average of
@@ -62,6 +90,13 @@ impl MixtureModel {
                 }
             }
             out.gate.absorb(j, &self.gate, c, mass);
+            if let (Some(t), Some(old)) = (out.users.as_mut(), self.users.as_ref()) {
+                t.absorb(j, old, c);
+            }
+            // A merged head is no longer the single model alone.
+            if c.len() > 1 && out.config.shared_head == Some(j) {
+                out.config.shared_head = None;
+            }
         }
         Ok(out)
     }

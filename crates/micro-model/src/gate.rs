@@ -95,10 +95,30 @@ impl<T: Float> Gate<T> {
 impl Gate {
     /// log f_k(x) over `k` heads (`x` is ignored by an input-independent gate).
     pub fn log_weights(&self, k: usize, x: &[f32]) -> Vec<f32> {
+        log_softmax(&self.logits(k, x))
+    }
+
+    /// The logits the weights are the softmax of, over `k` heads.
+    pub fn logits(&self, k: usize, x: &[f32]) -> Vec<f32> {
         match self {
-            Gate::Router(r) => r.log_weights(x),
-            Gate::Static(logits) => log_softmax(logits),
-            Gate::Uniform => log_softmax(&vec![0.0; k]),
+            Gate::Router(r) => r.logits(x),
+            Gate::Static(logits) => logits.clone(),
+            Gate::Uniform => vec![0.0; k],
+        }
+    }
+
+    /// Adds a head with the fixed logit `logit` for every input: a router's output layer gains a
+    /// zero row with bias `logit`, static logits gain `logit`; a uniform gate is left alone.
+    pub(crate) fn append_head(&mut self, logit: f32) {
+        match self {
+            Gate::Uniform => {}
+            Gate::Static(z) => z.push(logit),
+            Gate::Router(r) => {
+                let width = r.width();
+                r.w2.extend(std::iter::repeat_n(0.0, width));
+                r.b2.push(logit);
+                r.k += 1;
+            }
         }
     }
 

@@ -54,17 +54,20 @@ mod router;
 mod search;
 pub mod synth;
 mod train;
+mod users;
 pub use accuracy::{mixture_correct, mixture_margin, pair_correct, pairwise_accuracy};
-pub use folder::{ModelError, CONFIG_FILE, MODEL_FILE};
+pub use edit::SHARED_HEAD_LOGIT;
+pub use folder::{ModelError, CONFIG_FILE, MODEL_FILE, USERS_FILE};
 pub use gate::{Gate, RouterKind};
-pub use loss::{LossParts, Objective, Params, Workspace};
+pub use loss::{Batch, LossParts, Objective, Params, Workspace};
 pub use method::Method;
 pub use model::{log_sigmoid, sigmoid, CacheMismatch, MixtureModel, ModelConfig};
 pub use optim::{AdamW, Optimiser, Schedule};
 pub use record::{HistoryEvent, Selection, Stage1Record, Stage2Record, Training};
 pub use router::{Activation, Router, RouterActs};
-pub use search::{train_search, Grid, Search, SearchEvent, Trial};
+pub use search::{train_search, Grid, Point, Search, SearchEvent, Shape, Trial};
 pub use train::{
-    train, train_rows, EpochStats, Heads, RouterLayout, TrainConfig, TrainError, TrainEvent,
-    TrainOptions, TrainReport, AUTO_HEADS,
+    train, train_on, train_rows, train_rows_of, EpochStats, Heads, RouterLayout, TrainConfig,
+    TrainData, TrainError, TrainEvent, TrainOptions, TrainReport, UsersChoice, AUTO_HEADS,
 };
+pub use users::{UserIds, UserTable, NO_USER};

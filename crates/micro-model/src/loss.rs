@@ -17,6 +17,9 @@
 //!   only their sum), so we fold the prior into the random initialisation of each head; with
 //!   weight decay ours decays toward zero instead of toward the prior.
 //!
+//! With a per-user table ([`crate::UserIds`]), a router's logits for a pair of a known user u are
+//! z(e) + b_u, and d/d b_u is the sum of d/d z over that user's pairs in the batch.
+//!
 //! Losses are means over the batch; the gradient code is generic over f32/f64 so that the
 //! finite-difference test checks this very code in f64.
 
@@ -27,19 +30,22 @@ use crate::method::Method;
 use crate::router::{Activation, RouterActs};
 use rand::Rng;
 
-/// Everything Stage 1 learns: heads [K, dim] and the gate.
+/// Everything Stage 1 learns: heads [K, dim], the gate and the per-user table [users, K]
+/// (empty without one; only a router uses it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params<T> {
     pub k: usize,
     pub dim: usize,
     pub heads: Vec<T>,
     pub gate: Gate<T>,
+    pub users: Vec<T>,
 }
 
 impl<T: Float> Params<T> {
     /// Random heads U(-1/sqrt(dim), 1/sqrt(dim)) (PyTorch's `nn.Linear` scale; distinct heads
     /// are what lets a mixture split, identical ones would stay identical), and the gate the
-    /// method needs: a random router, zero static logits, or none.
+    /// method needs: a random router, zero static logits, or none. No user table: see
+    /// [`Params::with_users`].
     pub fn init(
         method: Method,
         k: usize,
@@ -59,7 +65,19 @@ impl<T: Float> Params<T> {
             dim,
             heads,
             gate,
+            users: Vec::new(),
         }
+    }
+
+    /// The same with a user table of `n` rows, all zero (every user starts on the router).
+    pub fn with_users(mut self, n: usize) -> Self {
+        self.users = vec![T::zero(); n * self.k];
+        self
+    }
+
+    /// Rows of the user table.
+    pub fn n_users(&self) -> usize {
+        self.users.len() / self.k.max(1)
     }
 
     /// Zeros of the same shape (a gradient accumulator).
@@ -75,16 +93,17 @@ impl<T: Float> Params<T> {
         }
     }
 
-    /// The parameter tensors in a fixed order: heads, then the gate's (absent ones are empty).
-    pub fn tensors(&self) -> [&[T]; 5] {
+    /// The parameter tensors in a fixed order: heads, the gate's, the user table (absent ones
+    /// are empty).
+    pub fn tensors(&self) -> [&[T]; 6] {
         let [a, b, c, d] = self.gate.tensors();
-        [&self.heads, a, b, c, d]
+        [&self.heads, a, b, c, d, &self.users]
     }
 
     /// Mutable [`Params::tensors`], same order.
-    pub fn tensors_mut(&mut self) -> [&mut [T]; 5] {
+    pub fn tensors_mut(&mut self) -> [&mut [T]; 6] {
         let [a, b, c, d] = self.gate.tensors_mut();
-        [&mut self.heads, a, b, c, d]
+        [&mut self.heads, a, b, c, d, &mut self.users]
     }
 
     pub fn num_params(&self) -> usize {
@@ -125,20 +144,31 @@ pub struct Workspace<T> {
 /// Per-pair result of a mixture row: (nll, neg_entropy).
 type RowLoss<T> = (T, T);
 
+/// One batch: `n` pairs with `diff` [n, dim], router inputs `prompt` [n, prompt_dim] and each
+/// pair's user-table row (`users`: one per pair, [`crate::NO_USER`] for none; may be empty when
+/// the parameters have no table).
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a, T> {
+    pub diff: &'a [T],
+    pub prompt: &'a [T],
+    pub users: &'a [u32],
+    pub n: usize,
+}
+
 impl Objective {
-    /// Mean loss over the `n` pairs with `diff` [n, dim] and `prompt` [n, prompt_dim]; when
-    /// `grads` is given, adds the gradient of that mean to it.
-    #[allow(clippy::too_many_arguments)]
+    /// Mean loss over the pairs of `batch`; when `grads` is given, adds the gradient of that
+    /// mean to it.
     pub fn loss_and_grad<T: Float>(
         &self,
         params: &Params<T>,
-        diff: &[T],
-        prompt: &[T],
-        n: usize,
+        batch: Batch<'_, T>,
         mut grads: Option<&mut Params<T>>,
         ws: &mut Workspace<T>,
         threads: usize,
     ) -> LossParts<T> {
+        let Batch {
+            diff, prompt, n, ..
+        } = batch;
         let (k, dim) = (params.k, params.dim);
         assert_eq!(diff.len(), n * dim, "loss_and_grad: diff must be [n, dim]");
         if n == 0 {
@@ -214,6 +244,7 @@ impl Objective {
                 sum
             }
             Gate::Router(_) => {
+                add_user_rows(&mut ws.logits, &params.users, batch.users, k);
                 ws.dlogits.clear();
                 ws.dlogits.resize(n * k, T::zero());
                 let mut sum = (T::zero(), T::zero());
@@ -236,9 +267,13 @@ impl Objective {
         if let Some(Params {
             heads: gh,
             gate: gg,
+            users: gu,
             ..
         }) = grads
         {
+            if router.is_some() {
+                add_user_grads(gu, &ws.dlogits, batch.users, k);
+            }
             let mut heads_backward = || {
                 matmul(
                     gh,
@@ -267,6 +302,41 @@ impl Objective {
             neg_entropy: negent,
         }
     }
+}
+
+/// Adds each pair's user row of `table` [users, K] to its logits (pairs without a known user,
+/// or a batch without users, are left alone).
+fn add_user_rows<T: Float>(logits: &mut [T], table: &[T], users: &[u32], k: usize) {
+    if table.is_empty() {
+        return;
+    }
+    for (row, &u) in logits.chunks_exact_mut(k).zip(users) {
+        if let Some(b) = user_row(table, u, k) {
+            for (z, &b) in row.iter_mut().zip(b) {
+                *z += b;
+            }
+        }
+    }
+}
+
+/// d loss / d b_u: the sum of d loss / d logits over user u's pairs.
+fn add_user_grads<T: Float>(grads: &mut [T], dlogits: &[T], users: &[u32], k: usize) {
+    if grads.is_empty() {
+        return;
+    }
+    for (d, &u) in dlogits.chunks_exact(k).zip(users) {
+        if u != crate::users::NO_USER {
+            let g = &mut grads[u as usize * k..(u as usize + 1) * k];
+            for (a, &b) in g.iter_mut().zip(d) {
+                *a += b;
+            }
+        }
+    }
+}
+
+fn user_row<T>(table: &[T], u: u32, k: usize) -> Option<&[T]> {
+    let start = (u as usize).checked_mul(k)?;
+    (u != crate::users::NO_USER).then(|| table.get(start..start + k))?
 }
 
 const JOIN_MIN_ROWS: usize = 128;

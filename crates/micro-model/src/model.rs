@@ -7,7 +7,8 @@ use crate::gate::{Gate, RouterKind};
 use crate::linalg::dot;
 use crate::method::Method;
 use crate::record::{null_as_default, HistoryEvent, Training};
-use crate::router::{Activation, Router};
+use crate::router::{log_softmax, Activation, Router};
+use crate::users::UserTable;
 use micro_cache::{BackboneInfo, CacheMeta, Matrix, Recipe, RecipeMismatch, RouterInput};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,14 @@ pub struct ModelConfig {
     /// Hash of the training pairs (provenance only).
     #[serde(default)]
     pub train_pairs_hash: String,
+    /// Rows of the per-user table (0: none): the users are listed in `users.json`, their rows
+    /// are the tensor `users.logits` [users, K].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub users: usize,
+    /// The head that is the single BT model trained beside the mixture (Stage 1's gate gives it
+    /// no weight): a shared prediction Stage 2 and the server weigh beside the heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_head: Option<usize>,
     /// How the model was trained (Stage 1, the search, Stage 2).
     #[serde(default, deserialize_with = "null_as_default")]
     pub training: Training,
@@ -60,6 +69,12 @@ pub struct MixtureModel {
     pub(crate) heads: Matrix,
     /// Never [`Gate::Uniform`]: a uniform gate is held as zero static logits.
     pub(crate) gate: Gate,
+    /// Stage 1's per-user table, [users, K].
+    pub(crate) users: Option<UserTable>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl MixtureModel {
@@ -77,7 +92,22 @@ impl MixtureModel {
             config,
             heads,
             gate,
+            users: None,
         }
+    }
+
+    /// The model with a per-user table (refused when its width is not K); `config.json` counts
+    /// its rows.
+    pub fn with_users(mut self, table: UserTable) -> Result<Self, ModelError> {
+        if table.logits().cols != self.k() {
+            return Err(ModelError::UserTableHeads {
+                table: table.logits().cols,
+                model: self.k(),
+            });
+        }
+        self.config.users = table.len();
+        self.users = Some(table);
+        Ok(self)
     }
 
     /// `config.json`.
@@ -103,9 +133,34 @@ impl MixtureModel {
         self.heads.rows
     }
 
+    /// Stage 1's per-user table, if it learned one.
+    pub fn users(&self) -> Option<&UserTable> {
+        self.users.as_ref()
+    }
+
+    /// The head that is the single BT model trained beside the mixture, if any.
+    pub fn shared_head(&self) -> Option<usize> {
+        self.config.shared_head
+    }
+
     /// log f_k(x) for a router input (ignored by a static gate).
     pub fn log_weights(&self, prompt: &[f32]) -> Vec<f32> {
         self.gate.log_weights(self.k(), prompt)
+    }
+
+    /// log f_k(x, u): the gate for a router input and, when the per-user table knows `user`, that
+    /// user's row added to the logits (any other user, or none, is routed by the gate alone).
+    pub fn log_weights_for(&self, prompt: &[f32], user: Option<&str>) -> Vec<f32> {
+        let row = user.and_then(|u| self.users.as_ref()?.row(u));
+        match row {
+            Some(b) => {
+                let z: Vec<f32> = (self.gate.logits(self.k(), prompt).iter().zip(b))
+                    .map(|(z, b)| z + b)
+                    .collect();
+                log_softmax(&z)
+            }
+            None => self.log_weights(prompt),
+        }
     }
 
     /// f_k(x).
@@ -234,6 +289,22 @@ pub(crate) fn check_parts(c: &ModelConfig, heads: &Matrix, gate: &Gate) -> Resul
     let want = [h * r.input_dim, h, r.k * r.width(), r.k];
     if r.params().iter().map(|t| t.len()).ne(want) {
         return Err(ModelError::RouterTensors { want });
+    }
+    Ok(())
+}
+
+/// Why the shared head index or the user table do not fit the model, if they do not.
+pub(crate) fn check_extras(m: &MixtureModel) -> Result<(), ModelError> {
+    if let Some(h) = m.config.shared_head.filter(|&h| h >= m.k()) {
+        return Err(ModelError::NoSuchHead { head: h, k: m.k() });
+    }
+    let rows = m.users.as_ref().map_or(0, UserTable::len);
+    let cols = m.users.as_ref().map_or(m.k(), |t| t.logits().cols);
+    if rows != m.config.users || cols != m.k() {
+        return Err(ModelError::UserTableHeads {
+            table: cols,
+            model: m.k(),
+        });
     }
     Ok(())
 }

@@ -25,8 +25,18 @@ pub fn epoch_line(s: &EpochStats, max_epochs: usize) -> String {
 }
 
 /// The line that opens a search trial (`index` 0-based).
-pub fn trial_line(index: usize, total: usize, alpha: f32, lr: f32) -> String {
-    format!("search {}/{total}: alpha {alpha}, lr {lr:.1e}", index + 1)
+pub fn trial_line(index: usize, total: usize, point: &crate::search::Point) -> String {
+    let alpha = if point.shape.method.learns_gate() {
+        format!(", alpha {}", point.alpha)
+    } else {
+        String::new()
+    };
+    format!(
+        "search {}/{total}: {}{alpha}, lr {:.1e}",
+        index + 1,
+        point.shape,
+        point.lr
+    )
 }
 
 /// The line that closes a search trial.
@@ -49,26 +59,36 @@ impl fmt::Display for SearchTable<'_> {
         let search = self.search;
         writeln!(
             f,
-            "hyperparameters chosen by held-out mixture NLL on {} training pairs (give --alpha and --lr to skip):",
+            "shape and hyperparameters chosen by held-out NLL on {} training pairs:",
             self.n_holdout
         )?;
         writeln!(
             f,
-            "  {:>7} {:>8} {:>12} {:>6} {:>7} {:>8}",
-            "alpha", "lr", "held-out NLL", "epoch", "epochs", "seconds"
+            "  {:<22} {:>7} {:>8} {:>12} {:>6} {:>7} {:>8}",
+            "shape", "alpha", "lr", "held-out NLL", "epoch", "epochs", "seconds"
         )?;
         for (i, t) in search.trials.iter().enumerate() {
+            let mark = if i == search.chosen {
+                "  <- kept"
+            } else if Some(i) == search.shared_head_from {
+                "  <- shared head"
+            } else {
+                ""
+            };
             writeln!(
                 f,
-                "  {:>7} {:>8.1e} {:>12.4} {:>6} {:>7} {:>8.1}{}",
+                "  {:<22} {:>7} {:>8.1e} {:>12.4} {:>6} {:>7} {:>8.1}{mark}",
+                t.shape.map_or_else(|| "-".to_string(), |s| s.to_string()),
                 t.alpha,
                 t.lr,
                 t.holdout_nll,
                 t.best_epoch,
                 t.epochs_run,
                 t.seconds,
-                if i == search.chosen { "  <- kept" } else { "" }
             )?;
+        }
+        if !search.why.is_empty() {
+            writeln!(f, "  kept {}", search.why)?;
         }
         let total: f64 = search.trials.iter().map(|t| t.seconds).sum();
         let first = search.trials.first().map_or(0.0, |t| t.seconds);
@@ -117,6 +137,11 @@ mod tests {
 
     fn trial(alpha: f32, nll: f64, seconds: f64) -> Trial {
         Trial {
+            shape: Some(crate::search::Shape {
+                method: crate::Method::Micro,
+                heads: 4,
+                users: false,
+            }),
             alpha,
             lr: 2e-3,
             holdout_nll: nll,
@@ -132,6 +157,8 @@ mod tests {
             grid: Grid::default(),
             trials: vec![trial(0.5, 0.61234, 2.0), trial(0.05, 0.6, 4.0)],
             chosen: 1,
+            why: "micro K=4: the only shape tried".into(),
+            shared_head_from: None,
         };
         let text = SearchTable {
             search: &search,
@@ -139,15 +166,16 @@ mod tests {
         }
         .to_string();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5);
+        assert_eq!(lines.len(), 6);
         assert!(lines[0].contains("on 40 training pairs"));
         assert_eq!(
             lines[2],
-            "      0.5   2.0e-3       0.6123      3       5      2.0"
+            "  micro K=4                  0.5   2.0e-3       0.6123      3       5      2.0"
         );
         assert!(lines[3].ends_with("  <- kept"));
+        assert_eq!(lines[4], "  kept micro K=4: the only shape tried");
         assert_eq!(
-            lines[4],
+            lines[5],
             "  search: 2 trainings in 6.0 s, 3.0x the first point's (2.0 s)"
         );
     }
@@ -165,10 +193,29 @@ mod tests {
             epoch_line(&s, 10),
             "epoch 2/10: loss 0.5000, held-out NLL 0.2500, lr 1.00e-3, 1.50 s"
         );
+        let shape = crate::search::Shape {
+            method: crate::Method::Micro,
+            heads: 8,
+            users: true,
+        };
+        let point = crate::search::Point {
+            shape,
+            alpha: 0.5,
+            lr: 2e-3,
+        };
         assert_eq!(
-            trial_line(0, 6, 0.5, 2e-3),
-            "search 1/6: alpha 0.5, lr 2.0e-3"
+            trial_line(0, 6, &point),
+            "search 1/6: micro K=8 + users, alpha 0.5, lr 2.0e-3"
         );
+        let single = crate::search::Point {
+            shape: crate::search::Shape {
+                method: crate::Method::Single,
+                heads: 1,
+                users: false,
+            },
+            ..point
+        };
+        assert_eq!(trial_line(1, 6, &single), "search 2/6: one head, lr 2.0e-3");
         assert_eq!(
             start_line(90, 10, 3, 100),
             "training on 90 pairs, 10 held out, 3 steps per epoch, at most 100 epochs"

@@ -6,6 +6,7 @@ use crate::gate::RouterKind;
 use crate::loss::Params;
 use crate::model::{MixtureModel, ModelConfig};
 use crate::record::{Stage1Record, Training};
+use crate::users::{UserIds, UserTable};
 use micro_cache::{Matrix, TrainingArrays};
 use sha2::{Digest, Sha256};
 
@@ -30,6 +31,7 @@ pub(super) fn to_model(
     cfg: &TrainConfig,
     train_pairs_hash: String,
     report: &TrainReport,
+    users: Option<UserIds>,
 ) -> MixtureModel {
     // Single and shared-base mix uniformly: saved as zero static logits.
     let router = params.gate.kind();
@@ -50,16 +52,29 @@ pub(super) fn to_model(
         recipe: arrays.meta.recipe(),
         router_input: arrays.router_input,
         train_pairs_hash,
+        users: 0,
+        shared_head: None,
         training: Training {
             stage1: Some(Stage1Record::new(cfg, report)),
             ..Training::default()
         },
         history: Vec::new(),
     };
-    // The parts agree by construction: the heads and gate are the trainer's own.
-    MixtureModel::from_parts(
+    let table = users
+        .filter(|u| params.n_users() > 0 && params.n_users() == u.len())
+        .and_then(|u| {
+            let rows = u.len();
+            UserTable::new(u.names, Matrix::new(rows, params.k, params.users))
+        });
+    // The parts agree by construction: the heads, gate and table are the trainer's own.
+    let mut model = MixtureModel::from_parts(
         config,
         Matrix::new(params.k, params.dim, params.heads),
         params.gate,
-    )
+    );
+    if let Some(t) = table {
+        model.config.users = t.len();
+        model.users = Some(t);
+    }
+    model
 }

@@ -36,6 +36,10 @@ pub struct TrainConfig {
     pub min_epochs: usize,
     /// Worker threads for the matrix products (0: rayon's pool size).
     pub threads: usize,
+    /// Learn a per-user table beside the router (`micro`, where training pairs carry user ids;
+    /// see [`crate::UserIds`]).
+    #[serde(default)]
+    pub users: bool,
 }
 
 /// Hidden units of the default MLP router (the paper's).
@@ -59,6 +63,7 @@ impl Default for TrainConfig {
             patience: 10,
             min_epochs: 30,
             threads: 0,
+            users: false,
         }
     }
 }
@@ -93,6 +98,10 @@ pub struct TrainReport {
     /// later steps that must not look at the test split compare heads.
     #[serde(skip)]
     pub holdout_rows: Vec<usize>,
+    /// The NLL of each held-out pair (aligned with `holdout_rows`) at the kept epoch: what the
+    /// search compares variants by, pair by pair.
+    #[serde(skip)]
+    pub holdout_nlls: Vec<f64>,
 }
 
 /// Progress notifications for a bar or a log.
@@ -149,6 +158,12 @@ pub enum TrainError {
     SearchWithoutHoldout,
     #[error("invalid training setting: an empty search grid")]
     EmptyGrid,
+    #[error(
+        "a per-user table needs training pairs with a `user_id`: none of them has one; train without the table"
+    )]
+    NoUserIds,
+    #[error("a per-user table sits beside a router: method {method} has none; use method micro")]
+    TableNeedsRouter { method: crate::Method },
     #[error(
         "invalid training setting: {heads} heads for {pairs} training pairs (after holding out {held_out}): use fewer heads or more data"
     )]

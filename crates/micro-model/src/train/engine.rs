@@ -1,10 +1,9 @@
 //! The data-parallel step of Stage 1: a batch split across threads, each computing the loss and
 //! gradient of its part, and AdamW stepping on their weighted sum; plus the held-out likelihood.
 
-use super::{TrainConfig, TrainError, TrainEvent};
-use crate::loss::{Objective, Params, Workspace};
+use super::{TrainConfig, TrainData, TrainError, TrainEvent};
+use crate::loss::{Batch, Objective, Params, Workspace};
 use crate::optim::{AdamW, Optimiser};
-use micro_cache::Matrix;
 use rayon::prelude::*;
 
 /// Mutable state of a run: one [`Shard`] per thread (the optimiser is the caller's).
@@ -28,6 +27,7 @@ struct Shard {
     ws: Workspace<f32>,
     xb: Vec<f32>,
     pb: Vec<f32>,
+    ub: Vec<u32>,
     rows: usize,
     loss: f32,
 }
@@ -37,42 +37,41 @@ const SHARD_MIN_ROWS: usize = 8;
 
 impl Shard {
     /// Copies rows `idx` into the batch buffers (the arrays themselves are never copied whole).
-    fn gather(&mut self, diff: &Matrix, prompt: &Matrix, idx: &[usize], uses_prompt: bool) {
+    fn gather(&mut self, data: &TrainData<'_>, idx: &[usize], uses_prompt: bool) {
         self.xb.clear();
         self.pb.clear();
+        self.ub.clear();
         for &i in idx {
-            self.xb.extend_from_slice(diff.row(i));
+            self.xb.extend_from_slice(data.diff.row(i));
             if uses_prompt {
-                self.pb.extend_from_slice(prompt.row(i));
+                self.pb.extend_from_slice(data.prompt.row(i));
             }
+        }
+        if let Some(users) = data.users {
+            self.ub.extend(idx.iter().map(|&i| users.rows[i]));
         }
         self.rows = idx.len();
     }
 
     /// Mean loss and gradient of rows `idx`, on the calling thread.
-    #[allow(clippy::too_many_arguments)]
     fn loss_and_grad(
         &mut self,
         objective: &Objective,
         params: &Params<f32>,
-        diff: &Matrix,
-        prompt: &Matrix,
+        data: &TrainData<'_>,
         idx: &[usize],
-        uses_prompt: bool,
-        threads: usize,
+        (uses_prompt, threads): (bool, usize),
     ) {
-        self.gather(diff, prompt, idx, uses_prompt);
+        self.gather(data, idx, uses_prompt);
         self.grads.fill_zero();
+        let batch = Batch {
+            diff: &self.xb,
+            prompt: &self.pb,
+            users: &self.ub,
+            n: self.rows,
+        };
         self.loss = objective
-            .loss_and_grad(
-                params,
-                &self.xb,
-                &self.pb,
-                idx.len(),
-                Some(&mut self.grads),
-                &mut self.ws,
-                threads,
-            )
+            .loss_and_grad(params, batch, Some(&mut self.grads), &mut self.ws, threads)
             .loss;
     }
 }
@@ -88,6 +87,7 @@ impl Run {
                 ws: Workspace::default(),
                 xb: Vec::new(),
                 pb: Vec::new(),
+                ub: Vec::new(),
                 rows: 0,
                 loss: 0.0,
             })
@@ -105,22 +105,21 @@ impl Run {
     fn batch_loss_and_grad(
         &mut self,
         params: &Params<f32>,
-        diff: &Matrix,
-        prompt: &Matrix,
+        data: &TrainData<'_>,
         idx: &[usize],
     ) -> f32 {
         let (objective, uses_prompt) = (&self.objective, self.uses_prompt);
         if self.shards.len() == 1 {
             let threads = self.threads;
             let shard = &mut self.shards[0];
-            shard.loss_and_grad(objective, params, diff, prompt, idx, uses_prompt, threads);
+            shard.loss_and_grad(objective, params, data, idx, (uses_prompt, threads));
             return shard.loss;
         }
         let per = idx.len().div_ceil(self.shards.len());
         let parts = idx.chunks(per).chain(std::iter::repeat(&[][..]));
         let work: Vec<(&mut Shard, &[usize])> = self.shards.iter_mut().zip(parts).collect();
         work.into_par_iter().for_each(|(shard, part)| {
-            shard.loss_and_grad(objective, params, diff, prompt, part, uses_prompt, 1)
+            shard.loss_and_grad(objective, params, data, part, (uses_prompt, 1))
         });
         let n = idx.len() as f32;
         self.shards.iter().map(|s| s.loss * s.rows as f32 / n).sum()
@@ -129,7 +128,7 @@ impl Run {
     /// One AdamW step on the batch gradient held by the shards.
     fn apply(&self, adamw: &mut AdamW, params: &mut Params<f32>, lr: f32) {
         let n: usize = self.shards.iter().map(|s| s.rows).sum();
-        let grads: Vec<([&[f32]; 5], f32)> = self
+        let grads: Vec<([&[f32]; 6], f32)> = self
             .shards
             .iter()
             .filter(|s| s.rows > 0)
@@ -141,20 +140,18 @@ impl Run {
 
     /// One pass over `order` in minibatches, each one's loss and gradient then one step of
     /// `opt`; returns the mean batch loss.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn epoch(
         &mut self,
         opt: &mut Optimiser,
         params: &mut Params<f32>,
-        diff: &Matrix,
-        prompt: &Matrix,
+        data: &TrainData<'_>,
         order: &[usize],
         epoch: usize,
         progress: &mut impl FnMut(&TrainEvent),
     ) -> Result<f64, TrainError> {
         let (mut total, mut count) = (0.0f64, 0usize);
         for idx in order.chunks(self.batch) {
-            let loss = self.batch_loss_and_grad(params, diff, prompt, idx);
+            let loss = self.batch_loss_and_grad(params, data, idx);
             if !loss.is_finite() {
                 return Err(TrainError::NotFiniteLoss {
                     loss,
@@ -176,27 +173,54 @@ impl Run {
     pub(super) fn mean_nll(
         &mut self,
         params: &Params<f32>,
-        diff: &Matrix,
-        prompt: &Matrix,
+        data: &TrainData<'_>,
         idx: &[usize],
     ) -> f64 {
         let mut sum = 0.0f64;
         let (threads, uses_prompt) = (self.threads, self.uses_prompt);
         let shard = &mut self.shards[0];
         for chunk in idx.chunks(HOLDOUT_CHUNK) {
-            shard.gather(diff, prompt, chunk, uses_prompt);
-            let parts = self.objective.loss_and_grad(
-                params,
-                &shard.xb,
-                &shard.pb,
-                chunk.len(),
-                None,
-                &mut shard.ws,
-                threads,
-            );
+            shard.gather(data, chunk, uses_prompt);
+            let batch = Batch {
+                diff: &shard.xb,
+                prompt: &shard.pb,
+                users: &shard.ub,
+                n: shard.rows,
+            };
+            let parts = self
+                .objective
+                .loss_and_grad(params, batch, None, &mut shard.ws, threads);
             sum += parts.nll as f64 * chunk.len() as f64;
         }
         sum / idx.len().max(1) as f64
+    }
+}
+
+impl Run {
+    /// The NLL of each of the rows `idx` (no gradient): what the search compares variants by.
+    pub(super) fn pair_nlls(
+        &mut self,
+        params: &Params<f32>,
+        data: &TrainData<'_>,
+        idx: &[usize],
+    ) -> Vec<f64> {
+        let (threads, uses_prompt) = (self.threads, self.uses_prompt);
+        let shard = &mut self.shards[0];
+        idx.iter()
+            .map(|&i| {
+                shard.gather(data, &[i], uses_prompt);
+                let batch = Batch {
+                    diff: &shard.xb,
+                    prompt: &shard.pb,
+                    users: &shard.ub,
+                    n: 1,
+                };
+                let parts =
+                    self.objective
+                        .loss_and_grad(params, batch, None, &mut shard.ws, threads);
+                parts.nll as f64
+            })
+            .collect()
     }
 }
 
@@ -207,6 +231,7 @@ const HOLDOUT_CHUNK: usize = 512;
 mod tests {
     use super::*;
     use crate::method::Method;
+    use micro_cache::Matrix;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -247,7 +272,13 @@ mod tests {
                 alpha: 0.5,
             };
             let mut run = Run::new(&params, &cfg, objective);
-            let loss = run.batch_loss_and_grad(&params, &diff, &prompt, &idx);
+            let data = TrainData {
+                diff: &diff,
+                prompt: &prompt,
+                groups: None,
+                users: None,
+            };
+            let loss = run.batch_loss_and_grad(&params, &data, &idx);
             // The gradient AdamW sees: the shards' weighted sum.
             let mut grad = params.zeros_like();
             for s in &run.shards {

@@ -13,11 +13,12 @@ mod holdout;
 pub mod options;
 
 pub use config::{EpochStats, TrainConfig, TrainError, TrainEvent, TrainReport};
-pub use options::{Heads, RouterLayout, TrainOptions, AUTO_HEADS};
+pub use options::{Heads, RouterLayout, TrainOptions, UsersChoice, AUTO_HEADS};
 
 use crate::loss::{Objective, Params};
 use crate::model::MixtureModel;
 use crate::optim::Optimiser;
+use crate::users::UserIds;
 use artefact::{to_model, train_pairs_hash};
 use engine::Run;
 use holdout::{check_finite_rows, prompt_groups, split_holdout};
@@ -27,46 +28,74 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
-/// Trains on the pairs of `arrays` whose split is train (or unset).
+/// The arrays Stage 1 reads, by row.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainData<'a> {
+    /// h_w - h_l, [n, dim].
+    pub diff: &'a Matrix,
+    /// The router input, [n, prompt_dim].
+    pub prompt: &'a Matrix,
+    /// A group id per row (e.g. its prompt): the held-out pairs are whole groups, since test
+    /// splits are by prompt and a router that memorises prompts would look good on held-out
+    /// pairs of prompts it has seen.
+    pub groups: Option<&'a [u64]>,
+    /// Each row's user-table row: needed when the configuration learns a table
+    /// ([`TrainConfig::users`]).
+    pub users: Option<&'a UserIds>,
+}
+
+/// The training rows of `arrays` (split train or unset), refused when there are none.
+pub fn train_rows_of(arrays: &TrainingArrays) -> Result<Vec<usize>, TrainError> {
+    let rows: Vec<usize> = (0..arrays.pairs.len())
+        .filter(|&i| arrays.pairs[i].is_train())
+        .collect();
+    if rows.is_empty() {
+        return Err(TrainError::NoTrainPairs {
+            pairs: arrays.pairs.len(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Trains on the pairs of `arrays` whose split is train (or unset); with
+/// [`TrainConfig::users`], a table of the training pairs' users beside the router.
 pub fn train(
     arrays: &TrainingArrays,
     cfg: &TrainConfig,
     progress: impl FnMut(&TrainEvent) + Send,
 ) -> Result<(MixtureModel, TrainReport), TrainError> {
     cfg.validate()?;
-    let train_idx: Vec<usize> = (0..arrays.pairs.len())
-        .filter(|&i| arrays.pairs[i].is_train())
-        .collect();
-    if train_idx.is_empty() {
-        return Err(TrainError::NoTrainPairs {
-            pairs: arrays.pairs.len(),
-        });
-    }
-    let hash = train_pairs_hash(arrays, &train_idx);
+    let train_idx = train_rows_of(arrays)?;
+    train_on(arrays, &train_idx, cfg, progress)
+}
+
+/// [`train`] on the rows `rows` of `arrays` (e.g. all training folds but one).
+pub fn train_on(
+    arrays: &TrainingArrays,
+    rows: &[usize],
+    cfg: &TrainConfig,
+    progress: impl FnMut(&TrainEvent) + Send,
+) -> Result<(MixtureModel, TrainReport), TrainError> {
+    let hash = train_pairs_hash(arrays, rows);
     let groups = prompt_groups(&arrays.pairs);
-    let (params, report) = train_rows(
-        &arrays.diff,
-        &arrays.prompt,
-        &train_idx,
-        Some(&groups),
-        cfg,
-        progress,
-    )?;
-    let model = to_model(params, arrays, cfg, hash, &report);
+    let users = cfg.users.then(|| UserIds::of_pairs(&arrays.pairs, rows));
+    let data = TrainData {
+        diff: &arrays.diff,
+        prompt: &arrays.prompt,
+        groups: Some(&groups),
+        users: users.as_ref(),
+    };
+    let (params, report) = train_rows(&data, rows, cfg, progress)?;
+    let model = to_model(params, arrays, cfg, hash, &report, users);
     Ok((model, report))
 }
 
-/// The trainer on raw arrays: rows `rows` of `diff` [n, dim] and `prompt` [n, prompt_dim].
-/// With `groups` (a group id per row of the arrays, e.g. its prompt), the held-out pairs are
-/// whole groups: test splits are by prompt, and a router that memorises prompts would look good
-/// on held-out pairs of prompts it has seen.
+/// The trainer on raw arrays: rows `rows` of `data`.
 ///
 /// The run happens on a thread of rayon's pool (the caller waits), so `progress` is called there.
 pub fn train_rows(
-    diff: &Matrix,
-    prompt: &Matrix,
+    data: &TrainData<'_>,
     rows: &[usize],
-    groups: Option<&[u64]>,
     cfg: &TrainConfig,
     progress: impl FnMut(&TrainEvent) + Send,
 ) -> Result<(Params<f32>, TrainReport), TrainError> {
@@ -74,21 +103,33 @@ pub fn train_rows(
     // while it still spins; from outside, every step pays to wake it and to wake us back
     // (measured on 2 cores: an empty rayon::join costs 7-14 µs from outside, ~0 from inside;
     // AdamW over 107k parameters in two halves took 114 µs from outside, 50 µs from inside).
-    rayon::scope(|_| train_rows_here(diff, prompt, rows, groups, cfg, progress))
+    rayon::scope(|_| train_rows_here(data, rows, cfg, progress))
+}
+
+/// The user table's size for `cfg`: refused when it asks for one and no training pair has a user.
+fn table_users(data: &TrainData<'_>, cfg: &TrainConfig) -> Result<usize, TrainError> {
+    if !cfg.users {
+        return Ok(0);
+    }
+    match data.users {
+        Some(u) if !u.is_empty() && cfg.method == crate::Method::Micro => Ok(u.len()),
+        Some(u) if !u.is_empty() => Err(TrainError::TableNeedsRouter { method: cfg.method }),
+        _ => Err(TrainError::NoUserIds),
+    }
 }
 
 fn train_rows_here(
-    diff: &Matrix,
-    prompt: &Matrix,
+    data: &TrainData<'_>,
     rows: &[usize],
-    groups: Option<&[u64]>,
     cfg: &TrainConfig,
     mut progress: impl FnMut(&TrainEvent),
 ) -> Result<(Params<f32>, TrainReport), TrainError> {
     cfg.validate()?;
+    let (diff, prompt) = (data.diff, data.prompt);
     check_finite_rows(diff, prompt, rows, cfg.method)?;
+    let n_users = table_users(data, cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let (fit, held) = split_holdout(rows, groups, cfg.holdout, &mut rng);
+    let (fit, held) = split_holdout(rows, data.groups, cfg.holdout, &mut rng);
     if cfg.k > fit.len() {
         return Err(TrainError::TooFewPairs {
             heads: cfg.k,
@@ -104,7 +145,8 @@ fn train_rows_here(
         cfg.router_hidden,
         cfg.activation,
         &mut rng,
-    );
+    )
+    .with_users(n_users);
     let objective = Objective {
         method: cfg.method,
         alpha: cfg.alpha as f64,
@@ -131,16 +173,8 @@ fn train_rows_here(
     for epoch in 1..=cfg.max_epochs {
         let t0 = Instant::now();
         order.shuffle(&mut rng);
-        let train_loss = run.epoch(
-            &mut opt,
-            &mut params,
-            diff,
-            prompt,
-            &order,
-            epoch,
-            &mut progress,
-        )?;
-        let holdout_nll = (!held.is_empty()).then(|| run.mean_nll(&params, diff, prompt, &held));
+        let train_loss = run.epoch(&mut opt, &mut params, data, &order, epoch, &mut progress)?;
+        let holdout_nll = (!held.is_empty()).then(|| run.mean_nll(&params, data, &held));
         let stats = EpochStats {
             epoch,
             train_loss,
@@ -159,6 +193,7 @@ fn train_rows_here(
             break;
         }
     }
+    let holdout_nlls = run.pair_nlls(&best.2, data, &held);
     let report = TrainReport {
         n_train: fit.len(),
         n_holdout: held.len(),
@@ -169,6 +204,7 @@ fn train_rows_here(
         seconds: start.elapsed().as_secs_f64(),
         history,
         holdout_rows: held,
+        holdout_nlls,
     };
     Ok((best.2, report))
 }

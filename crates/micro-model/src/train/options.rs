@@ -3,6 +3,7 @@
 //! layout and a width. [`TrainOptions::config`] and [`TrainOptions::grid`] turn it into what
 //! [`crate::train`] and [`crate::train_search`] take.
 
+#[cfg(feature = "clap")]
 use super::config::ROUTER_HIDDEN;
 use crate::{Activation, Grid, Method, TrainConfig};
 use micro_cache::RouterInput;
@@ -41,6 +42,20 @@ pub enum RouterLayout {
     Linear,
 }
 
+/// Whether Stage 1 learns a per-user table beside the router ([`crate::UserIds`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum UsersChoice {
+    /// Tried beside the plain mixture where training pairs carry user ids; kept if the
+    /// held-out NLL says so.
+    #[default]
+    Auto,
+    /// Always (the training pairs must carry user ids).
+    On,
+    /// Never: user ids are ignored.
+    Off,
+}
+
 /// Stage 1 options as `micro train` takes them. Every default is [`TrainConfig::default`]'s.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
@@ -49,8 +64,17 @@ pub struct TrainOptions {
     #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().method))]
     pub method: Method,
     /// Number of heads K (default 10; 1 for `single`), or `auto`: 10, then correlated heads merged.
+    /// MiCRo's K heads are kept only if their held-out NLL beats one head's clearly (else one
+    /// head is returned, and the search says why), unless --keep-heads.
     #[cfg_attr(feature = "clap", arg(long))]
     pub heads: Option<Heads>,
+    /// Keep the K heads even where one head fits the held-out pairs as well (no comparison).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub keep_heads: bool,
+    /// A per-user table beside the router, for pairs that carry a `user_id`: auto (tried, kept
+    /// if the held-out NLL says so), on, off.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = UsersChoice::Auto))]
+    pub users: UsersChoice,
     /// Maximum epochs; early stopping on the held-out pairs usually ends sooner.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainConfig::default().max_epochs))]
     pub epochs: usize,
@@ -145,19 +169,22 @@ impl TrainOptions {
             patience: self.patience,
             min_epochs: self.min_epochs,
             threads: 0,
+            users: self.users == UsersChoice::On,
         }
     }
 
-    /// The grid to search: the values the user left unset (none when both are given).
+    /// The grid to search: the values the user left unset, and the shapes that compete (none
+    /// when alpha, the rate and the shape are all given).
     pub fn grid(&self) -> Option<Grid> {
         let full = Grid::default();
-        match (self.alpha, self.lr) {
-            (Some(_), Some(_)) => None,
-            (alpha, lr) => Some(Grid {
-                alphas: alpha.map_or(full.alphas, |a| vec![a]),
-                lrs: lr.map_or(full.lrs, |l| vec![l]),
-            }),
-        }
+        let grid = Grid {
+            alphas: self.alpha.map_or(full.alphas, |a| vec![a]),
+            lrs: self.lr.map_or(full.lrs, |l| vec![l]),
+            single: !self.keep_heads,
+            users: self.users == UsersChoice::Auto,
+        };
+        let fixed = self.alpha.is_some() && self.lr.is_some() && !grid.single && !grid.users;
+        (!fixed).then_some(grid)
     }
 
     /// `router input: pair (e(x, c), ...)`, the line `micro train` starts with.
@@ -181,6 +208,8 @@ mod tests {
         TrainOptions {
             method: d.method,
             heads: None,
+            keep_heads: false,
+            users: UsersChoice::Auto,
             epochs: d.max_epochs,
             lr: None,
             alpha: None,
@@ -232,16 +261,34 @@ mod tests {
             auto.grid(),
             Some(Grid {
                 alphas: vec![0.5, 0.05, 0.005],
-                lrs: vec![0.01]
+                lrs: vec![0.01],
+                ..Grid::default()
             })
         );
+        // Given alpha and rate, the shapes still compete unless they are fixed too.
         let both = TrainOptions {
             lr: Some(0.01),
             alpha: Some(0.1),
             ..options()
         };
-        assert_eq!(both.grid(), None);
-        assert_eq!(both.config().alpha, 0.1);
+        let g = both.grid().unwrap();
+        assert_eq!(
+            (g.alphas, g.lrs, g.single, g.users),
+            (vec![0.1], vec![0.01], true, true)
+        );
+        let fixed = TrainOptions {
+            keep_heads: true,
+            users: UsersChoice::Off,
+            ..both.clone()
+        };
+        assert_eq!(fixed.grid(), None);
+        assert_eq!(fixed.config().alpha, 0.1);
+        let table = TrainOptions {
+            users: UsersChoice::On,
+            ..fixed
+        };
+        assert!(table.config().users);
+        assert_eq!(table.grid(), None);
     }
 
     #[test]

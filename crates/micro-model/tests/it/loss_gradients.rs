@@ -1,7 +1,7 @@
 //! The hand-derived Stage 1 gradients against central finite differences, in f64, through the
 //! same generic code that trains in f32.
 
-use micro_model::{Activation, Gate, Method, Objective, Params, Workspace};
+use micro_model::{Activation, Batch, Gate, Method, Objective, Params, Workspace, NO_USER};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -11,6 +11,8 @@ struct Case {
     hidden: Option<usize>,
     activation: Activation,
     alpha: f64,
+    /// Rows of a per-user table (0: none); pairs cycle through the users and no user.
+    users: usize,
 }
 
 fn check(case: &Case) {
@@ -24,7 +26,18 @@ fn check(case: &Case) {
         case.hidden,
         case.activation,
         &mut rng,
-    );
+    )
+    .with_users(case.users);
+    for v in params.users.iter_mut() {
+        *v = rng.random_range(-1.0..1.0);
+    }
+    let users: Vec<u32> = (0..n as u32)
+        .map(|i| match case.users as u32 {
+            0 => NO_USER,
+            u if i % (u + 1) == u => NO_USER,
+            u => i % (u + 1),
+        })
+        .collect();
     // Larger-than-init heads and static logits so every term of the loss is far from trivial.
     for v in params.heads.iter_mut() {
         *v *= 3.0;
@@ -38,16 +51,22 @@ fn check(case: &Case) {
         method: case.method,
         alpha: case.alpha,
     };
+    let batch = Batch {
+        diff: &diff,
+        prompt: &prompt,
+        users: &users,
+        n,
+    };
     let mut ws = Workspace::default();
     let mut grads = params.zeros_like();
-    obj.loss_and_grad(&params, &diff, &prompt, n, Some(&mut grads), &mut ws, 1);
+    obj.loss_and_grad(&params, batch, Some(&mut grads), &mut ws, 1);
     let loss_at = |p: &Params<f64>| {
-        obj.loss_and_grad(p, &diff, &prompt, n, None, &mut Workspace::default(), 1)
+        obj.loss_and_grad(p, batch, None, &mut Workspace::default(), 1)
             .loss
     };
     let eps = 1e-6;
     let mut checked = 0;
-    for t in 0..5 {
+    for t in 0..6 {
         for i in 0..params.tensors()[t].len() {
             let (mut plus, mut minus) = (params.clone(), params.clone());
             plus.tensors_mut()[t][i] += eps;
@@ -70,6 +89,7 @@ fn micro_mlp_router_gradients_match_finite_differences() {
         hidden: Some(6),
         activation: Activation::Tanh,
         alpha: 0.5,
+        users: 0,
     });
     check(&Case {
         method: Method::Micro,
@@ -77,6 +97,29 @@ fn micro_mlp_router_gradients_match_finite_differences() {
         hidden: Some(7),
         activation: Activation::Relu,
         alpha: 0.5,
+        users: 0,
+    });
+}
+
+/// The per-user table's rows: d loss / d b_u sums d loss / d logits over user u's pairs, and
+/// pairs without a user leave the table alone.
+#[test]
+fn user_table_gradients_match_finite_differences() {
+    check(&Case {
+        method: Method::Micro,
+        k: 3,
+        hidden: Some(5),
+        activation: Activation::Tanh,
+        alpha: 0.5,
+        users: 2,
+    });
+    check(&Case {
+        method: Method::Micro,
+        k: 2,
+        hidden: None,
+        activation: Activation::Relu,
+        alpha: 0.05,
+        users: 4,
     });
 }
 
@@ -88,6 +131,7 @@ fn micro_linear_router_gradients_match_finite_differences() {
         hidden: None,
         activation: Activation::Relu,
         alpha: 0.5,
+        users: 0,
     });
     check(&Case {
         method: Method::Micro,
@@ -95,6 +139,7 @@ fn micro_linear_router_gradients_match_finite_differences() {
         hidden: None,
         activation: Activation::Relu,
         alpha: 0.0,
+        users: 0,
     });
 }
 
@@ -106,6 +151,7 @@ fn baseline_gradients_match_finite_differences() {
         hidden: None,
         activation: Activation::Relu,
         alpha: 0.5,
+        users: 0,
     });
     check(&Case {
         method: Method::Single,
@@ -113,6 +159,7 @@ fn baseline_gradients_match_finite_differences() {
         hidden: None,
         activation: Activation::Relu,
         alpha: 0.5,
+        users: 0,
     });
     check(&Case {
         method: Method::SharedBase,
@@ -120,6 +167,7 @@ fn baseline_gradients_match_finite_differences() {
         hidden: None,
         activation: Activation::Relu,
         alpha: 0.5,
+        users: 0,
     });
 }
 
@@ -145,9 +193,12 @@ fn micro_loss_value_matches_the_formula() {
     }
     .loss_and_grad(
         &params,
-        &diff,
-        &prompt,
-        n,
+        Batch {
+            diff: &diff,
+            prompt: &prompt,
+            users: &[],
+            n,
+        },
         None,
         &mut Workspace::default(),
         1,

@@ -27,6 +27,8 @@ pub fn config(
         recipe: Default::default(),
         router_input: Default::default(),
         train_pairs_hash: String::new(),
+        users: 0,
+        shared_head: None,
         training: Default::default(),
         history: Vec::new(),
     }
