@@ -39,6 +39,7 @@
 mod accuracy;
 #[cfg(any(test, feature = "bench"))]
 pub mod bench;
+mod crossfit;
 mod edit;
 pub mod float;
 mod folder;
@@ -56,6 +57,9 @@ pub mod synth;
 mod train;
 mod users;
 pub use accuracy::{mixture_correct, mixture_margin, pair_correct, pairwise_accuracy};
+pub use crossfit::{
+    cross_fit, Evidence, EvidenceMeta, DEFAULT_FOLDS, EVIDENCE_FILE, EVIDENCE_META,
+};
 pub use edit::SHARED_HEAD_LOGIT;
 pub use folder::{ModelError, CONFIG_FILE, MODEL_FILE, USERS_FILE};
 pub use gate::{Gate, RouterKind};

@@ -151,16 +151,16 @@ impl MixtureModel {
     /// log f_k(x, u): the gate for a router input and, when the per-user table knows `user`, that
     /// user's row added to the logits (any other user, or none, is routed by the gate alone).
     pub fn log_weights_for(&self, prompt: &[f32], user: Option<&str>) -> Vec<f32> {
-        let row = user.and_then(|u| self.users.as_ref()?.row(u));
-        match row {
-            Some(b) => {
-                let z: Vec<f32> = (self.gate.logits(self.k(), prompt).iter().zip(b))
-                    .map(|(z, b)| z + b)
-                    .collect();
-                log_softmax(&z)
-            }
-            None => self.log_weights(prompt),
+        log_softmax(&self.logits_for(prompt, user))
+    }
+
+    /// The logits [`MixtureModel::log_weights_for`] is the log softmax of.
+    pub fn logits_for(&self, prompt: &[f32], user: Option<&str>) -> Vec<f32> {
+        let mut z = self.gate.logits(self.k(), prompt);
+        if let Some(b) = user.and_then(|u| self.users.as_ref()?.row(u)) {
+            z.iter_mut().zip(b).for_each(|(z, b)| *z += b);
         }
+        z
     }
 
     /// f_k(x).

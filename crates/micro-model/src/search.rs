@@ -313,7 +313,7 @@ fn paired_gap(a: &TrainReport, b: &TrainReport) -> (f64, f64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use micro_cache::{CacheMeta, Matrix, RouterInput};
     use micro_data::PrefPair;
@@ -352,7 +352,13 @@ mod tests {
     /// Pairs of `dim`-d differences labelled by user `users[i % users.len()]`: user j prefers the
     /// response higher on coordinate 0 when `flip[j]` is false, lower when true; each pair's
     /// orientation is drawn from the BT probability, so labels are noisy as real ones are.
-    fn arrays(n: usize, dim: usize, users: &[&str], flip: &[bool], seed: u64) -> TrainingArrays {
+    pub(crate) fn arrays(
+        n: usize,
+        dim: usize,
+        users: &[&str],
+        flip: &[bool],
+        seed: u64,
+    ) -> TrainingArrays {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (mut rows, mut prompts, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..n {
@@ -383,7 +389,7 @@ mod tests {
         }
     }
 
-    fn quick(k: usize) -> TrainConfig {
+    pub(crate) fn quick(k: usize) -> TrainConfig {
         TrainConfig {
             k,
             max_epochs: 40,

@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// Each pair's prompt as a group id: pairs of one prompt are held out together.
-pub(super) fn prompt_groups(pairs: &[micro_data::PrefPair]) -> Vec<u64> {
+pub(crate) fn prompt_groups(pairs: &[micro_data::PrefPair]) -> Vec<u64> {
     pairs
         .iter()
         .map(|p| {
