@@ -5,11 +5,14 @@ use crate::observer::Observer;
 use anyhow::Context;
 use micro_cache::{EmbeddingCache, RouterInput};
 use micro_eval::{
-    budget_sweep, evaluate, pool_sweeps, render_comparison, render_seed_summary, render_sweep,
-    summarize_seeds, write_report, EvalOptions, EvalReport, NamedModel, Results, RouteStage2,
-    SweepOptions, SweepReport,
+    budget_sweep, evaluate_with, pool_sweeps, render_comparison, render_seed_summary, render_sweep,
+    summarize_seeds, write_report, Adapted, EvalOptions, EvalReport, Gating, NamedModel, Results,
+    RouteStage2, SweepOptions, SweepReport,
 };
-use micro_model::{train_search, Grid, Method, MixtureModel, TrainConfig};
+use micro_model::{
+    cross_fit, train_search, Grid, Method, MixtureModel, TrainConfig, DEFAULT_FOLDS,
+};
+use micro_route::recipe::{adapt_budget, AdaptJob};
 use micro_route::AdaptConfig;
 use std::path::{Path, PathBuf};
 
@@ -93,16 +96,17 @@ pub fn run_story(
     let mut sweeps = Vec::with_capacity(cfg.seeds.len());
     for (i, &seed) in cfg.seeds.iter().enumerate() {
         let models = train_all(&arrays, cfg, seed, obs)?;
-        let micro = &models[METHODS.len() - 1].model;
+        let micro = &models[METHODS.len() - 1];
         let routed = adapt_micro(micro, cache, cfg, seed)?;
         if i == 0 {
             save_models(&models, &routed, &out.join("models"))?;
         }
         let mut reports = Vec::with_capacity(models.len() + 1);
         for m in &models {
-            reports.push(evaluate_as(&m.model, cache, &m.label)?);
+            reports.push(evaluate_as(&m.model, cache, &m.label, &Gating::Model)?);
         }
-        reports.push(evaluate_as(&routed, cache, &routed_label)?);
+        let users = Gating::Users(&routed.users);
+        reports.push(evaluate_as(&routed.model, cache, &routed_label, &users)?);
         obs.line(&format!(
             "seed {seed}: MiCRo {:.4} at Stage 1, {:.4} routed (B = {}); best heads {:.4}",
             reports[METHODS.len() - 1].average,
@@ -170,49 +174,62 @@ fn train_all(
         };
         if let Some(s1) = &model.config().training.stage1 {
             obs.line(&format!(
-                "  {label:<22} alpha {} lr {} (held-out NLL {:.4})",
+                "  {label:<22} K={} alpha {} lr {} (held-out NLL {:.4})",
+                model.k(),
                 s1.hyperparameters.alpha,
                 s1.hyperparameters.lr,
                 s1.best_holdout_nll.unwrap_or(f64::NAN)
             ));
         }
+        // MiCRo's experts are judged on evidence they did not train on.
+        let evidence = match method {
+            Method::Micro => cross_fit(arrays, &model, DEFAULT_FOLDS, |_, _| {})?,
+            _ => None,
+        };
         models.push(NamedModel {
-            label: name.to_string(),
-            model,
+            evidence,
+            ..NamedModel::new(name, model)
         });
     }
     Ok(models)
 }
 
-/// MiCRo's router adapted with `cfg.budget` pairs per user drawn with `seed`.
+/// MiCRo adapted with up to `cfg.budget` labelled pairs per context and per user known by id,
+/// drawn with `seed`.
 fn adapt_micro(
-    micro: &MixtureModel,
+    micro: &NamedModel,
     cache: &EmbeddingCache,
     cfg: &StoryConfig,
     seed: u64,
-) -> anyhow::Result<MixtureModel> {
-    let idx = micro_route::sample_budget(cache, cfg.budget, seed)?;
-    let adapt = AdaptConfig {
+) -> anyhow::Result<Adapted> {
+    let job = AdaptJob {
+        budget: cfg.budget,
         seed,
-        tau: cfg.tau,
-        ..Default::default()
+        config: AdaptConfig {
+            seed,
+            tau: cfg.tau,
+            ..AdaptJob::default().config
+        },
+        ..AdaptJob::default()
     };
-    Ok(micro_route::adapt(micro, cache, &idx, &adapt)?.0)
+    let out = adapt_budget(&micro.view(cache)?, &job)?;
+    Ok(Adapted {
+        model: out.adapted,
+        users: out.users,
+    })
 }
 
 fn evaluate_as(
     model: &MixtureModel,
     cache: &EmbeddingCache,
     label: &str,
+    gating: &Gating,
 ) -> anyhow::Result<EvalReport> {
-    Ok(evaluate(
-        model,
-        cache,
-        &EvalOptions {
-            label: Some(label.to_string()),
-            ..Default::default()
-        },
-    )?)
+    let opts = EvalOptions {
+        label: Some(label.to_string()),
+        ..Default::default()
+    };
+    Ok(evaluate_with(model, cache, &opts, gating)?)
 }
 
 /// The budget study of the seed's MiCRo and static models.
@@ -242,10 +259,16 @@ fn sweep(
     Ok(report)
 }
 
-fn save_models(models: &[NamedModel], routed: &MixtureModel, dir: &Path) -> anyhow::Result<()> {
+fn save_models(models: &[NamedModel], routed: &Adapted, dir: &Path) -> anyhow::Result<()> {
     for m in models {
-        m.model.save(&dir.join(&m.label))?;
+        let folder = dir.join(&m.label);
+        m.model.save(&folder)?;
+        if let Some(e) = &m.evidence {
+            e.save(&folder)?;
+        }
     }
-    routed.save(&dir.join("micro-routed"))?;
+    let folder = dir.join("micro-routed");
+    routed.model.save(&folder)?;
+    routed.users.save(&folder)?;
     Ok(())
 }

@@ -33,6 +33,14 @@ pub enum EvalError {
         run: usize,
         cause: Box<micro_route::RouteError>,
     },
+    #[error(
+        "user `{user}` has weights over {state} experts, the model has {experts} (its heads and the gate): adapt the users with this model"
+    )]
+    UserStateExperts {
+        user: String,
+        state: usize,
+        experts: usize,
+    },
     #[error("weights for `{attribute}` have {weights} entries, the model has {k} heads")]
     GateWeights {
         attribute: String,

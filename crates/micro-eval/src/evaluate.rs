@@ -6,6 +6,8 @@ use crate::metrics::{mean, mixture_correct, mixture_log_prob};
 use micro_cache::EmbeddingCache;
 use micro_data::Split;
 use micro_model::MixtureModel;
+use micro_route::users::pair_log_weights;
+use micro_route::{Experts, UserStates};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -86,13 +88,17 @@ pub struct EvalOptions {
 
 /// How the heads are mixed for each evaluated pair.
 #[derive(Clone, Debug, Default)]
-pub enum Gating {
-    /// The model's own gate f(x, c) on each pair's context-augmented prompt embedding.
+pub enum Gating<'a> {
+    /// The model's own gate f(x, c) on each pair's context-augmented prompt embedding, with
+    /// the pair's user's row where the model's per-user table knows the user.
     #[default]
     Model,
     /// One fixed weight vector per attribute (test-time reweighting such as HyRe). Attributes
     /// without an entry use the model's gate.
     PerAttribute(BTreeMap<String, Vec<f32>>),
+    /// Each pair of a user with adapted weights by those weights over the experts (micro-route's
+    /// `users`); other pairs by the model's gate.
+    Users(&'a UserStates),
 }
 
 /// Accuracy of the backbone's own scalar reward: score(chosen) > score(rejected), ties wrong.
@@ -163,6 +169,24 @@ pub fn evaluate(
     Ok(report)
 }
 
+/// [`evaluate`] with another gating, e.g. each user's adapted weights
+/// ([`Gating::Users`]).
+pub fn evaluate_with(
+    model: &MixtureModel,
+    cache: &EmbeddingCache,
+    opts: &EvalOptions,
+    gating: &Gating,
+) -> Result<EvalReport> {
+    let idx = opts.split.nonempty_indices(cache)?;
+    let label = opts
+        .label
+        .clone()
+        .unwrap_or_else(|| model.config().method.to_string());
+    let mut report = evaluate_indices(model, cache, &idx, gating, &label)?;
+    report.split = opts.split.to_string();
+    Ok(report)
+}
+
 /// What one pair contributes.
 struct Outcome {
     attr: usize,
@@ -212,6 +236,16 @@ pub fn evaluate_indices(
 }
 
 fn check_gating(model: &MixtureModel, gating: &Gating) -> Result<()> {
+    let experts = Experts::of(model).len();
+    if let Gating::Users(states) = gating {
+        if let Some(r) = states.users.values().find(|r| r.state.k() != experts) {
+            return Err(EvalError::UserStateExperts {
+                user: r.user_id.clone(),
+                state: r.state.k(),
+                experts,
+            });
+        }
+    }
     if let Gating::PerAttribute(map) = gating {
         for (attr, w) in map {
             if w.len() != model.k() {
@@ -241,11 +275,13 @@ fn score_pair(
     gating: &Gating,
 ) -> Outcome {
     let pair = &cache.pairs[i];
+    let no_users = UserStates::default();
     let log_w = match gating {
         Gating::PerAttribute(map) if map.contains_key(pair.group()) => {
             map[pair.group()].iter().map(|w| w.max(0.0).ln()).collect()
         }
-        _ => model.log_weights(cache.routed_input(i)),
+        Gating::Users(states) => pair_log_weights(model, cache, i, states),
+        _ => pair_log_weights(model, cache, i, &no_users),
     };
     let log_p = mixture_log_prob(&log_w, margins);
     let z = log_w.iter().map(|l| l.exp()).sum::<f32>();

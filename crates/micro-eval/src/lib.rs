@@ -56,7 +56,8 @@ mod table;
 
 pub use error::{EvalError, Result};
 pub use evaluate::{
-    evaluate, evaluate_indices, BaselineScores, EvalOptions, EvalReport, Gating, SplitSel,
+    evaluate, evaluate_indices, evaluate_with, BaselineScores, EvalOptions, EvalReport, Gating,
+    SplitSel,
 };
 pub use metrics::Stat;
 pub use report::{write_report, ReportFiles};
@@ -65,7 +66,7 @@ pub use seeds::{render_seed_summary, summarize_seeds, SeedRow, SeedSummary};
 pub use specs::{load_models, model_specs};
 pub use stage2::RouteStage2;
 pub use sweep::{
-    budget_sweep, budget_sweep_with, pool_sweeps, shuffled_train, take_budget, NamedModel, RowKind,
-    Stage2, SweepOptions, SweepPoint, SweepReport, SweepRow,
+    budget_sweep, budget_sweep_with, pool_sweeps, shuffled_train, take_budget, Adapted, NamedModel,
+    RowKind, Stage2, SweepOptions, SweepPoint, SweepReport, SweepRow,
 };
 pub use table::{comparison_rows, render_comparison, render_sweep, render_table};

@@ -72,9 +72,23 @@ pub fn load_models(specs: &[(String, PathBuf)], cache: &EmbeddingCache) -> Resul
                     model: label.clone(),
                     cause,
                 })?;
+            let load_error = |cause| EvalError::LoadModel {
+                label: label.clone(),
+                path: dir.clone(),
+                cause: Box::new(cause),
+            };
+            let evidence = micro_model::Evidence::load(dir).map_err(load_error)?;
+            let users = micro_route::UserStates::load(dir).map_err(|cause| EvalError::Stage2 {
+                model: label.clone(),
+                budget: 0,
+                run: 0,
+                cause: Box::new(cause),
+            })?;
             Ok(NamedModel {
                 label: label.clone(),
                 model,
+                evidence,
+                users,
             })
         })
         .collect()

@@ -1,9 +1,11 @@
-//! The sweep's Stage 2, done by micro-route: Algorithm 1 ([`micro_route::adapt()`]) and HyRe
-//! weights ([`micro_route::hyre_weights`]).
+//! The sweep's Stage 2, done by micro-route: Algorithm 1 ([`micro_route::adapt()`]) on the
+//! context-labelled pairs of a sample, each user known only by id's weights from theirs
+//! ([`micro_route::users`]), and HyRe weights ([`micro_route::hyre_weights`]).
 
-use crate::sweep::Stage2;
+use crate::sweep::{Adapted, NamedModel, Stage2};
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
+use micro_route::users::{by_user, states_of};
 use micro_route::AdaptConfig;
 
 /// micro-route's Stage 2 with fixed settings; each run's seed replaces `adapt.seed`.
@@ -30,16 +32,25 @@ impl Default for RouteStage2 {
 impl Stage2 for RouteStage2 {
     fn adapt(
         &self,
-        model: &MixtureModel,
+        model: &NamedModel,
         cache: &EmbeddingCache,
         idx: &[usize],
         seed: u64,
-    ) -> micro_route::Result<MixtureModel> {
+    ) -> micro_route::Result<Adapted> {
         let cfg = AdaptConfig {
             seed,
             ..self.adapt.clone()
         };
-        micro_route::adapt(model, cache, idx, &cfg).map(|(m, _)| m)
+        let view = model.view(cache)?;
+        // Pairs of users known only by id make their users' weights; the others (with a
+        // context, or of an attribute alone) adapt the router.
+        let users = by_user(cache, idx);
+        let by_id: std::collections::BTreeSet<usize> = users.values().flatten().copied().collect();
+        let routed: Vec<usize> = idx.iter().copied().filter(|i| !by_id.contains(i)).collect();
+        Ok(Adapted {
+            model: micro_route::adapt(&view, &routed, &cfg)?.0,
+            users: states_of(&view, &users),
+        })
     }
 
     fn hyre_weights(

@@ -145,8 +145,11 @@ pub fn cross_fit(
     let single = shared_head_config(model, cfg);
     let rows = crate::train::train_rows_of(arrays)?;
     let fold_of = fold_ids(arrays, &rows, folds, cfg.seed);
-    let k_mix = cfg.k;
-    let full = margins_of(model, arrays, &rows, k_mix);
+    // The model's heads but the shared one, in order: what the fold mixtures' heads match.
+    let mixture: Vec<usize> = (0..model.k())
+        .filter(|&h| Some(h) != model.shared_head())
+        .collect();
+    let full = margins_of(&select(model, &mixture), arrays, &rows);
     let (mut margins, mut log_gate) = (vec![vec![]; rows.len()], vec![vec![]; rows.len()]);
     for f in 0..folds {
         let fit: Vec<usize> = (rows.iter().zip(&fold_of))
@@ -154,7 +157,7 @@ pub fn cross_fit(
             .map(|(&r, _)| r)
             .collect();
         let (fold, _) = train_on(arrays, &fit, cfg, |e| progress(f, e))?;
-        let perm = align(&full, &margins_of(&fold, arrays, &rows, k_mix));
+        let perm = align(&full, &margins_of(&fold, arrays, &rows));
         let single_fold = match &single {
             Some(c) => Some(train_on(arrays, &fit, c, |e| progress(f, e))?.0),
             None => None,
@@ -165,12 +168,19 @@ pub fn cross_fit(
         {
             let diff = arrays.diff.row(r);
             let m = fold.margins(diff);
-            let mut row: Vec<f32> = perm.iter().map(|&h| m[h]).collect();
             let z = fold.logits_for(arrays.prompt.row(r), arrays.pairs[r].user_id.as_deref());
-            let mut logits: Vec<f32> = perm.iter().map(|&h| z[h]).collect();
-            if let Some(s) = &single_fold {
-                row.push(s.margins(diff)[0]);
-                logits.push(SHARED_HEAD_LOGIT);
+            let single_margin = single_fold.as_ref().map_or(0.0, |s| s.margins(diff)[0]);
+            // Each of the model's heads: its matched fold head, or the single fold model.
+            let mut matched = perm.iter();
+            let (mut row, mut logits) = (Vec::new(), Vec::new());
+            for h in 0..model.k() {
+                if Some(h) == model.shared_head() {
+                    row.push(single_margin);
+                    logits.push(SHARED_HEAD_LOGIT);
+                } else if let Some(&p) = matched.next() {
+                    row.push(m[p]);
+                    logits.push(z[p]);
+                }
             }
             margins[j] = row;
             log_gate[j] = log_softmax(&logits);
@@ -216,15 +226,16 @@ fn fold_ids(arrays: &TrainingArrays, rows: &[usize], folds: usize, seed: u64) ->
     rows.iter().map(|&r| fold[&groups[r]]).collect()
 }
 
-/// The margins of the first `k` heads of `model` on `rows`, [rows, k] (column-major for
-/// correlations: one vector per head).
-fn margins_of(
-    model: &MixtureModel,
-    arrays: &TrainingArrays,
-    rows: &[usize],
-    k: usize,
-) -> Vec<Vec<f64>> {
-    let mut cols = vec![Vec::with_capacity(rows.len()); k];
+/// `model` restricted to the heads `keep` (all valid).
+fn select(model: &MixtureModel, keep: &[usize]) -> MixtureModel {
+    model
+        .select_heads(keep)
+        .expect("the heads kept are the model's own")
+}
+
+/// The margins of every head of `model` on `rows`, one vector per head.
+fn margins_of(model: &MixtureModel, arrays: &TrainingArrays, rows: &[usize]) -> Vec<Vec<f64>> {
+    let mut cols = vec![Vec::with_capacity(rows.len()); model.k()];
     for &r in rows {
         for (c, m) in cols.iter_mut().zip(model.margins(arrays.diff.row(r))) {
             c.push(m as f64);
@@ -299,7 +310,7 @@ mod tests {
         let rows: Vec<usize> = (0..600).collect();
         // (The shared head is the single model, which learns little where users reverse each
         // other: its margins are noise and are not compared.)
-        let full = margins_of(&model, &data, &rows, 2);
+        let full = margins_of(&select(&model, &[0, 1]), &data, &rows);
         for (h, own) in full.iter().enumerate() {
             let oof: Vec<f64> = (0..600).map(|i| ev.margins.row(i)[h] as f64).collect();
             assert!(correlation(own, &oof) > 0.8, "head {h}");

@@ -112,13 +112,19 @@ pub fn trained_line(
         Some(nll) => format!("held-out NLL {nll:.4} on {} pairs", report.n_holdout),
         None => "no held-out pairs".to_string(),
     };
-    // After a search the kept run's alpha and rate are the model's, not `cfg`'s.
+    // After a search the kept run's shape, alpha and rate are the model's, not `cfg`'s.
     let kept = model.config().training.stage1.as_ref();
     let hp = kept.map_or(cfg, |s| &s.hyperparameters);
+    let extras = match (model.users().map(|t| t.len()), model.shared_head()) {
+        (Some(u), Some(_)) => format!(" with a table of {u} users and the shared head"),
+        (Some(u), None) => format!(" with a table of {u} users"),
+        (None, Some(_)) => " with the shared head".to_string(),
+        (None, None) => String::new(),
+    };
     format!(
-        "trained {} (K={}, alpha {}, lr {}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
-        cfg.method,
-        cfg.k,
+        "trained {} (K={}{extras}, alpha {}, lr {}) on {} pairs: {} epochs{}, kept epoch {} ({held}), {:.1} s -> {}",
+        model.config().method,
+        model.k(),
         hp.alpha,
         hp.lr,
         report.n_train,

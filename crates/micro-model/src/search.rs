@@ -34,11 +34,12 @@ pub struct Grid {
     pub alphas: Vec<f32>,
     pub lrs: Vec<f32>,
     /// Also train one BT head (K = 1) against MiCRo's mixture, which keeps its heads only if it
-    /// beats it clearly (the baselines keep their own shape).
-    #[serde(default)]
+    /// beats it clearly (the baselines keep their own shape). Records written before shapes
+    /// were searched read as false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub single: bool,
     /// Also train the mixture with a per-user table, where training pairs carry user ids.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub users: bool,
 }
 

@@ -40,14 +40,20 @@ pub fn credit(right: bool) -> f64 {
 }
 
 /// Per-pair credit of the model routing each pair by its own context-augmented prompt
-/// embedding e(x, c) (e(x) for a pair without a context).
-pub fn routed_credit(model: &MixtureModel, cache: &EmbeddingCache, idx: &[usize]) -> Vec<f64> {
+/// embedding e(x, c) (e(x) for a pair without a context), or by its user's adapted weights
+/// where `users` has them ([`crate::users::pair_log_weights`]).
+pub fn routed_credit(
+    model: &MixtureModel,
+    cache: &EmbeddingCache,
+    idx: &[usize],
+    users: &crate::UserStates,
+) -> Vec<f64> {
     let margins = head_margins(model, cache, idx);
     let k = model.k();
     idx.par_iter()
         .zip(margins.par_chunks(k.max(1)))
         .map(|(&i, m)| {
-            let lw = model.log_weights(cache.routed_input(i));
+            let lw = crate::users::pair_log_weights(model, cache, i, users);
             credit(mixture_correct(&lw, m))
         })
         .collect()

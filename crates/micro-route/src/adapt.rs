@@ -1,16 +1,30 @@
-//! Algorithm 1, context-aware router learning: from B context-labelled pairs per attribute,
-//! each epoch recompute the Hedge soft labels w_ik ∝ f_k(x_i, c_i) p_k(pair_i)^(1/tau) with the
-//! current router as the prior (once, at the start of the epoch, as in the paper's Appendix B.1),
-//! then fit the router to them by cross-entropy in minibatches. The heads stay frozen.
+//! Algorithm 1, context-aware router learning: from B context-labelled pairs per attribute, the
+//! Hedge soft labels, then the router fitted to them by cross-entropy in minibatches. The heads
+//! stay frozen.
+//!
+//! **Experts, and doing no harm.** The paper's labels weigh the heads alone,
+//! w_ik ∝ f_k(x_i, c_i) p_k(pair_i)^(1/tau) with tau = 1e-3: one-hot on the head that best
+//! explains the pair, however little better, which cost up to 4 points where no head is a
+//! context's own (the built-in `relevant` user: 0.85 at Stage 1, 0.70 routed). Here the labels
+//! weigh the experts of [`crate::experts`] (the heads, the shared head, and the gate: the
+//! model's own mixture for the pair), from a prior that holds the shared predictions
+//! ([`crate::experts::Experts::prior`]) at tau = 1 (the Bayesian posterior), judged on evidence
+//! the model did not train on ([`crate::evidence`]); a pair's label is that posterior with the
+//! gate's share handed to the heads as the model's gate weighs them for the pair. A context
+//! whose pairs no head explains clearly better keeps the Stage 1 routing. The prior is fixed, so
+//! the labels are computed once rather than each epoch from the current router.
+//!
+//! The measurements below were taken with the paper's labels (heads alone, each epoch's router
+//! as the prior), before the experts; they are why the evidence is pooled and pool inputs are on.
 //!
 //! **Evidence.** Algorithm 1 as printed gives each pair the loss of that pair alone. With binary
 //! labels that label is one-hot on whichever agreeing head is most confident, not on the head
 //! the context calls for, and a router fitted to a few hundred such labels learns their noise
 //! through the prompt part of its input. Hedge proper weighs experts by their *cumulative* loss
-//! over a stream, so by default ([`Evidence::Context`]) a pair's label uses the summed loss of
+//! over a stream, so by default ([`EvidenceScope::Context`]) a pair's label uses the summed loss of
 //! every budget pair with the same context text: the Hedge state of that context's stream, with
 //! the pair's own router output as the prior. Where every pair has a context of its own (RPR's
-//! per-row criteria) the two coincide. `Evidence::Pair` keeps the printed form.
+//! per-row criteria) the two coincide. `EvidenceScope::Pair` keeps the printed form.
 //!
 //! Measured on `micro synth` (defaults: 4 groups, d 32, context shift 3; B = 50 per group;
 //! seeds 1-4), the gap between the adapted router and the best head per group was
@@ -49,7 +63,8 @@
 
 use crate::budget::group_by_attribute;
 use crate::error::{Result, RouteError};
-use crate::likelihood::{check_compatible, head_log_probs};
+use crate::evidence::ExpertView;
+use crate::likelihood::log_sigmoid;
 use crate::targets::{check_tau, hedge_targets};
 use micro_cache::EmbeddingCache;
 use micro_model::float::log_softmax_into;
@@ -62,11 +77,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Stage 2 settings; the defaults are the paper's where it gives them (batch 32, 10 epochs,
-/// tau = 1e-3) and measured choices where it does not (optimiser, learning rate, evidence).
+/// Stage 2 settings; the defaults are the paper's where it gives them (batch 32, 10 epochs) and
+/// measured choices where it does not or where its choice did harm (tau, optimiser, learning
+/// rate, evidence).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdaptConfig {
-    /// Hedge temperature tau > 0 (1e-3 HelpSteer2, 1e-4 RPR in the paper).
+    /// Hedge temperature tau > 0: 1 is the Bayesian posterior over the experts (the default);
+    /// the paper's 1e-3 (HelpSteer2) or 1e-4 (RPR) make the label one-hot on the expert that
+    /// best explains the pairs, however little better.
     pub tau: f64,
     pub epochs: usize,
     pub batch_size: usize,
@@ -83,18 +101,18 @@ pub struct AdaptConfig {
     pub train_hidden: bool,
     /// Whose losses enter a pair's Hedge label: its own (the paper) or its context's.
     #[serde(default)]
-    pub evidence: Evidence,
+    pub evidence: EvidenceScope,
     /// With context evidence, also fit the router on the cache's other training pairs whose
     /// context text a labelled pair shares (their labels are never read): see the module docs.
     #[serde(default)]
     pub pool_inputs: bool,
 }
 
-/// The losses L_ik in a pair's Hedge label w_ik ∝ f_k(x_i, c_i) exp(-L_ik / tau).
+/// Whose losses enter a pair's Hedge label.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Evidence {
-    /// The pair's own loss -log p_k(pair_i): Algorithm 1 as the paper writes it.
+pub enum EvidenceScope {
+    /// The pair's own loss -log p_e(pair_i): Algorithm 1 as the paper writes it.
     Pair,
     /// The summed loss of every budget pair with the same context text (Hedge run over that
     /// context's stream). Pairs with a context of their own get their own loss, as with `pair`.
@@ -102,12 +120,12 @@ pub enum Evidence {
     Context,
 }
 
-impl std::str::FromStr for Evidence {
+impl std::str::FromStr for EvidenceScope {
     type Err = micro_data::UnknownValue;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
-            "pair" => Ok(Evidence::Pair),
-            "context" => Ok(Evidence::Context),
+            "pair" => Ok(EvidenceScope::Pair),
+            "context" => Ok(EvidenceScope::Context),
             _ => Err(micro_data::UnknownValue::new(
                 "evidence",
                 s,
@@ -117,11 +135,11 @@ impl std::str::FromStr for Evidence {
     }
 }
 
-impl std::fmt::Display for Evidence {
+impl std::fmt::Display for EvidenceScope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Evidence::Pair => "pair",
-            Evidence::Context => "context",
+            EvidenceScope::Pair => "pair",
+            EvidenceScope::Context => "context",
         })
     }
 }
@@ -129,7 +147,7 @@ impl std::fmt::Display for Evidence {
 impl Default for AdaptConfig {
     fn default() -> Self {
         AdaptConfig {
-            tau: 1e-3,
+            tau: 1.0,
             epochs: 10,
             batch_size: 32,
             lr: 1e-2,
@@ -138,7 +156,7 @@ impl Default for AdaptConfig {
             seed: 0,
             threads: 1,
             train_hidden: true,
-            evidence: Evidence::default(),
+            evidence: EvidenceScope::default(),
             pool_inputs: true,
         }
     }
@@ -193,19 +211,25 @@ pub struct AdaptReport {
     pub seconds: f64,
     /// Why the model came back unchanged (static gate, one head, no pairs), if it did.
     pub skipped: Option<String>,
+    /// Labelled pairs judged in sample: training pairs without cross-fitted evidence (a model
+    /// trained without it, or evidence for another cache).
+    #[serde(default)]
+    pub in_sample: usize,
 }
 
-/// Adapts the router of `model` to the pairs `idx` of `cache` (Algorithm 1). A static mixture
-/// keeps its Stage 1 weights and a single head has nothing to adapt: both come back unchanged,
-/// with the reason in the report.
+/// Adapts the router of the view's model to the labelled pairs `idx` of its cache (Algorithm 1
+/// with the experts of [`crate::experts`]): each context's posterior over the experts from its
+/// pairs' evidence, each pair's target that posterior with the gate's share handed to the heads
+/// as the model's gate weighs them for that pair, and the router fitted to the targets by
+/// cross-entropy. A static mixture keeps its Stage 1 weights and a single head has nothing to
+/// adapt: both come back unchanged, with the reason in the report.
 pub fn adapt(
-    model: &MixtureModel,
-    cache: &EmbeddingCache,
+    view: &ExpertView<'_>,
     idx: &[usize],
     cfg: &AdaptConfig,
 ) -> Result<(MixtureModel, AdaptReport)> {
     cfg.check()?;
-    check_compatible(model, cache)?;
+    let (model, cache) = (view.model, view.cache);
     if let Some(&bad) = idx.iter().find(|&&i| i >= cache.len()) {
         return Err(RouteError::PairIndex {
             index: bad,
@@ -219,6 +243,7 @@ pub fn adapt(
             .into_iter()
             .map(|(a, v)| (a, v.len()))
             .collect(),
+        in_sample: view.in_sample(idx),
         ..Default::default()
     };
     let Some(router) = model.router() else {
@@ -232,25 +257,36 @@ pub fn adapt(
         return Ok(skip(model, report, "a single head has nothing to route"));
     }
     if idx.is_empty() {
-        return Ok(skip(model, report, "no labelled pairs (budget 0)"));
+        return Ok(skip(
+            model,
+            report,
+            "no context-labelled pairs to route by (or a budget of 0)",
+        ));
     }
-    let mut log_p = head_log_probs(model, cache, idx);
+    let e = view.experts().len();
+    let mut log_p: Vec<f64> = (idx.iter())
+        .flat_map(|&i| view.evidence(i).into_iter().map(|m| log_sigmoid(m as f64)))
+        .collect();
     let mut rows = idx.to_vec();
-    if cfg.evidence == Evidence::Context {
-        log_p = pool_by_context(cache, idx, &log_p, model.k());
+    if cfg.evidence == EvidenceScope::Context {
+        log_p = pool_by_context(cache, idx, &log_p, e);
         if cfg.pool_inputs {
-            let (extra, extra_log_p) = context_pool(cache, idx, &log_p, model.k());
+            let (extra, extra_log_p) = context_pool(cache, idx, &log_p, e);
             report.pool_pairs = extra.len();
             rows.extend(extra);
             log_p.extend(extra_log_p);
         }
     }
-    // Stage 2 learns f(x, c): the router reads each pair's context-augmented prompt.
+    let targets = head_targets(view, &rows, &log_p, cfg.tau)?;
+    // Stage 2 learns f(x, c): the router reads each pair's context-augmented prompt; a pair of
+    // a user Stage 1's table knows keeps that user's row beside it.
     let x = cache
         .router_inputs(micro_cache::RouterInput::Pair)
         .select_rows(&rows)
         .data;
-    let (trained, epochs) = Fit::new(router, &x, rows.len(), &log_p, cfg).run()?;
+    let offsets = user_offsets(model, cache, &rows);
+    let fit = Fit::new(router, &x, &offsets, rows.len(), &targets.weights, cfg);
+    let (trained, epochs) = fit.run(targets.entropy);
     report.epochs = epochs;
     report.seconds = start.elapsed().as_secs_f64();
     let mut out = model.clone();
@@ -259,20 +295,66 @@ pub fn adapt(
     Ok((out, report))
 }
 
-/// Replaces each pair's log p_k [n, k] by the sum over the pairs of `idx` sharing its context
+/// Each pair's target over the K heads, and their mean entropy.
+struct Targets {
+    weights: Vec<f32>,
+    entropy: f64,
+}
+
+/// The posterior over the experts of each pair of `rows` (their evidence `log_p` [rows, E],
+/// pooled or not, and the experts' prior, at temperature `tau`), the gate's share handed to the
+/// heads as the model's gate weighs them for that pair.
+fn head_targets(view: &ExpertView<'_>, rows: &[usize], log_p: &[f64], tau: f64) -> Result<Targets> {
+    let experts = view.experts();
+    let e = experts.len();
+    let log_prior: Vec<f64> = experts.prior().iter().map(|w| w.ln()).collect();
+    let log_prior_rows: Vec<f64> = rows.iter().flat_map(|_| log_prior.clone()).collect();
+    let posterior = hedge_targets(&log_prior_rows, log_p, e, tau)?;
+    let mut weights = Vec::with_capacity(rows.len() * experts.k());
+    for (w, &i) in posterior.chunks_exact(e).zip(rows) {
+        let w: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+        weights.extend(experts.head_weights(&w, &view.log_gate(i)));
+    }
+    let entropy: f64 = (weights.iter())
+        .filter(|&&t| t > 0.0)
+        .map(|&t| -(t as f64) * (t as f64).ln())
+        .sum();
+    Ok(Targets {
+        entropy: entropy / rows.len().max(1) as f64,
+        weights,
+    })
+}
+
+/// Per pair of `rows`, the row of Stage 1's per-user table for its user (zeros for a user the
+/// table does not know), [rows, K].
+fn user_offsets(model: &MixtureModel, cache: &EmbeddingCache, rows: &[usize]) -> Vec<f32> {
+    let k = model.k();
+    let table = model.users();
+    rows.iter()
+        .flat_map(|&i| {
+            let user = cache.pairs[i].user_id.as_deref();
+            match user.and_then(|u| table?.row(u)) {
+                Some(b) => b.to_vec(),
+                None => vec![0.0; k],
+            }
+        })
+        .collect()
+}
+
+/// Replaces each pair's log p [n, e] by the sum over the pairs of `idx` sharing its context
 /// text; pairs without a context keep their own.
-fn pool_by_context(cache: &EmbeddingCache, idx: &[usize], log_p: &[f64], k: usize) -> Vec<f64> {
+fn pool_by_context(cache: &EmbeddingCache, idx: &[usize], log_p: &[f64], e: usize) -> Vec<f64> {
     let mut sums: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for (row, &i) in log_p.chunks_exact(k).zip(idx) {
+    for (row, &i) in log_p.chunks_exact(e).zip(idx) {
         if let Some(c) = cache.pairs[i].context.as_deref() {
-            let s = sums.entry(c).or_insert_with(|| vec![0.0; k]);
+            let s = sums.entry(c).or_insert_with(|| vec![0.0; e]);
             for (a, b) in s.iter_mut().zip(row) {
                 *a += b;
             }
         }
     }
     let mut out = log_p.to_vec();
-    for (row, &i) in out.chunks_exact_mut(k).zip(idx) {
+    for (row, &i) in out.chunks_exact_mut(e).zip(idx) {
         if let Some(s) = cache.pairs[i].context.as_deref().and_then(|c| sums.get(c)) {
             row.copy_from_slice(s);
         }
@@ -281,15 +363,15 @@ fn pool_by_context(cache: &EmbeddingCache, idx: &[usize], log_p: &[f64], k: usiz
 }
 
 /// The training pairs outside `idx` whose context text some pair of `idx` carries, each with
-/// that context's pooled log p_k (taken from `pooled`, aligned with `idx`).
+/// that context's pooled log p (taken from `pooled`, aligned with `idx`).
 fn context_pool(
     cache: &EmbeddingCache,
     idx: &[usize],
     pooled: &[f64],
-    k: usize,
+    e: usize,
 ) -> (Vec<usize>, Vec<f64>) {
     let mut by_context: BTreeMap<&str, &[f64]> = BTreeMap::new();
-    for (row, &i) in pooled.chunks_exact(k).zip(idx) {
+    for (row, &i) in pooled.chunks_exact(e).zip(idx) {
         if let Some(c) = cache.pairs[i].context.as_deref() {
             by_context.insert(c, row);
         }
@@ -328,12 +410,14 @@ fn record(model: &mut MixtureModel, cfg: &AdaptConfig, report: &AdaptReport) {
     });
 }
 
-/// The Stage 2 fitting loop over one set of pairs.
+/// The Stage 2 fitting loop over one set of pairs and their fixed targets.
 struct Fit<'a> {
     router: Router,
     x: &'a [f32],
+    /// Added to the router's logits, [n, K] (the pairs' user rows).
+    offsets: &'a [f32],
     n: usize,
-    log_p: &'a [f64],
+    targets: &'a [f32],
     cfg: &'a AdaptConfig,
     opt: Optimiser,
     grads: Router,
@@ -343,8 +427,9 @@ impl<'a> Fit<'a> {
     fn new(
         router: &Router,
         x: &'a [f32],
+        offsets: &'a [f32],
         n: usize,
-        log_p: &'a [f64],
+        targets: &'a [f32],
         cfg: &'a AdaptConfig,
     ) -> Self {
         let steps = cfg.epochs * n.div_ceil(cfg.batch_size);
@@ -353,78 +438,66 @@ impl<'a> Fit<'a> {
         Fit {
             router: router.clone(),
             x,
+            offsets,
             n,
-            log_p,
+            targets,
             cfg,
             opt: Optimiser::new(cfg.lr, cfg.warmup_ratio, cfg.weight_decay, steps),
             grads,
         }
     }
 
-    fn run(mut self) -> Result<(Router, Vec<EpochStats>)> {
+    fn run(mut self, target_entropy: f64) -> (Router, Vec<EpochStats>) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
         let mut order: Vec<usize> = (0..self.n).collect();
         let mut stats = Vec::with_capacity(self.cfg.epochs);
         for _ in 0..self.cfg.epochs {
-            let (targets, target_entropy, agreement) = self.targets()?;
+            let agreement = self.agreement();
             order.shuffle(&mut rng);
-            let cross_entropy = self.fit_epoch(&order, &targets);
+            let cross_entropy = self.fit_epoch(&order);
             stats.push(EpochStats {
                 cross_entropy,
                 target_entropy,
                 agreement,
             });
         }
-        Ok((self.router, stats))
+        (self.router, stats)
     }
 
-    /// The epoch's soft labels from the current router, with their mean entropy and the
-    /// fraction of pairs on which the router's argmax already agrees.
-    fn targets(&self) -> Result<(Vec<f32>, f64, f64)> {
+    /// The fraction of pairs on which the router's argmax already agrees with the target's.
+    fn agreement(&self) -> f64 {
         let k = self.router.k;
         let mut logits = Vec::new();
         let mut acts = RouterActs::default();
         self.router
             .forward_batch_into(self.x, self.n, &mut logits, &mut acts, self.cfg.threads);
-        let mut log_prior = vec![0.0f64; logits.len()];
-        for (z, lp) in logits.chunks_exact(k).zip(log_prior.chunks_exact_mut(k)) {
-            let z64: Vec<f64> = z.iter().map(|&v| v as f64).collect();
-            log_softmax_into(&z64, lp);
-        }
-        let targets = hedge_targets(&log_prior, self.log_p, k, self.cfg.tau)?;
-        let entropy: f64 = targets
-            .iter()
-            .filter(|&&t| t > 0.0)
-            .map(|&t| -(t as f64) * (t as f64).ln())
-            .sum();
-        let agree = targets
-            .chunks_exact(k)
+        add(&mut logits, self.offsets);
+        let agree = (self.targets.chunks_exact(k))
             .zip(logits.chunks_exact(k))
             .filter(|(t, z)| argmax(t) == argmax(z))
             .count();
-        Ok((
-            targets,
-            entropy / self.n as f64,
-            agree as f64 / self.n as f64,
-        ))
+        agree as f64 / self.n.max(1) as f64
     }
 
     /// One pass over the pairs in `order`; returns the mean cross-entropy before each step.
-    fn fit_epoch(&mut self, order: &[usize], targets: &[f32]) -> f64 {
+    fn fit_epoch(&mut self, order: &[usize]) -> f64 {
         let (k, d) = (self.router.k, self.router.input_dim);
-        let (mut xb, mut tb) = (Vec::new(), Vec::new());
+        let (mut xb, mut tb, mut ob) = (Vec::new(), Vec::new(), Vec::new());
         let (mut logits, mut acts) = (Vec::new(), RouterActs::default());
         let mut total = 0.0;
         for batch in order.chunks(self.cfg.batch_size) {
             xb.clear();
             tb.clear();
+            ob.clear();
             for &i in batch {
                 xb.extend_from_slice(&self.x[i * d..(i + 1) * d]);
-                tb.extend_from_slice(&targets[i * k..(i + 1) * k]);
+                tb.extend_from_slice(&self.targets[i * k..(i + 1) * k]);
+                ob.extend_from_slice(&self.offsets[i * k..(i + 1) * k]);
             }
             let nb = batch.len();
             self.router
                 .forward_batch_into(&xb, nb, &mut logits, &mut acts, self.cfg.threads);
+            add(&mut logits, &ob);
             total += soft_cross_entropy_grad(&mut logits, &tb, k) * nb as f64;
             self.grads.fill_zero();
             let (router, grads, threads) = (&mut self.router, &mut self.grads, self.cfg.threads);
@@ -443,6 +516,10 @@ impl<'a> Fit<'a> {
         }
         total / order.len() as f64
     }
+}
+
+fn add(a: &mut [f32], b: &[f32]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
 }
 
 /// Mean over rows of -sum_k t_k log softmax(z)_k; overwrites `logits` with its gradient
@@ -509,13 +586,23 @@ mod tests {
             pool_inputs: true,
             ..AdaptConfig::default()
         };
-        let (_, report) = adapt(&model, &cache, &idx, &cfg).unwrap();
+        let (_, report) = adapt(
+            &crate::ExpertView::new(&model, &cache, None).unwrap(),
+            &idx,
+            &cfg,
+        )
+        .unwrap();
         assert_eq!((report.pairs, report.pool_pairs), (3, 3));
         let plain_cfg = AdaptConfig {
             pool_inputs: false,
             ..AdaptConfig::default()
         };
-        let (_, plain) = adapt(&model, &cache, &idx, &plain_cfg).unwrap();
+        let (_, plain) = adapt(
+            &crate::ExpertView::new(&model, &cache, None).unwrap(),
+            &idx,
+            &plain_cfg,
+        )
+        .unwrap();
         assert_eq!(plain.pool_pairs, 0);
     }
 

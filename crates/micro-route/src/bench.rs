@@ -116,11 +116,12 @@ pub fn bench_adapt(c: &AdaptBenchConfig) -> Result<AdaptBench> {
         threads: rayon::current_num_threads(),
         ..AdaptConfig::default()
     };
-    adapt(&model, &cache, &idx, &cfg)?;
+    let view = crate::ExpertView::new(&model, &cache, None)?;
+    adapt(&view, &idx, &cfg)?;
     let mut ms = Vec::with_capacity(c.repeats.max(1));
     for _ in 0..c.repeats.max(1) {
         let t = Instant::now();
-        std::hint::black_box(adapt(&model, &cache, &idx, &cfg)?);
+        std::hint::black_box(adapt(&view, &idx, &cfg)?);
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     ms.sort_by(f64::total_cmp);

@@ -39,6 +39,14 @@ impl Budget {
     pub fn indices(&self) -> Vec<usize> {
         self.groups.values().flatten().copied().collect()
     }
+
+    /// The attributes with fewer labelled pairs than `budget`, with what they have.
+    pub fn short(&self, budget: usize) -> BTreeMap<String, usize> {
+        (self.groups.iter())
+            .filter(|(_, g)| g.len() < budget)
+            .map(|(a, g)| (a.clone(), g.len()))
+            .collect()
+    }
 }
 
 /// `budget` training pairs with a context per attribute, all attributes together (sorted by
@@ -56,13 +64,17 @@ pub fn sample_budget_groups(
     Ok(draw_budget(cache, budget, seed)?.groups)
 }
 
-/// Draws `budget` context-labelled training pairs from each attribute that has any.
+/// Draws up to `budget` context-labelled training pairs from each attribute that has any (all of
+/// an attribute's when it has fewer: [`Budget::short`] says which).
 ///
-/// Errors: no training pairs; no training pair with a context; an attribute with fewer than
-/// `budget` context-labelled training pairs.
+/// Errors: no training pairs; no training pair with a context.
 pub fn draw_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<Budget> {
     let mut out = context_pools(cache)?;
-    check_pool_sizes(&out.groups, budget)?;
+    if out.groups.is_empty() {
+        return Err(RouteError::NoContext {
+            pairs: cache.indices(PrefPair::is_train).len(),
+        });
+    }
     for (attr, pool) in out.groups.iter_mut() {
         *pool = draw(pool, budget, seed, attr);
     }
@@ -70,9 +82,11 @@ pub fn draw_budget(cache: &EmbeddingCache, budget: usize, seed: u64) -> Result<B
 }
 
 /// Every context-labelled training pair per attribute (in cache order): the pools a budget is
-/// drawn or chosen from, with the attributes left to Stage 1.
+/// drawn or chosen from, with the attributes left to Stage 1 (neither a context nor user ids:
+/// pairs of users known by id are adapted per user, [`crate::users`]). No group when no
+/// training pair has a context.
 ///
-/// Errors: no training pairs; no training pair with a context.
+/// Errors: no training pairs.
 pub fn context_pools(cache: &EmbeddingCache) -> Result<Budget> {
     let train = cache.indices(PrefPair::is_train);
     if train.is_empty() {
@@ -85,30 +99,18 @@ pub fn context_pools(cache: &EmbeddingCache) -> Result<Budget> {
             .copied()
             .filter(|&i| has_context(&cache.pairs[i]))
             .collect();
-        if with_context.is_empty() {
-            out.left_to_stage1.insert(attr, idx.len());
-        } else {
-            out.groups.insert(attr, with_context);
+        let users = idx.iter().any(|&i| cache.pairs[i].user_id.is_some());
+        match (with_context.is_empty(), users) {
+            (false, _) => {
+                out.groups.insert(attr, with_context);
+            }
+            (true, false) => {
+                out.left_to_stage1.insert(attr, idx.len());
+            }
+            (true, true) => {}
         }
-    }
-    if out.groups.is_empty() {
-        return Err(RouteError::NoContext { pairs: train.len() });
     }
     Ok(out)
-}
-
-/// Refuses a budget larger than some attribute's pool.
-pub fn check_pool_sizes(pools: &BTreeMap<String, Vec<usize>>, budget: usize) -> Result<()> {
-    for (attr, pool) in pools {
-        if pool.len() < budget {
-            return Err(RouteError::BudgetAbovePool {
-                attribute: attr.clone(),
-                pool: pool.len(),
-                budget,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// (drawn, rest) pair indices of one attribute.
@@ -151,7 +153,8 @@ pub fn group_by_attribute(cache: &EmbeddingCache, idx: &[usize]) -> BTreeMap<Str
     groups
 }
 
-fn draw(idx: &[usize], n: usize, seed: u64, attr: &str) -> Vec<usize> {
+/// The first `n` of `idx` in a shuffle seeded by `seed` and the group's name `attr`.
+pub(crate) fn draw(idx: &[usize], n: usize, seed: u64, attr: &str) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(attr.as_bytes()));
     let mut v = idx.to_vec();
     v.shuffle(&mut rng);
@@ -220,17 +223,11 @@ mod tests {
         c.pairs[10].context = None;
         let all = sample_budget(&c, 9, 0).unwrap();
         assert!(all.iter().all(|&i| i > 10));
-        let e = sample_budget(&c, 10, 0).unwrap_err();
-        assert!(
-            matches!(&e, RouteError::BudgetAbovePool { attribute, pool: 9, budget: 10 } if attribute == "a"),
-            "{e}"
-        );
-        let e = e.to_string();
-        assert!(
-            e.contains("attribute `a` has 9 context-labelled training pairs")
-                && e.contains("at most 9"),
-            "{e}"
-        );
+        // Up to the budget: an attribute with fewer gives all it has, and says so.
+        let b = draw_budget(&c, 10, 0).unwrap();
+        assert_eq!(b.groups["a"].len(), 9);
+        assert_eq!(b.short(10), BTreeMap::from([("a".to_string(), 9)]));
+        assert!(b.short(9).is_empty());
     }
 
     #[test]

@@ -37,14 +37,6 @@ pub enum RouteError {
     )]
     NoContext { pairs: usize },
     #[error(
-        "attribute `{attribute}` has {pool} context-labelled training pairs, fewer than the budget {budget}: lower the budget to at most {pool}"
-    )]
-    BudgetAbovePool {
-        attribute: String,
-        pool: usize,
-        budget: usize,
-    },
-    #[error(
         "attribute `{attribute}` has {pairs} pairs: holding out {held_out} labelled ones would leave none to evaluate; lower the number held out"
     )]
     HoldsOutAll {
@@ -52,6 +44,16 @@ pub enum RouteError {
         pairs: usize,
         held_out: usize,
     },
+    #[error(
+        "none of the {pairs} training pairs belongs to a user known only by id (a `user_id` and no `context`): nothing to adapt per user"
+    )]
+    NoUserIds { pairs: usize },
+    #[error(
+        "none of the {pairs} training pairs carries a `context` or a `user_id`: Stage 2 adapts to contexts (give each attribute's pairs its criterion or the user's instruction as `context`) or to users (give each pair its annotator's `user_id`)"
+    )]
+    NothingToAdapt { pairs: usize },
+    #[error("{path}: cannot read or write the user states ({message})")]
+    UserStates { path: String, message: String },
     #[error("pair index {index} is out of range: the cache has {pairs} pairs")]
     PairIndex { index: usize, pairs: usize },
     #[error("{pairs} held-out pairs: correlations need at least 3")]

@@ -42,7 +42,6 @@ pub fn random_cache(
     per_attribute: usize,
     seed: u64,
 ) -> EmbeddingCache {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = attributes * per_attribute;
     let mut pairs = Vec::with_capacity(n);
     for a in 0..attributes {
@@ -53,6 +52,27 @@ pub fn random_cache(
             pairs.push(p);
         }
     }
+    random_arrays(pairs, dim, seed)
+}
+
+/// Training pairs of users known only by id (a `user_id`, no attribute or context): `n` for
+/// each (user, n) of `users`, with random embeddings of width `dim`.
+pub fn users_cache(dim: usize, users: &[(&str, usize)], seed: u64) -> EmbeddingCache {
+    let mut pairs = Vec::new();
+    for (u, n) in users {
+        for i in 0..*n {
+            let mut p = PrefPair::new(format!("{u} prompt {i}"), "chosen", "rejected");
+            p.user_id = Some(u.to_string());
+            pairs.push(p);
+        }
+    }
+    random_arrays(pairs, dim, seed)
+}
+
+/// A cache of `pairs` with uniform random embeddings of width `dim`.
+fn random_arrays(pairs: Vec<PrefPair>, dim: usize, seed: u64) -> EmbeddingCache {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = pairs.len();
     let mut m = || {
         Matrix::new(
             n,

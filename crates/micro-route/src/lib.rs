@@ -31,6 +31,8 @@ pub mod audit;
 pub mod bench;
 pub mod budget;
 pub mod error;
+pub mod evidence;
+pub mod experts;
 #[cfg(any(test, feature = "bench"))]
 pub mod fixture;
 pub mod hyre;
@@ -42,17 +44,21 @@ pub mod recipe;
 pub mod report;
 pub mod select;
 pub mod targets;
+pub mod users;
 
 pub use accuracy::Accuracy;
-pub use adapt::{adapt, AdaptConfig, AdaptReport, EpochStats, Evidence};
+pub use adapt::{adapt, AdaptConfig, AdaptReport, EpochStats, EvidenceScope};
 pub use audit::{audit_heads, mask_flagged, AuditReport, HeadAudit};
 pub use budget::{
     draw_budget, hold_out_per_attribute, sample_budget, sample_budget_groups, Budget,
 };
 pub use error::{Result, RouteError};
+pub use evidence::ExpertView;
+pub use experts::{Experts, Fit};
 pub use hyre::{hyre_accuracy, hyre_per_attribute, hyre_weights, HyreSplit, HYRE_PAIRS};
 pub use merge::{auto_heads, merge_correlated, MergeReport, DEFAULT_MERGE_THRESHOLD};
-pub use online::{Rate, UserState, LOSS_CLIP};
+pub use online::{Rate, UserState, BAYES, LOSS_CLIP};
 pub use query::{choose_budget, next_question, Question, Selection};
 pub use select::select_heads;
 pub use targets::{hedge_target, hedge_targets};
+pub use users::{adapt_users, UserJob, UserRecord, UserStates};

@@ -58,11 +58,15 @@ pub fn merge_correlated(
     let mass = router_mass(model, cache, idx);
     let clusters = cluster(&correlation, &mass, k, threshold);
     let merged = build(model, &clusters, &mass)?;
-    let before = average(&by_attribute(cache, idx, &routed_credit(model, cache, idx)));
+    let before = average(&by_attribute(
+        cache,
+        idx,
+        &routed_credit(model, cache, idx, &Default::default()),
+    ));
     let after = average(&by_attribute(
         cache,
         idx,
-        &routed_credit(&merged, cache, idx),
+        &routed_credit(&merged, cache, idx, &Default::default()),
     ));
     let report = MergeReport {
         threshold,

@@ -1,7 +1,11 @@
-//! Per-user online adaptation: a user's weights over the heads, updated by one Hedge step per
-//! piece of feedback (prompt, chosen, rejected).
+//! Per-user online adaptation: a user's weights over the experts (the heads and the shared
+//! predictions beside them, [`crate::experts`]), updated by one Hedge step per piece of feedback
+//! (prompt, chosen, rejected). The same state is what offline adaptation by user id makes
+//! ([`crate::users`]) and what the server keeps.
 //!
-//! The loss of head k on a feedback pair is its BT log-loss -log sigma(delta_k), clipped at
+//! Every expert is seen through its margin on the pair, m_e with p_e = sigma(m_e) (a head's is
+//! r_k(chosen) - r_k(rejected); the gate's the logit of its mixture, [`crate::experts`]). The
+//! loss of expert e on a feedback pair is its log-loss -log sigma(m_e), clipped at
 //! [`LOSS_CLIP`] nats so that one confidently wrong head cannot be wiped out by a single
 //! (possibly mislabelled) pair and the loss stays in the bounded range Hedge's regret bound
 //! needs. Without clipping, a fixed rate eta is the paper's Hedge step with tau = 1/eta, and
@@ -62,16 +66,23 @@ impl std::str::FromStr for Rate {
     }
 }
 
-/// A user's mixture over K heads: w_k ∝ prior_k * exp(-eta * L_k), L_k the head's cumulative
-/// clipped log-loss on the user's feedback.
+/// The Bayesian update: Hedge at eta = 1 on log-losses, the posterior over experts (up to the
+/// clipping). With a prior that holds the shared predictions, a head takes over only when the
+/// user's answers say so clearly (`micro adapt` and `micro serve`'s default).
+pub const BAYES: Rate = Rate::Fixed(1.0);
+
+/// A user's mixture over E experts: w_e ∝ prior_e * exp(-eta * L_e), L_e the expert's
+/// cumulative clipped log-loss on the user's feedback.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserState {
     /// Current normalised log weights (log-sum-exp = 0).
     pub log_weights: Vec<f64>,
     /// Normalised log prior (e.g. the router's f(x, c) for the user's context).
     pub log_prior: Vec<f64>,
-    /// L_k: each head's cumulative clipped loss, in nats.
-    pub head_loss: Vec<f64>,
+    /// L_e: each expert's cumulative clipped loss, in nats (`head_loss` in states stored before
+    /// experts other than heads).
+    #[serde(alias = "head_loss")]
+    pub expert_loss: Vec<f64>,
     pub rate: Rate,
     /// Number of feedback events folded in.
     pub updates: u64,
@@ -96,7 +107,7 @@ impl UserState {
         let log_prior = normalise(&logs);
         UserState {
             log_weights: log_prior.clone(),
-            head_loss: vec![0.0; prior.len()],
+            expert_loss: vec![0.0; prior.len()],
             log_prior,
             rate,
             updates: 0,
@@ -124,13 +135,14 @@ impl UserState {
         eta_at(self.rate, self.k(), self.updates + 1)
     }
 
-    /// One Hedge step from the heads' margins delta_k = r_k(chosen) - r_k(rejected) on a
-    /// feedback pair. `margins` must have one value per head (see [`UserState::try_update`]).
+    /// One Hedge step from the experts' margins m_e on a feedback pair (chosen first: a head's
+    /// r_k(chosen) - r_k(rejected)). `margins` must have one value per expert (see
+    /// [`UserState::try_update`]).
     pub fn update(&mut self, margins: &[f32]) {
         assert_eq!(
             margins.len(),
             self.k(),
-            "UserState::update: one margin per head"
+            "UserState::update: one margin per expert"
         );
         let losses = clipped_losses(margins);
         let log_p: Vec<f64> = self
@@ -146,7 +158,7 @@ impl UserState {
             .zip(&losses)
             .map(|(w, l)| w.exp() * l)
             .sum::<f64>();
-        for (h, l) in self.head_loss.iter_mut().zip(&losses) {
+        for (h, l) in self.expert_loss.iter_mut().zip(&losses) {
             *h += l;
         }
         self.updates += 1;
@@ -194,7 +206,7 @@ impl UserState {
             return Err(RouteError::PriorsDiffer);
         }
         let mut out = self.clone();
-        for (a, b) in out.head_loss.iter_mut().zip(&other.head_loss) {
+        for (a, b) in out.expert_loss.iter_mut().zip(&other.expert_loss) {
             *a += b;
         }
         out.updates += other.updates;
@@ -205,9 +217,14 @@ impl UserState {
         Ok(out)
     }
 
-    /// Hedge's cumulative expected loss minus the best head's, in clipped nats.
+    /// Hedge's cumulative expected loss minus the best expert's, in clipped nats.
     pub fn regret(&self) -> f64 {
-        self.expected_loss - self.head_loss.iter().copied().fold(f64::INFINITY, f64::min)
+        self.expected_loss
+            - self
+                .expert_loss
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
     }
 
     fn refresh(&mut self) {
@@ -215,14 +232,14 @@ impl UserState {
         let logs: Vec<f64> = self
             .log_prior
             .iter()
-            .zip(&self.head_loss)
+            .zip(&self.expert_loss)
             .map(|(p, l)| p - eta * l)
             .collect();
         self.log_weights = normalise(&logs);
     }
 }
 
-/// min(-log sigma(delta_k), C) per head; a NaN margin counts as the worst loss.
+/// min(-log sigma(m_e), C) per expert; a NaN margin counts as the worst loss.
 pub fn clipped_losses(margins: &[f32]) -> Vec<f64> {
     margins
         .iter()

@@ -1,8 +1,12 @@
-//! `micro adapt` as a recipe: pick each attribute's B labelled pairs (at random or actively),
-//! adapt the router on them, and record how they were picked.
+//! `micro adapt` as a recipe: pick each context's up to B labelled pairs (at random or actively)
+//! and adapt the router on them, fold each user known only by id's up to B labelled pairs into
+//! that user's weights ([`crate::users`]), and record how they were picked.
 
+use crate::budget::context_pools;
+use crate::evidence::ExpertView;
 use crate::query::{choose_budget, ActiveBudget, Selection};
-use crate::{adapt, draw_budget, AdaptConfig, AdaptReport, Evidence, Result};
+use crate::users::{adapt_users, id_pools, UserJob, UserStates};
+use crate::{adapt, draw_budget, AdaptConfig, AdaptReport, EvidenceScope, Result, RouteError};
 use micro_cache::EmbeddingCache;
 use micro_model::MixtureModel;
 use std::collections::BTreeMap;
@@ -39,10 +43,12 @@ impl Default for AdaptJob {
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct AdaptOptions {
-    /// Labelled pairs per attribute (B), drawn from its context-labelled training pairs.
+    /// Labelled pairs per context (attribute) and per user known only by id, at most (B): drawn
+    /// from their labelled training pairs; one with fewer uses what there is.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptJob::default().budget))]
     pub budget: usize,
-    /// Hedge temperature tau (> 0; the paper uses 1e-3 or 1e-4).
+    /// Hedge temperature tau (> 0): 1 weighs the experts by their Bayesian posterior; the
+    /// paper's 1e-3 or 1e-4 make each label one-hot on the expert that best explains its pairs.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptConfig::default().tau))]
     pub tau: f64,
     #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptConfig::default().epochs))]
@@ -83,7 +89,7 @@ pub struct AdaptOptions {
     /// Whose losses form a pair's Hedge label: `context` (summed over the budget pairs with the
     /// same context text) or `pair` (its own, Algorithm 1 as printed).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = AdaptConfig::default().evidence))]
-    pub evidence: Evidence,
+    pub evidence: EvidenceScope,
 }
 
 impl AdaptOptions {
@@ -104,7 +110,7 @@ impl AdaptOptions {
                 seed: self.seed,
                 train_hidden: !self.output_layer_only,
                 evidence: self.evidence,
-                pool_inputs: self.pool_inputs && self.evidence == Evidence::Context,
+                pool_inputs: self.pool_inputs && self.evidence == EvidenceScope::Context,
                 ..defaults.config
             },
         }
@@ -117,12 +123,16 @@ pub struct AdaptOutcome {
     /// The adapted model, its `training.stage2.selection` recorded (when the router changed).
     pub adapted: MixtureModel,
     pub report: AdaptReport,
-    /// The cache rows of the labelled pairs.
+    /// The cache rows of the context-labelled pairs.
     pub rows: Vec<usize>,
     /// The active choice, with the information of each pair (`Selection::Active`).
     pub picked: Option<ActiveBudget>,
-    /// Attributes without context-labelled training pairs, left to Stage 1: pairs per attribute.
+    /// Contexts with fewer labelled pairs than the budget: what they had.
+    pub short: BTreeMap<String, usize>,
+    /// Attributes with neither a context nor user ids, left to Stage 1: pairs per attribute.
     pub left_to_stage1: BTreeMap<String, usize>,
+    /// The users known only by id, each with their weights.
+    pub users: UserStates,
 }
 
 impl AdaptOutcome {
@@ -132,6 +142,12 @@ impl AdaptOutcome {
         let mut lines: Vec<String> = (self.picked.iter())
             .map(|b| crate::report::active_choice(b, k))
             .collect();
+        if !self.short.is_empty() {
+            lines.push(format!(
+                "context(s) with fewer labelled pairs than the budget, all used: {}",
+                crate::report::counts(&self.short)
+            ));
+        }
         if !self.left_to_stage1.is_empty() {
             lines.push(format!(
                 "budget {} from attribute(s) with context-labelled training pairs; left to Stage 1 (no context): {}",
@@ -149,8 +165,10 @@ impl AdaptOutcome {
             .map(|why| format!("router unchanged: {why}"))
             .collect();
         lines.push(crate::report::adapt_summary(&self.report));
+        lines.extend(crate::report::users_summary(&self.users));
         lines.push(
-            match crate::report::test_accuracy(model, &self.adapted, cache) {
+            match crate::report::test_accuracy_with_users(model, &self.adapted, &self.users, cache)
+            {
                 Some(acc) => acc.to_string(),
                 None => "no test pairs in the cache: nothing to evaluate".into(),
             },
@@ -159,32 +177,50 @@ impl AdaptOutcome {
     }
 }
 
-/// Picks the budget from the cache's context-labelled training pairs and adapts on it.
-pub fn adapt_budget(
-    model: &MixtureModel,
-    cache: &EmbeddingCache,
-    job: &AdaptJob,
-) -> Result<AdaptOutcome> {
-    let (rows, left_to_stage1, picked) = match job.select {
-        Selection::Random => {
-            let b = draw_budget(cache, job.budget, job.seed)?;
-            (b.indices(), b.left_to_stage1, None)
-        }
-        Selection::Active => {
-            let b = choose_budget(model, cache, job.budget, job.seed)?;
-            (b.indices(), b.left_to_stage1.clone(), Some(b))
+/// Adapts the view's model to its cache: the router to the contexts' labelled training pairs
+/// (up to the budget each), and each user known only by id's weights to theirs.
+///
+/// Errors: no training pair with a context or a user id, and those of the parts.
+pub fn adapt_budget(view: &ExpertView<'_>, job: &AdaptJob) -> Result<AdaptOutcome> {
+    let cache = view.cache;
+    let pools = context_pools(cache)?;
+    let has_users = !id_pools(cache).is_empty();
+    if pools.groups.is_empty() && !has_users {
+        return Err(RouteError::NothingToAdapt {
+            pairs: cache.indices(|p| p.is_train()).len(),
+        });
+    }
+    let short = pools.short(job.budget);
+    let (rows, picked) = match (pools.groups.is_empty(), job.select) {
+        (true, _) => (Vec::new(), None),
+        (false, Selection::Random) => (draw_budget(cache, job.budget, job.seed)?.indices(), None),
+        (false, Selection::Active) => {
+            let b = choose_budget(view, job.budget, job.seed)?;
+            (b.indices(), Some(b))
         }
     };
-    let (mut adapted, report) = adapt(model, cache, &rows, &job.config)?;
+    let (mut adapted, report) = adapt(view, &rows, &job.config)?;
     if let Some(stage2) = adapted.training_mut().stage2.as_mut() {
         stage2.selection = Some(job.select);
     }
+    let users = if has_users {
+        let user_job = UserJob {
+            budget: job.budget,
+            select: job.select,
+            seed: job.seed,
+        };
+        adapt_users(view, &user_job)?
+    } else {
+        UserStates::default()
+    };
     Ok(AdaptOutcome {
         adapted,
         report,
         rows,
         picked,
-        left_to_stage1,
+        short,
+        left_to_stage1: pools.left_to_stage1,
+        users,
     })
 }
 
@@ -204,7 +240,7 @@ mod tests {
                 lr: 3e-3,
                 threads: 1,
                 seed: 1,
-                evidence: Evidence::Context,
+                evidence: EvidenceScope::Context,
                 pool_inputs: true,
                 ..AdaptConfig::default()
             },
@@ -224,7 +260,7 @@ mod tests {
             seed: 7,
             select: Selection::Active,
             pool_inputs: true,
-            evidence: Evidence::Pair,
+            evidence: EvidenceScope::Pair,
         };
         let j = o.job();
         assert_eq!((j.budget, j.select, j.seed), (50, Selection::Active, 7));
@@ -234,7 +270,7 @@ mod tests {
         // Per-pair evidence gives pool inputs no label.
         assert!(!c.pool_inputs);
         let context = AdaptOptions {
-            evidence: Evidence::Context,
+            evidence: EvidenceScope::Context,
             ..o
         };
         assert!(context.job().config.pool_inputs);
@@ -244,7 +280,8 @@ mod tests {
     fn adapt_chooses_actively_and_records_the_choice() {
         let model = random_model(6, 3, Some(4), 1);
         let cache = random_cache(6, 2, 30, 2);
-        let out = adapt_budget(&model, &cache, &job(Selection::Active, 6)).unwrap();
+        let view = ExpertView::new(&model, &cache, None).unwrap();
+        let out = adapt_budget(&view, &job(Selection::Active, 6)).unwrap();
         let rows = chosen_json(&cache, &out.rows, out.picked.as_ref());
         assert_eq!(rows.as_array().unwrap().len(), 12);
         assert!(rows
@@ -265,8 +302,9 @@ mod tests {
         let result = out.result_lines(&model, &cache);
         assert_eq!(result[0], crate::report::adapt_summary(&out.report));
         assert_eq!(result.len(), 2, "{result:?}");
-        // Random selection has no information; a budget above a pool is refused.
-        let out = adapt_budget(&model, &cache, &job(Selection::Random, 6)).unwrap();
+        assert!(out.users.is_empty(), "contexts only: no user known by id");
+        // Random selection has no information.
+        let out = adapt_budget(&view, &job(Selection::Random, 6)).unwrap();
         assert!(out.picked.is_none());
         let stage2 = out.adapted.config().training.stage2.as_ref().unwrap();
         assert_eq!(stage2.selection, Some(Selection::Random));
@@ -277,7 +315,44 @@ mod tests {
             .iter()
             .all(|r| r["information"].is_null()));
         assert!(out.budget_lines(3).is_empty());
-        let e = adapt_budget(&model, &cache, &job(Selection::Active, 31)).unwrap_err();
-        assert!(e.to_string().contains("fewer than the budget 31"), "{e}");
+        // A budget above a pool takes all of it, and says so.
+        let out = adapt_budget(&view, &job(Selection::Active, 31)).unwrap();
+        assert_eq!(out.rows.len(), 60);
+        let lines = out.budget_lines(3);
+        assert!(lines[1].contains("attr0: 30, attr1: 30"), "{lines:?}");
+    }
+
+    /// Pairs of users known only by id, some with contexts: the contexts route the router, the
+    /// ids get weights of their own, up to the budget each.
+    #[test]
+    fn contexts_route_and_users_by_id_get_their_own_weights() {
+        let model = random_model(4, 3, None, 1);
+        let mut cache = crate::fixture::users_cache(4, &[("ann", 8), ("bob", 3)], 2);
+        for p in cache.pairs.iter_mut().take(4) {
+            p.context = Some("be brief".into());
+            p.attribute = Some("brief".into());
+        }
+        let view = ExpertView::new(&model, &cache, None).unwrap();
+        let out = adapt_budget(&view, &job(Selection::Random, 5)).unwrap();
+        assert_eq!(out.rows.len(), 4, "the four context pairs");
+        let used: Vec<(&str, usize, usize)> = (out.users.users.values())
+            .map(|r| (r.user_id.as_str(), r.used, r.pool))
+            .collect();
+        assert_eq!(used, [("ann", 4, 4), ("bob", 3, 3)]);
+        let lines = out.result_lines(&model, &cache);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("adapted 2 users known by id on 3-4")),
+            "{lines:?}"
+        );
+        // Neither a context nor an id: nothing to adapt, and the error says what to give.
+        cache.pairs.iter_mut().for_each(|p| {
+            p.context = None;
+            p.user_id = None;
+        });
+        let view = ExpertView::new(&model, &cache, None).unwrap();
+        let e = adapt_budget(&view, &job(Selection::Random, 5)).unwrap_err();
+        assert!(matches!(e, RouteError::NothingToAdapt { pairs: 11 }), "{e}");
     }
 }

@@ -75,6 +75,9 @@ pub fn adapt_summary(report: &AdaptReport) -> String {
         },
         report.seconds * 1e3
     );
+    if report.in_sample > 0 {
+        let _ = write!(out, "\n  {}", in_sample_note(report.in_sample));
+    }
     for (e, s) in report.epochs.iter().enumerate() {
         let _ = write!(
             out,
@@ -88,6 +91,50 @@ pub fn adapt_summary(report: &AdaptReport) -> String {
     out
 }
 
+/// The warning for labelled pairs judged in sample.
+fn in_sample_note(n: usize) -> String {
+    format!(
+        "{n} labelled training pairs were judged in sample (no cross-fitted evidence kept for them: micro train keeps it unless --cross-fit 0), which favours the heads"
+    )
+}
+
+/// Users listed one per line up to this many; beyond, the summary alone.
+const USER_LINES: usize = 30;
+
+/// What the adaptation by user id did: a summary, then a line per user (up to
+/// [`USER_LINES`] users). Nothing for no users.
+pub fn users_summary(states: &crate::UserStates) -> Vec<String> {
+    let users = &states.users;
+    if users.is_empty() {
+        return Vec::new();
+    }
+    let on_head = (users.values())
+        .filter(|r| matches!(r.fit, crate::Fit::Head { .. }))
+        .count();
+    let used: Vec<usize> = users.values().map(|r| r.used).collect();
+    let (lo, hi) = (
+        used.iter().min().copied().unwrap_or(0),
+        used.iter().max().copied().unwrap_or(0),
+    );
+    let mut lines = vec![format!(
+        "adapted {} users known by id on {lo}-{hi} labelled pairs each: {on_head} on a head of their own, {} on the shared reward (no head fits them better)",
+        users.len(),
+        users.len() - on_head
+    )];
+    if states.in_sample > 0 {
+        lines.push(format!("  {}", in_sample_note(states.in_sample)));
+    }
+    if users.len() <= USER_LINES {
+        lines.extend(users.values().map(|r| {
+            format!(
+                "  {:<16} {:>4} of {:>4} pairs: {}",
+                r.user_id, r.used, r.pool, r.fit
+            )
+        }));
+    }
+    lines
+}
+
 /// Test-split accuracy per attribute of two models, each pair routed by its own prompt
 /// embedding.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,20 +144,33 @@ pub struct TestAccuracy {
 }
 
 /// The test accuracy of `before` and `after` on the cache's test pairs; None without any.
-pub fn test_accuracy(
+pub fn test_accuracy_with_users(
     before: &MixtureModel,
     after: &MixtureModel,
+    users: &crate::UserStates,
     cache: &EmbeddingCache,
 ) -> Option<TestAccuracy> {
     let test = cache.indices(|p| p.split == Some(Split::Test));
     if test.is_empty() {
         return None;
     }
-    let acc = |m: &MixtureModel| by_attribute(cache, &test, &routed_credit(m, cache, &test));
+    let none = crate::UserStates::default();
+    let acc = |m: &MixtureModel, u: &crate::UserStates| {
+        by_attribute(cache, &test, &routed_credit(m, cache, &test, u))
+    };
     Some(TestAccuracy {
-        before: acc(before),
-        after: acc(after),
+        before: acc(before, &none),
+        after: acc(after, users),
     })
+}
+
+/// [`test_accuracy_with_users`] without users.
+pub fn test_accuracy(
+    before: &MixtureModel,
+    after: &MixtureModel,
+    cache: &EmbeddingCache,
+) -> Option<TestAccuracy> {
+    test_accuracy_with_users(before, after, &crate::UserStates::default(), cache)
 }
 
 impl std::fmt::Display for TestAccuracy {

@@ -236,7 +236,7 @@ impl From<&UserRecord> for UserView {
             context: r.state.context.clone(),
             rate: r.state.rate,
             eta: r.state.eta(),
-            head_loss: r.state.head_loss.clone(),
+            head_loss: r.state.expert_loss.clone(),
             updates: r.state.updates,
             seq: r.seq,
             cumulative_loss: r.state.cumulative_loss,

@@ -1,12 +1,13 @@
-//! `micro adapt`: Stage 2, context-aware router learning from B labelled pairs per attribute,
-//! drawn at random or chosen one at a time (`--select active`);
+//! `micro adapt`: Stage 2, context-aware router learning from up to B labelled pairs per
+//! context and per-user weights from up to B labelled pairs per user known only by id, drawn at
+//! random or chosen one at a time (`--select active`);
 //! `micro bench adapt`: its time, and the time of one online feedback update;
 //! `micro bench select`: the time to choose the next pair, and simulated users asked by the
 //! rule or at random.
 
 use anyhow::Context;
 use micro_cache::EmbeddingCache;
-use micro_model::MixtureModel;
+use micro_model::{Evidence, MixtureModel};
 use micro_route::bench::{self, SelectBenchConfig, SimSource};
 use micro_route::recipe::{adapt_budget, AdaptOptions};
 use micro_route::report;
@@ -17,9 +18,9 @@ pub struct AdaptArgs {
     /// Stage 1 model folder.
     #[arg(long)]
     pub model: PathBuf,
-    /// Cache whose training pairs (of some attributes at least) carry a `context`; its test
-    /// pairs are evaluated. Attributes without context-labelled training pairs (binary-only
-    /// Stage 1 data) are left out of the budget.
+    /// Cache whose training pairs carry a `context` (routed by it) or a `user_id` (each user
+    /// gets weights of their own); its test pairs are evaluated. Attributes with neither
+    /// (binary-only Stage 1 data) are left out of the budget.
     #[arg(long)]
     pub cache: PathBuf,
     /// Output model folder.
@@ -38,7 +39,10 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", a.model.display()))?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading cache {}", a.cache.display()))?;
-    let out = adapt_budget(&model, &cache, &a.options.job())?;
+    let evidence = Evidence::load(&a.model)
+        .with_context(|| format!("loading the evidence kept in {}", a.model.display()))?;
+    let view = micro_route::ExpertView::new(&model, &cache, evidence.as_ref())?;
+    let out = adapt_budget(&view, &a.options.job())?;
     for line in out.budget_lines(model.k()) {
         println!("{line}");
     }
@@ -58,6 +62,11 @@ pub fn run(a: AdaptArgs) -> anyhow::Result<()> {
     out.adapted
         .save(&a.output)
         .with_context(|| format!("writing {}", a.output.display()))?;
+    // The evidence stays with the heads it was made for, for a later adaptation of the users.
+    if let Some(e) = &evidence {
+        e.save(&a.output)?;
+    }
+    out.users.save(&a.output)?;
     println!("wrote {}", a.output.display());
     Ok(())
 }

@@ -54,6 +54,31 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .save(&a.output)
         .with_context(|| format!("writing the model to {}", a.output.display()))?;
     println!("{}", trained_line(&cfg, &model, &report, &a.output));
+    cross_fit(&model, &arrays, a.options.cross_fit, &a.output)
+}
+
+/// `--cross-fit F`: each training pair's prediction by a model of the other folds, kept beside
+/// the model for Stage 2.
+fn cross_fit(
+    model: &micro_model::MixtureModel,
+    arrays: &TrainingArrays,
+    folds: usize,
+    output: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut console = Console::new(Training::Compact, std::time::Duration::ZERO);
+    let start = std::time::Instant::now();
+    let evidence = micro_model::cross_fit(arrays, model, folds, |f, e| {
+        console.train(&format!("cross-fit {}/{folds}", f + 1), e)
+    })?;
+    console.finish();
+    if let Some(e) = evidence {
+        e.save(output)?;
+        println!(
+            "kept cross-fitted evidence for {} training pairs ({folds} folds, {:.1} s): Stage 2 judges the experts on pairs they did not train on",
+            e.meta.rows.len(),
+            start.elapsed().as_secs_f64()
+        );
+    }
     Ok(())
 }
 

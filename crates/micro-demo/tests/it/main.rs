@@ -92,8 +92,9 @@ fn a_story_trains_every_method_per_seed_and_writes_models_results_and_report() {
     let stage2 = routed.config().training.stage2.as_ref().unwrap();
     assert_eq!((stage2.pairs, stage2.tau), (2 * 20, cfg.tau));
     assert_eq!(
-        stage2.selection, None,
-        "a story's Stage 2 records no selection"
+        stage2.selection,
+        Some(micro_model::Selection::Random),
+        "a story's Stage 2 draws its pairs at random"
     );
     assert!(micro.config().training.stage2.is_none());
 

@@ -23,5 +23,5 @@ mod run;
 mod sample;
 
 pub use report::{pool_sweeps, RowKind, SweepPoint, SweepReport, SweepRow};
-pub use run::{budget_sweep, budget_sweep_with, NamedModel, Stage2, SweepOptions};
+pub use run::{budget_sweep, budget_sweep_with, Adapted, NamedModel, Stage2, SweepOptions};
 pub use sample::{shuffled_train, take_budget};

@@ -6,23 +6,25 @@ use super::sample::{run_seed, shuffled, shuffled_train, take_budget, with_contex
 use crate::error::{EvalError, Result};
 use crate::evaluate::{evaluate_indices, EvalReport, Gating, SplitSel};
 use micro_cache::EmbeddingCache;
-use micro_model::MixtureModel;
+use micro_model::{Evidence, MixtureModel};
 use micro_route::budget::group_by_attribute;
 use micro_route::query::{choose_from_pools, Selection};
+use micro_route::{ExpertView, UserStates};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 /// Stage 2 as the sweep needs it.
 pub trait Stage2: Sync {
-    /// The model with its router adapted on the rows `idx` of `cache` (the sampled labelled
-    /// train pairs); `seed` is the run's.
+    /// The model adapted on the rows `idx` of `cache` (the sampled labelled train pairs): its
+    /// router to the contexts among them, and the weights of the users known only by id among
+    /// them; `seed` is the run's.
     fn adapt(
         &self,
-        model: &MixtureModel,
+        model: &NamedModel,
         cache: &EmbeddingCache,
         idx: &[usize],
         seed: u64,
-    ) -> micro_route::Result<MixtureModel>;
+    ) -> micro_route::Result<Adapted>;
     /// Test-time weights over the heads (on the simplex) from the labelled rows `idx` of one
     /// attribute.
     fn hyre_weights(
@@ -33,11 +35,39 @@ pub trait Stage2: Sync {
     ) -> micro_route::Result<Vec<f32>>;
 }
 
-/// A model and its row name.
+/// A model and its row name, with what its folder keeps beside it: the cross-fitted evidence
+/// of `micro train` and the users' weights of `micro adapt`.
 #[derive(Clone, Debug)]
 pub struct NamedModel {
     pub label: String,
     pub model: MixtureModel,
+    pub evidence: Option<Evidence>,
+    /// Users known only by id, with their adapted weights (evaluated with them).
+    pub users: UserStates,
+}
+
+impl NamedModel {
+    /// `model` named `label`, without evidence or users.
+    pub fn new(label: impl Into<String>, model: MixtureModel) -> Self {
+        NamedModel {
+            label: label.into(),
+            model,
+            evidence: None,
+            users: UserStates::default(),
+        }
+    }
+
+    /// The model's experts on `cache`, judged on its evidence where it has some.
+    pub fn view<'a>(&'a self, cache: &'a EmbeddingCache) -> micro_route::Result<ExpertView<'a>> {
+        ExpertView::new(&self.model, cache, self.evidence.as_ref())
+    }
+}
+
+/// What Stage 2 made of a model: its router adapted to contexts, and the users' weights.
+#[derive(Clone, Debug)]
+pub struct Adapted {
+    pub model: MixtureModel,
+    pub users: UserStates,
 }
 
 /// Options of [`budget_sweep`].
@@ -217,7 +247,8 @@ fn label_orders(
                 Selection::Random => Ok(order),
                 Selection::Active => {
                     let seed = run_seed(opts.seed, run, 4);
-                    let groups = choose_from_pools(&m.model, study.cache, &order, max_b, seed)
+                    let groups = (m.view(study.cache))
+                        .and_then(|view| choose_from_pools(&view, &order, max_b, seed))
                         .map_err(|cause| EvalError::Stage2 {
                             model: m.label.clone(),
                             budget: max_b,
@@ -269,15 +300,16 @@ fn adapted_row(
                 (Some(r), 0) => r.clone(),
                 _ => {
                     let sample = take_budget(&orders[run], budget);
-                    let model = stage2
-                        .adapt(&m.model, cache, &sample, run_seed(opts.seed, run, 2))
+                    let adapted = stage2
+                        .adapt(m, cache, &sample, run_seed(opts.seed, run, 2))
                         .map_err(|cause| EvalError::Stage2 {
                             model: label.clone(),
                             budget,
                             run,
                             cause: Box::new(cause),
                         })?;
-                    evaluate_indices(&model, cache, test_idx, &Gating::Model, &m.label)?
+                    let gating = Gating::Users(&adapted.users);
+                    evaluate_indices(&adapted.model, cache, test_idx, &gating, &m.label)?
                 }
             };
             progress(&format!(
@@ -373,16 +405,19 @@ mod active_tests {
     impl Stage2 for Recorder {
         fn adapt(
             &self,
-            model: &MixtureModel,
+            model: &NamedModel,
             _: &EmbeddingCache,
             idx: &[usize],
             seed: u64,
-        ) -> micro_route::Result<MixtureModel> {
+        ) -> micro_route::Result<Adapted> {
             self.0
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .push((seed, idx.to_vec()));
-            Ok(model.clone())
+            Ok(Adapted {
+                model: model.model.clone(),
+                users: Default::default(),
+            })
         }
         fn hyre_weights(
             &self,
@@ -402,10 +437,7 @@ mod active_tests {
                 p.split = Some(Split::Test);
             }
         }
-        let models = [NamedModel {
-            label: "micro".into(),
-            model: random_model(6, 3, Some(4), 2),
-        }];
+        let models = [NamedModel::new("micro", random_model(6, 3, Some(4), 2))];
         let opts = SweepOptions {
             budgets: vec![0, 4, 8],
             runs: 2,
@@ -437,8 +469,7 @@ mod active_tests {
         }
         // The active choice for B = 4 is the first 4 per attribute of its choice for B = 8.
         let active = micro_route::query::choose_from_pools(
-            &models[0].model,
-            &cache,
+            &models[0].view(&cache).unwrap(),
             &shuffled_train(
                 &group_by_attribute(&cache, &SplitSel::Train.indices(&cache)),
                 3,

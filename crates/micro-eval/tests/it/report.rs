@@ -9,14 +9,8 @@ use std::time::{Duration, Instant};
 fn results() -> Results {
     let cache = opposed(20, 30);
     let models = vec![
-        NamedModel {
-            label: "micro".into(),
-            model: routed_model(2, 1.0),
-        },
-        NamedModel {
-            label: "static".into(),
-            model: static_model(2, vec![0.4, 0.0]),
-        },
+        NamedModel::new("micro", routed_model(2, 1.0)),
+        NamedModel::new("static", static_model(2, vec![0.4, 0.0])),
     ];
     let methods = models
         .iter()

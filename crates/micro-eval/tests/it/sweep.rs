@@ -3,14 +3,8 @@ use micro_eval::{budget_sweep, NamedModel, RowKind, SweepOptions};
 
 fn models() -> Vec<NamedModel> {
     vec![
-        NamedModel {
-            label: "micro".into(),
-            model: routed_model(2, 0.0),
-        },
-        NamedModel {
-            label: "static".into(),
-            model: static_model(2, vec![0.0, 0.0]),
-        },
+        NamedModel::new("micro", routed_model(2, 0.0)),
+        NamedModel::new("static", static_model(2, vec![0.0, 0.0])),
     ]
 }
 
@@ -123,7 +117,12 @@ fn a_sweep_without_test_pairs_or_budgets_is_refused() {
 
 #[test]
 fn micro_route_adapts_the_router_and_reweights_by_hyre() {
-    let cache = opposed(30, 20);
+    // Each user's pairs carry the user's context: Stage 2 weighs the experts on all of a
+    // context's labelled pairs together.
+    let mut cache = opposed(30, 20);
+    for p in cache.pairs.iter_mut() {
+        p.context = p.attribute.clone();
+    }
     let mut stage2 = micro_eval::RouteStage2::default();
     // 60 pairs make 2 minibatches an epoch: a large step lets 20 steps move the router.
     stage2.adapt.lr = 0.3;

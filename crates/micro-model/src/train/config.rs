@@ -38,7 +38,7 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Learn a per-user table beside the router (`micro`, where training pairs carry user ids;
     /// see [`crate::UserIds`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub users: bool,
 }
 

@@ -130,6 +130,11 @@ pub struct TrainOptions {
         arg(long, default_value_t = TrainConfig::default().weight_decay)
     )]
     pub weight_decay: f32,
+    /// Folds of the cross-fit that keeps, beside a MiCRo model, each training pair's prediction
+    /// by a model that did not train on it (Stage 2's evidence); 0: none, and Stage 2 judges
+    /// the heads in sample. It trains this many more models.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = crate::DEFAULT_FOLDS))]
+    pub cross_fit: usize,
 }
 
 impl RouterLayout {
@@ -224,6 +229,7 @@ mod tests {
             min_epochs: d.min_epochs,
             warmup: d.warmup_ratio,
             weight_decay: d.weight_decay,
+            cross_fit: crate::DEFAULT_FOLDS,
         }
     }
 

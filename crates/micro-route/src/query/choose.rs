@@ -1,10 +1,10 @@
 //! Active Stage 2 budgets: per attribute, B pairs chosen one at a time from its pool of
 //! context-labelled training pairs, each label read only once its pair is chosen.
 //!
-//! Per attribute, the session ([`ActiveSession`]) starts from the context's current weights,
-//! the mean Stage 1 router output f(x, c) over the pool, and asks the pair whose answer is
-//! expected to tell the most about which head the context follows
-//! ([`crate::query::information`]). The chooser sees every pool pair as (first, second) in a
+//! Per attribute, the session ([`ActiveSession`]) starts from the experts' prior
+//! ([`crate::experts`]) and asks the pair whose answer is expected to tell the most about which
+//! expert the context follows ([`crate::query::information`]), each pair seen through the
+//! experts' margins. The chooser sees every pool pair as (first, second) in a
 //! seeded random order, never as (chosen, rejected): the label is read from the cache when the
 //! pair is chosen (the "answer"), and the belief is updated before the next choice. The chosen
 //! pairs then go to Algorithm 1 ([`crate::adapt()`]) as a random budget would.
@@ -15,9 +15,11 @@
 //! ```
 //! use micro_route::fixture::{random_cache, random_model};
 //! use micro_route::query::choose_budget;
+//! use micro_route::ExpertView;
 //! let model = random_model(8, 3, None, 1);
 //! let cache = random_cache(8, 2, 40, 2);
-//! let chosen = choose_budget(&model, &cache, 5, 0).unwrap();
+//! let view = ExpertView::new(&model, &cache, None).unwrap();
+//! let chosen = choose_budget(&view, 5, 0).unwrap();
 //! let g = &chosen.groups["attr0"];
 //! assert_eq!((g.picks.len(), g.pool), (5, 40));
 //! // Each question was asked where it was expected to tell the most at the time.
@@ -25,13 +27,11 @@
 //! assert_eq!(chosen.indices().len(), 10);
 //! ```
 
-use crate::budget::{check_pool_sizes, context_pools};
-use crate::error::Result;
-use crate::likelihood::{check_compatible, head_margins};
+use crate::budget::context_pools;
+use crate::error::{Result, RouteError};
+use crate::evidence::ExpertView;
 use crate::query::information::tie_key;
 use crate::query::session::{ActiveSession, MIN_INFORMATION};
-use micro_cache::EmbeddingCache;
-use micro_model::MixtureModel;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -54,7 +54,7 @@ pub struct ActiveGroup {
     pub picks: Vec<Pick>,
     /// Pairs the choice was made from.
     pub pool: usize,
-    /// The belief over the heads before the first question (mean f(x, c) over the pool).
+    /// The belief over the experts before the first question (their prior).
     pub prior: Vec<f32>,
     /// The belief after the last answer.
     pub posterior: Vec<f32>,
@@ -78,65 +78,60 @@ impl ActiveBudget {
     }
 }
 
-/// `budget` pairs chosen per attribute with context-labelled training pairs.
+/// Up to `budget` pairs chosen per attribute with context-labelled training pairs (all of an
+/// attribute's when it has fewer).
 ///
-/// Errors as [`crate::draw_budget`]: no training pairs, none with a context, an attribute with
-/// fewer than `budget` of them; and a model that does not fit the cache.
-pub fn choose_budget(
-    model: &MixtureModel,
-    cache: &EmbeddingCache,
-    budget: usize,
-    seed: u64,
-) -> Result<ActiveBudget> {
-    let pools = context_pools(cache)?;
-    check_pool_sizes(&pools.groups, budget)?;
+/// Errors as [`crate::draw_budget`]: no training pairs, none with a context.
+pub fn choose_budget(view: &ExpertView<'_>, budget: usize, seed: u64) -> Result<ActiveBudget> {
+    let pools = context_pools(view.cache)?;
+    if pools.groups.is_empty() {
+        return Err(RouteError::NoContext {
+            pairs: view.cache.indices(|p| p.is_train()).len(),
+        });
+    }
     Ok(ActiveBudget {
-        groups: choose_from_pools(model, cache, &pools.groups, budget, seed)?,
+        groups: choose_from_pools(view, &pools.groups, budget, seed)?,
         left_to_stage1: pools.left_to_stage1,
     })
 }
 
-/// min(`budget`, pool size) pairs chosen from each attribute's `pools` (rows of `cache`).
+/// min(`budget`, pool size) pairs chosen from each attribute's `pools` (rows of the view's cache).
 pub fn choose_from_pools(
-    model: &MixtureModel,
-    cache: &EmbeddingCache,
+    view: &ExpertView<'_>,
     pools: &BTreeMap<String, Vec<usize>>,
     budget: usize,
     seed: u64,
 ) -> Result<BTreeMap<String, ActiveGroup>> {
-    choose_from_pools_with(model, cache, pools, budget, seed, MIN_INFORMATION)
+    choose_from_pools_with(view, pools, budget, seed, MIN_INFORMATION)
 }
 
 /// [`choose_from_pools`] with another information floor (see [`ActiveSession::ask`]).
 pub fn choose_from_pools_with(
-    model: &MixtureModel,
-    cache: &EmbeddingCache,
+    view: &ExpertView<'_>,
     pools: &BTreeMap<String, Vec<usize>>,
     budget: usize,
     seed: u64,
     min_information: f64,
 ) -> Result<BTreeMap<String, ActiveGroup>> {
-    check_compatible(model, cache)?;
     pools
         .iter()
         .map(|(attr, pool)| {
-            let g = choose_group(model, cache, pool, budget, seed, min_information)?;
+            let g = choose_group(view, pool, budget, seed, min_information)?;
             Ok((attr.clone(), g))
         })
         .collect()
 }
 
 fn choose_group(
-    model: &MixtureModel,
-    cache: &EmbeddingCache,
+    view: &ExpertView<'_>,
     pool: &[usize],
     budget: usize,
     seed: u64,
     min_information: f64,
 ) -> Result<ActiveGroup> {
-    let k = model.k();
-    let prior = context_prior(model, cache, pool);
-    let mut margins = head_margins(model, cache, pool);
+    let k = view.experts().len();
+    let prior: Vec<f32> = view.experts().prior().iter().map(|&w| w as f32).collect();
+    let mut margins: Vec<f32> = pool.iter().flat_map(|&i| view.margins(i)).collect();
     let chosen_first: Vec<bool> = pool
         .iter()
         .map(|&row| tie_key(seed ^ ORDER_SALT, row as u64) & 1 == 0)
@@ -166,20 +161,6 @@ fn choose_group(
     })
 }
 
-/// The context's current weights: the mean over its pool of f(x, c), each pair routed by its
-/// context-augmented prompt.
-pub fn context_prior(model: &MixtureModel, cache: &EmbeddingCache, pool: &[usize]) -> Vec<f32> {
-    let k = model.k();
-    let mut sum = vec![0.0f64; k];
-    for &i in pool {
-        for (s, w) in sum.iter_mut().zip(model.weights(cache.routed_input(i))) {
-            *s += w as f64;
-        }
-    }
-    let n = pool.len().max(1) as f64;
-    sum.iter().map(|s| (s / n) as f32).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,9 +170,10 @@ mod tests {
     fn choices_are_reproducible_distinct_nested_and_from_the_attributes_pool() {
         let model = random_model(6, 4, Some(5), 3);
         let cache = random_cache(6, 3, 30, 4);
-        let a = choose_budget(&model, &cache, 12, 7).unwrap();
-        assert_eq!(a, choose_budget(&model, &cache, 12, 7).unwrap());
-        let short = choose_budget(&model, &cache, 5, 7).unwrap();
+        let view = ExpertView::new(&model, &cache, None).unwrap();
+        let a = choose_budget(&view, 12, 7).unwrap();
+        assert_eq!(a, choose_budget(&view, 12, 7).unwrap());
+        let short = choose_budget(&view, 5, 7).unwrap();
         for (attr, g) in &a.groups {
             let rows: Vec<usize> = g.picks.iter().map(|p| p.row).collect();
             assert!(rows
@@ -205,10 +187,9 @@ mod tests {
             assert_eq!(&rows[..5], &s[..]);
             assert!((g.prior.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
-        let e = choose_budget(&model, &cache, 31, 0)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("fewer than the budget 31"), "{e}");
+        // A budget above a pool takes the whole pool.
+        let all = choose_budget(&view, 31, 0).unwrap();
+        assert!(all.groups.values().all(|g| g.picks.len() == 30));
     }
 
     /// The chooser never reads the label before choosing: swapping a pair's responses (and so
@@ -217,7 +198,7 @@ mod tests {
     fn a_pairs_label_does_not_influence_its_own_choice() {
         let model = random_model(6, 3, None, 5);
         let mut cache = random_cache(6, 1, 40, 6);
-        let first = choose_budget(&model, &cache, 1, 0).unwrap();
+        let first = choose_budget(&ExpertView::new(&model, &cache, None).unwrap(), 1, 0).unwrap();
         let row = first.groups["attr0"].picks[0].row;
         let (c, r) = (
             cache.chosen.row(row).to_vec(),
@@ -226,7 +207,7 @@ mod tests {
         let cols = cache.chosen.cols;
         cache.chosen.data[row * cols..(row + 1) * cols].copy_from_slice(&r);
         cache.rejected.data[row * cols..(row + 1) * cols].copy_from_slice(&c);
-        let swapped = choose_budget(&model, &cache, 1, 0).unwrap();
+        let swapped = choose_budget(&ExpertView::new(&model, &cache, None).unwrap(), 1, 0).unwrap();
         let (a, b) = (
             &swapped.groups["attr0"].picks[0],
             &first.groups["attr0"].picks[0],

@@ -39,9 +39,7 @@ pub mod information;
 pub mod session;
 pub mod simulate;
 
-pub use choose::{
-    choose_budget, choose_from_pools, context_prior, ActiveBudget, ActiveGroup, Pick,
-};
+pub use choose::{choose_budget, choose_from_pools, ActiveBudget, ActiveGroup, Pick};
 pub use information::{information, Candidates, Question};
 pub use session::{next_question, pair_margins, ActiveSession, MIN_INFORMATION};
 pub use simulate::{simulate_users, SimConfig, SimReport, SimUser};

@@ -76,15 +76,27 @@ fn five_chosen_pairs_do_what_fifty_random_ones_do() {
         ..AdaptConfig::default()
     };
     let accuracy = |idx: &[usize]| {
-        let adapted = adapt(&model, &cache, idx, &cfg).unwrap().0;
+        let adapted = adapt(
+            &micro_route::ExpertView::new(&model, &cache, None).unwrap(),
+            idx,
+            &cfg,
+        )
+        .unwrap()
+        .0;
         average(&by_attribute(
             &cache,
             &test,
-            &routed_credit(&adapted, &cache, &test),
+            &routed_credit(&adapted, &cache, &test, &Default::default()),
         ))
     };
 
-    let chosen = choose_budget(&model, &cache, 5, 0).unwrap().indices();
+    let chosen = choose_budget(
+        &micro_route::ExpertView::new(&model, &cache, None).unwrap(),
+        5,
+        0,
+    )
+    .unwrap()
+    .indices();
     assert_eq!(labelled_heads(&model, &cache, &chosen), best);
     let active5 = accuracy(&chosen);
 

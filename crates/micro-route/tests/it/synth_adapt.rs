@@ -10,7 +10,7 @@ use micro_model::{train, TrainConfig};
 use micro_model::{Method, MixtureModel};
 use micro_route::accuracy::{average, by_attribute, head_accuracy, routed_credit};
 use micro_route::likelihood::head_margins;
-use micro_route::{adapt, sample_budget, AdaptConfig, Evidence};
+use micro_route::{adapt, sample_budget, AdaptConfig, EvidenceScope};
 
 fn fit(cache: &EmbeddingCache, method: Method, k: usize) -> MixtureModel {
     let arrays = cache.training_arrays(micro_cache::RouterInput::Pair);
@@ -28,7 +28,7 @@ fn routed_average(model: &MixtureModel, cache: &EmbeddingCache, test: &[usize]) 
     average(&by_attribute(
         cache,
         test,
-        &routed_credit(model, cache, test),
+        &routed_credit(model, cache, test, &Default::default()),
     ))
 }
 
@@ -71,7 +71,12 @@ fn adapting_with_fifty_pairs_per_group_approaches_the_best_heads() {
 
     let idx = sample_budget(&cache, 50, 0).unwrap();
     assert_eq!(idx.len(), 200);
-    let (adapted, report) = adapt(&micro, &cache, &idx, &AdaptConfig::default()).unwrap();
+    let (adapted, report) = adapt(
+        &micro_route::ExpertView::new(&micro, &cache, None).unwrap(),
+        &idx,
+        &AdaptConfig::default(),
+    )
+    .unwrap();
     assert!(report.skipped.is_none());
     assert_eq!(report.epochs.len(), 10);
 
@@ -92,13 +97,22 @@ fn adapting_with_fifty_pairs_per_group_approaches_the_best_heads() {
     assert!(got >= best - 0.03, "{summary}");
 
     // The static mixture keeps its Stage 1 weights; a single head has nothing to adapt.
-    let (same, r) = adapt(&static_mix, &cache, &idx, &AdaptConfig::default()).unwrap();
+    let (same, r) = adapt(
+        &micro_route::ExpertView::new(&static_mix, &cache, None).unwrap(),
+        &idx,
+        &AdaptConfig::default(),
+    )
+    .unwrap();
     assert_eq!(same, static_mix);
     assert!(r.skipped.unwrap().contains("static"));
     assert_eq!(
-        adapt(&single, &cache, &idx, &AdaptConfig::default())
-            .unwrap()
-            .0,
+        adapt(
+            &micro_route::ExpertView::new(&single, &cache, None).unwrap(),
+            &idx,
+            &AdaptConfig::default()
+        )
+        .unwrap()
+        .0,
         single
     );
 }
@@ -124,20 +138,32 @@ fn at_the_default_shift_context_evidence_comes_within_three_points_on_average() 
         let idx = sample_budget(&cache, 50, 0).unwrap();
         let (best, _) = best_head_average(&micro, &cache, &test);
         let context = AdaptConfig::default();
-        assert_eq!(context.evidence, Evidence::Context);
+        assert_eq!(context.evidence, EvidenceScope::Context);
         let pair = AdaptConfig {
-            evidence: Evidence::Pair,
+            evidence: EvidenceScope::Pair,
             tau: 1.0,
             lr: 1e-3,
             ..AdaptConfig::default()
         };
         let got = routed_average(
-            &adapt(&micro, &cache, &idx, &context).unwrap().0,
+            &adapt(
+                &micro_route::ExpertView::new(&micro, &cache, None).unwrap(),
+                &idx,
+                &context,
+            )
+            .unwrap()
+            .0,
             &cache,
             &test,
         );
         let got_pair = routed_average(
-            &adapt(&micro, &cache, &idx, &pair).unwrap().0,
+            &adapt(
+                &micro_route::ExpertView::new(&micro, &cache, None).unwrap(),
+                &idx,
+                &pair,
+            )
+            .unwrap()
+            .0,
             &cache,
             &test,
         );
@@ -193,7 +219,12 @@ fn defaults_learn_a_mixed_cache_near_its_truth() {
     let (heads, _) = best_head_average(&model, &cache, &test);
     let idx = sample_budget(&cache, 50, 0).unwrap();
     assert!(idx.iter().all(|&i| cache.pairs[i].context.is_some()));
-    let (routed, _) = adapt(&model, &cache, &idx, &AdaptConfig::default()).unwrap();
+    let (routed, _) = adapt(
+        &micro_route::ExpertView::new(&model, &cache, None).unwrap(),
+        &idx,
+        &AdaptConfig::default(),
+    )
+    .unwrap();
     let routed = routed_average(&routed, &cache, &test);
     eprintln!(
         "Bayes {:.4}, best heads {heads:.4}; router ceiling {:.4}, routed {routed:.4}",

@@ -3,7 +3,7 @@
 
 use micro_cache::{CacheMeta, EmbeddingCache, Matrix};
 use micro_data::{PrefPair, Split};
-use micro_eval::Stage2;
+use micro_eval::{Adapted, NamedModel, Stage2};
 use micro_model::{Activation, Gate, Method, MixtureModel, ModelConfig, Router, RouterKind};
 use std::sync::Mutex;
 
@@ -155,11 +155,12 @@ pub struct Toy {
 impl Stage2 for Toy {
     fn adapt(
         &self,
-        model: &MixtureModel,
+        named: &NamedModel,
         cache: &EmbeddingCache,
         idx: &[usize],
         seed: u64,
-    ) -> micro_route::Result<MixtureModel> {
+    ) -> micro_route::Result<Adapted> {
+        let model = &named.model;
         let train = cache.subset(idx);
         assert!(
             train.pairs.iter().all(|p| p.is_train()),
@@ -189,7 +190,10 @@ impl Stage2 for Toy {
         }
         let mut out = model.clone();
         out.set_gate(Gate::Router(r))?;
-        Ok(out)
+        Ok(Adapted {
+            model: out,
+            users: Default::default(),
+        })
     }
 
     fn hyre_weights(
