@@ -40,8 +40,10 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Evaluate a model on a cache: accuracy per attribute and per head.
     Eval(cmd::eval::EvalArgs),
-    /// Stage 2: context-aware router learning from B labelled pairs per attribute.
+    /// Stage 2: route by context and weigh each user known by id, from up to B labelled pairs each.
     Adapt(cmd::adapt::AdaptArgs),
+    /// Measure single BT, MiCRo and MiCRo routed per user over repeated splits by prompt.
+    Study(cmd::study::StudyArgs),
     /// Audit, mask and merge heads.
     #[command(subcommand)]
     Heads(cmd::heads::HeadsCommand),
@@ -72,6 +74,7 @@ fn main() {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Adapt(a) => cmd::adapt::run(a),
+        Command::Study(a) => cmd::study::run(a),
         Command::Heads(c) => cmd::heads::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Report(a) => cmd::report::run(a),

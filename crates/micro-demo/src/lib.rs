@@ -25,9 +25,11 @@ pub mod assets;
 pub mod cache;
 pub mod demo;
 pub mod observer;
+pub mod protocol;
 pub mod real;
 pub mod story;
 
 pub use demo::{run_demo, DemoConfig};
 pub use observer::{Observer, Silent};
+pub use protocol::{run_protocol, ProtocolConfig, ProtocolReport};
 pub use story::{run_story, StoryConfig, StoryOutput};

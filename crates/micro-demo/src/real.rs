@@ -1,25 +1,24 @@
-//! Real human labels, small but real: single BT vs MiCRo vs MiCRo routed with Stage 2, on
-//! each of the sets in the shared data folder (`micro demo --real DIR`).
+//! Real human labels, small but real: the protocol of [`crate::protocol`] (10 splits by prompt,
+//! single BT, MiCRo's Stage 1 and MiCRo routed per context and per user) on each of the sets in
+//! the shared data folder (`micro demo --real DIR`).
 //!
-//! | set | users (attributes) | context |
+//! | set | users (groups) | context |
 //! |---|---|---|
 //! | UniEval's Topical-Chat ratings | 5 rated qualities, pairs by HelpSteer2's rule (gap 0.5) | each quality's criterion |
 //! | BIG-bench HHH alignment | 4 categories | the category's rubric |
-//! | PandaLM's human test set | 3 annotators | an identity sentence per annotator |
+//! | PandaLM's human test set | 3 annotators | none: known by id |
 //! | HH-RLHF multi-user | the real harmless label + 4 simulated users | each user's sentence |
+//! | HH-RLHF multi-user, ids only | the same users | none: known by id |
 //!
-//! Each set is split by prompt with a seed, embedded, and told as a story: every method over
-//! three training seeds with the default hyperparameter search, Stage 2 at the largest budget
-//! every user's training pairs allow (at most 50), and the budget study below it.
+//! Each set is embedded once; every split of the protocol is drawn from its pairs.
 
 use crate::cache::embed_cached;
 use crate::observer::Observer;
-use crate::story::{run_story, StoryConfig, StoryOutput};
+use crate::protocol::{run_protocol, ProtocolConfig, ProtocolReport};
 use anyhow::Context;
 use micro_data::formats::{load_with, Format, LoadOptions};
 use micro_data::PrefPair;
 use micro_embed::Backbone;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One real set: where it is under the data folder and how to read it.
@@ -27,11 +26,12 @@ pub struct RealSet {
     pub name: &'static str,
     pub path: &'static str,
     pub format: Format,
+    /// The protocol's test fraction (small sets test more to have a few pairs per user).
     pub test_fraction: f64,
 }
 
-/// The sets `micro demo --real` tells, in order.
-pub const REAL_SETS: [RealSet; 4] = [
+/// The sets `micro demo --real` measures, in order.
+pub const REAL_SETS: [RealSet; 5] = [
     RealSet {
         name: "topical-chat",
         path: "unieval-topical-chat/topical_chat.json",
@@ -56,81 +56,70 @@ pub const REAL_SETS: [RealSet; 4] = [
         format: Format::HhRlhf,
         test_fraction: 0.2,
     },
+    RealSet {
+        name: "hh-users-ids",
+        path: "hh-rlhf/harmless-base-test.jsonl.gz",
+        format: Format::HhRlhf,
+        test_fraction: 0.2,
+    },
 ];
 
-/// The pairs of `set`, split by prompt with `seed`.
-pub fn load_set(data_dir: &Path, set: &RealSet, seed: u64) -> anyhow::Result<Vec<PrefPair>> {
+/// The pairs of `set` (every one: the protocol draws the splits).
+pub fn load_set(data_dir: &Path, set: &RealSet) -> anyhow::Result<Vec<PrefPair>> {
     let path = data_dir.join(set.path);
-    if set.name == "hh-users" {
+    if set.name.starts_with("hh-users") {
         let raw = micro_data::load(&path, set.format)?;
         let opts = micro_data::hh_users::HhUsersOptions {
-            seed,
-            test_fraction: set.test_fraction,
+            ids_only: set.name == "hh-users-ids",
             ..Default::default()
         };
         return Ok(micro_data::hh_users::build(&raw, &opts)?.0);
     }
     let opts = LoadOptions {
         format: set.format,
-        test_fraction: Some(set.test_fraction),
-        seed,
+        // Every pair as a test pair: the loaders drop pairs all attributes agree on from the
+        // train split only, and the protocol splits later.
+        split: Some(micro_data::Split::Test),
         ..Default::default()
     };
     let loaded = load_with(&path, &opts).with_context(|| format!("loading {}", path.display()))?;
     Ok(loaded.pairs)
 }
 
-/// The largest budget of `at_most` every attribute's context-labelled training pairs allow.
-pub fn budget_for(pairs: &[PrefPair], at_most: usize) -> usize {
-    let mut per: BTreeMap<&str, usize> = BTreeMap::new();
-    for p in pairs.iter().filter(|p| p.is_train() && p.context.is_some()) {
-        *per.entry(p.group()).or_default() += 1;
-    }
-    per.values().copied().min().unwrap_or(0).min(at_most)
-}
-
-/// Tells every set of [`REAL_SETS`] found under `data_dir` as a story under `out/<name>`.
+/// Measures every set of [`REAL_SETS`] under `data_dir` with the protocol; caches and
+/// `protocol.json` under `out/<name>`.
 pub fn run_real(
     backbone: &dyn Backbone,
     data_dir: &Path,
     out: &Path,
-    base: &StoryConfig,
-    seed: u64,
+    base: &ProtocolConfig,
     obs: &mut dyn Observer,
-) -> anyhow::Result<Vec<StoryOutput>> {
-    let mut outputs = Vec::new();
+) -> anyhow::Result<Vec<ProtocolReport>> {
+    let mut reports = Vec::new();
     for (i, set) in REAL_SETS.iter().enumerate() {
         obs.step(
             i + 1,
-            &format!("{}: loading, embedding, training", set.name),
+            &format!("{}: loading, embedding, measuring", set.name),
         );
-        let pairs = load_set(data_dir, set, seed)?;
-        let budget = budget_for(&pairs, base.budget);
-        anyhow::ensure!(
-            budget > 0,
-            "{}: no context-labelled training pairs",
-            set.name
-        );
+        let pairs = load_set(data_dir, set)?;
         let dir = out.join(set.name);
         let cache = embed_cached(backbone, pairs, &dir.join("cache"), obs)?;
-        let story = StoryConfig {
-            name: set.name.into(),
-            title: format!("{}: real human labels", set.name),
-            budget,
-            budgets: base
-                .budgets
-                .iter()
-                .copied()
-                .filter(|&b| b <= budget)
-                .collect(),
+        obs.line(&format!(
+            "  {} pairs; {} splits by prompt, {:.0}% of the prompts tested",
+            cache.len(),
+            base.splits,
+            100.0 * set.test_fraction
+        ));
+        let cfg = ProtocolConfig {
+            test_fraction: set.test_fraction,
             ..base.clone()
         };
-        obs.line(&format!(
-            "  {} pairs ({} test), Stage 2 budget {budget} per user",
-            cache.len(),
-            cache.indices(|p| !p.is_train()).len()
-        ));
-        outputs.push(run_story(&cache, &story, &dir, obs)?);
+        let mut report = run_protocol(&cache, &cfg, obs)?;
+        report.name = set.name.to_string();
+        let path = dir.join("protocol.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        reports.push(report);
     }
-    Ok(outputs)
+    Ok(reports)
 }

@@ -26,8 +26,8 @@ pub struct DemoArgs {
     /// Stage 2 budget of the routed row: labelled pairs per user.
     #[arg(long, default_value_t = 50)]
     pub budget: usize,
-    /// Stage 2 Hedge temperature (the paper's 1e-3).
-    #[arg(long, default_value_t = 1e-3)]
+    /// Stage 2 Hedge temperature (micro adapt's default: the Bayesian posterior).
+    #[arg(long, default_value_t = micro_route::AdaptConfig::default().tau)]
     pub tau: f64,
     /// Budgets of the accuracy-versus-budget study.
     #[arg(long, value_delimiter = ',', default_value = "0,10,25,50,100")]
@@ -45,9 +45,13 @@ pub struct DemoArgs {
     #[arg(long)]
     pub fresh: bool,
     /// Instead of the built-in data: the real human-label sets under this folder (the shared
-    /// data: unieval-topical-chat, hhh-alignment, pandalm, hh-rlhf), each told as a story.
+    /// data: unieval-topical-chat, hhh-alignment, pandalm, hh-rlhf), each measured by the
+    /// protocol of `micro study` (--splits splits by prompt, B = --budget per user).
     #[arg(long)]
     pub real: Option<PathBuf>,
+    /// With --real: splits by prompt per set.
+    #[arg(long, default_value_t = micro_demo::ProtocolConfig::default().splits)]
+    pub splits: usize,
 }
 
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
@@ -73,26 +77,40 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
-    let outputs = match &a.real {
-        None => run_demo(
-            &cfg,
+    if let Some(dir) = &a.real {
+        let backbone =
+            micro_embed::load_backbone(&cfg.backbone, &micro_embed::BackboneOptions::default())?;
+        let defaults = micro_demo::ProtocolConfig::default();
+        let protocol = micro_demo::ProtocolConfig {
+            splits: a.splits,
+            heads: a.heads,
+            budget: a.budget,
+            adapt: micro_route::recipe::AdaptJob {
+                config: micro_route::AdaptConfig {
+                    tau: a.tau,
+                    ..defaults.adapt.config.clone()
+                },
+                ..defaults.adapt.clone()
+            },
+            ..defaults
+        };
+        let reports = micro_demo::real::run_real(
+            backbone.as_ref(),
+            dir,
+            &a.out,
+            &protocol,
             &mut Console::new(Training::Compact, Duration::from_secs(30)),
-        )?,
-        Some(dir) => {
-            let backbone = micro_embed::load_backbone(
-                &cfg.backbone,
-                &micro_embed::BackboneOptions::default(),
-            )?;
-            micro_demo::real::run_real(
-                backbone.as_ref(),
-                dir,
-                &a.out,
-                &cfg.story,
-                a.seed,
-                &mut Console::new(Training::Compact, Duration::from_secs(30)),
-            )?
+        )?;
+        for r in &reports {
+            println!("\n{r}");
         }
-    };
+        println!("demo finished in {:.0} s", start.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    let outputs = run_demo(
+        &cfg,
+        &mut Console::new(Training::Compact, Duration::from_secs(30)),
+    )?;
     for o in &outputs {
         println!("\n== {}\n", o.results.title);
         for t in &o.tables {

@@ -4,8 +4,8 @@
 use anyhow::Context;
 use micro_cache::EmbeddingCache;
 use micro_eval::{
-    budget_sweep_with, evaluate, load_models, model_specs, render_comparison, render_sweep,
-    render_table, write_json, EvalOptions, NamedModel, Results, RouteStage2, SplitSel,
+    budget_sweep_with, evaluate_with, load_models, model_specs, render_comparison, render_sweep,
+    render_table, write_json, EvalOptions, Gating, NamedModel, Results, RouteStage2, SplitSel,
     SweepOptions,
 };
 use micro_route::query::Selection;
@@ -83,7 +83,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             split: a.split,
             label: Some(m.label.clone()),
         };
-        let r = evaluate(&m.model, &cache, &opts)
+        // A model folder with adapted users scores their pairs with their own weights.
+        let r = evaluate_with(&m.model, &cache, &opts, &Gating::Users(&m.users))
             .with_context(|| format!("evaluating `{}`", m.label))?;
         println!("{}", render_table(&r));
         reports.push(r);

@@ -9,5 +9,6 @@ pub mod eval;
 pub mod heads;
 pub mod report;
 pub mod serve;
+pub mod study;
 pub mod synth;
 pub mod train;

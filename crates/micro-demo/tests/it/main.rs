@@ -3,9 +3,10 @@
 
 use micro_cache::RouterInput;
 use micro_data::builtin::BuiltinLayout;
-use micro_data::{PrefPair, Split};
+use micro_data::Split;
 use micro_demo::demo::story_for;
-use micro_demo::real::budget_for;
+use micro_demo::protocol::resplit;
+use micro_demo::{run_protocol, ProtocolConfig};
 use micro_demo::{run_story, Observer, Silent, StoryConfig};
 use micro_eval::Results;
 use micro_model::synth::{generate, SynthConfig};
@@ -174,20 +175,76 @@ fn each_layout_tells_its_story_with_its_router_input() {
 }
 
 #[test]
-fn the_real_sets_budget_is_the_smallest_context_labelled_pool_capped() {
-    let pair = |attr: &str, context: bool, split: Split| {
-        let mut p = PrefPair::new("q", "a", "b");
-        p.attribute = Some(attr.into());
-        p.context = context.then(|| format!("{attr} likes it"));
-        p.split = Some(split);
-        p
+fn each_split_of_the_protocol_is_by_prompt_and_its_own() {
+    let (cache, _) = generate(&SynthConfig {
+        pairs: 400,
+        dim: 4,
+        groups: 2,
+        seed: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let text = |c: &micro_cache::EmbeddingCache, i: usize| c.pairs[i].prompt.to_text();
+    let a = resplit(&cache, 0.25, 1);
+    let tests = |c: &micro_cache::EmbeddingCache| c.indices(|p| p.split == Some(Split::Test));
+    let test_a = tests(&a);
+    // Every prompt is on one side; about a quarter of them are tested.
+    for i in 0..a.len() {
+        let same = (0..a.len()).filter(|&j| text(&a, j) == text(&a, i));
+        assert!(same
+            .map(|j| a.pairs[j].split)
+            .all(|s| s == a.pairs[i].split));
+    }
+    assert!(test_a.len() > 50 && test_a.len() < 150, "{}", test_a.len());
+    assert_eq!(test_a, tests(&resplit(&cache, 0.25, 1)));
+    assert_ne!(test_a, tests(&resplit(&cache, 0.25, 2)));
+}
+
+/// Two users known only by id, each labelling by their own group's preference: the protocol
+/// scores each with their own weights, split by split, and the routed reward pays.
+#[test]
+fn the_protocol_measures_users_known_by_id_split_by_split() {
+    let (mut cache, _) = generate(&SynthConfig {
+        pairs: 1600,
+        dim: 6,
+        groups: 2,
+        seed: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    for p in cache.pairs.iter_mut() {
+        p.user_id = p.attribute.take();
+        p.context = None;
+    }
+    let cfg = ProtocolConfig {
+        splits: 3,
+        heads: 2,
+        budget: 30,
+        ..ProtocolConfig::quick()
     };
-    let mut pairs = vec![pair("a", true, Split::Train); 30];
-    pairs.extend(vec![pair("b", true, Split::Train); 12]);
-    // Test pairs and pairs without a context are not in the pool.
-    pairs.extend(vec![pair("b", true, Split::Test); 40]);
-    pairs.extend(vec![pair("b", false, Split::Train); 40]);
-    assert_eq!(budget_for(&pairs, 50), 12);
-    assert_eq!(budget_for(&pairs, 10), 10);
-    assert_eq!(budget_for(&[], 50), 0);
+    let report = run_protocol(&cache, &cfg, &mut Silent).unwrap();
+    assert_eq!(report.per_split.len(), 3);
+    assert_eq!(report.groups.len(), 2);
+    for (user, m) in &report.per_group {
+        assert_eq!(m.routed.values.len(), 3, "{user}");
+    }
+    let avg = &report.average;
+    assert!(
+        avg.routed.mean > avg.single.mean + 0.1,
+        "routed {:?} single {:?}",
+        avg.routed,
+        avg.single
+    );
+    assert!(report.below_single.is_empty());
+    let table = report.to_string();
+    assert!(
+        table.contains("mean ± standard error over 3 splits"),
+        "{table}"
+    );
+    assert!(table
+        .lines()
+        .last()
+        .unwrap()
+        .trim_start()
+        .starts_with("average"));
 }
