@@ -29,7 +29,10 @@ pub struct DemoConfig {
     pub story: StoryConfig,
 }
 
-/// The story a layout tells: its folder, title and Stage 1 router input.
+/// The story a layout tells: its folder, title and Stage 1 router input. The HelpSteer2-style
+/// story is the paper's binary-only Stage 1: neither the contexts nor the ids of the users who
+/// labelled its Stage 1 pairs reach Stage 1 (the built-in set records who labelled each pair;
+/// with their ids the per-user table personalises Stage 1 itself, README).
 pub fn story_for(layout: BuiltinLayout, base: &StoryConfig) -> StoryConfig {
     let (name, title, router_input) = match layout {
         BuiltinLayout::Rpr => (
@@ -43,10 +46,15 @@ pub fn story_for(layout: BuiltinLayout, base: &StoryConfig) -> StoryConfig {
             RouterInput::Prompt,
         ),
     };
+    let binary_only = layout == BuiltinLayout::HelpSteer2;
     StoryConfig {
         name: name.into(),
         title: title.into(),
         router_input,
+        grid: (base.grid.clone()).map(|g| micro_model::Grid {
+            users: g.users && !binary_only,
+            ..g
+        }),
         ..base.clone()
     }
 }

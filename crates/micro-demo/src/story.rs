@@ -63,7 +63,7 @@ impl Default for StoryConfig {
             budget: 50,
             budgets: vec![0, 10, 25, 50, 100],
             runs: 3,
-            tau: 1e-3,
+            tau: micro_route::AdaptConfig::default().tau,
         }
     }
 }

@@ -69,6 +69,10 @@ pub struct UserRecord {
     /// The cache rows used, in the order folded in.
     #[serde(default)]
     pub rows: Vec<usize>,
+    /// Every expert's margin on each row used (its evidence), in the order folded in: what a
+    /// server replays as the user's feedback log when it starts from these states.
+    #[serde(default)]
+    pub margins: Vec<Vec<f32>>,
     /// What the weights favour: a head, or the shared reward.
     pub fit: Fit,
     pub state: UserState,
@@ -206,7 +210,8 @@ pub fn states_of(view: &ExpertView<'_>, rows: &BTreeMap<&str, Vec<usize>>) -> Us
     let mut out = UserStates::default();
     for (&user, rows) in rows {
         out.in_sample += view.in_sample(rows);
-        let state = fold(view, rows);
+        let margins: Vec<Vec<f32>> = rows.iter().map(|&i| view.evidence(i)).collect();
+        let state = fold_margins(view, &margins);
         let w: Vec<f64> = state.log_weights.iter().map(|l| l.exp()).collect();
         out.users.insert(
             user.to_string(),
@@ -216,6 +221,7 @@ pub fn states_of(view: &ExpertView<'_>, rows: &BTreeMap<&str, Vec<usize>>) -> Us
                 used: rows.len(),
                 fit: view.experts().fit(&w),
                 rows: rows.clone(),
+                margins,
                 state,
             },
         );
@@ -237,10 +243,16 @@ pub fn by_user<'c>(cache: &'c EmbeddingCache, rows: &[usize]) -> BTreeMap<&'c st
 
 /// A new user's state folded with the evidence of `rows` (each pair's chosen response first).
 pub fn fold(view: &ExpertView<'_>, rows: &[usize]) -> UserState {
+    let margins: Vec<Vec<f32>> = rows.iter().map(|&i| view.evidence(i)).collect();
+    fold_margins(view, &margins)
+}
+
+/// A new user's state (the experts' prior, the Bayesian update) folded with `margins`.
+fn fold_margins(view: &ExpertView<'_>, margins: &[Vec<f32>]) -> UserState {
     let prior: Vec<f32> = view.experts().prior().iter().map(|&w| w as f32).collect();
     let mut state = UserState::with_rate(&prior, BAYES);
-    for &i in rows {
-        state.update(&view.evidence(i));
+    for m in margins {
+        state.update(m);
     }
     state
 }

@@ -5,7 +5,7 @@
 
 use crate::store::{LogEntry, UserRecord};
 use micro_data::Prompt;
-use micro_route::Rate;
+use micro_route::{Experts, Fit, Rate};
 use serde::{Deserialize, Serialize};
 
 fn yes() -> bool {
@@ -65,8 +65,13 @@ pub struct PairProb {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoreResponse {
+    /// Over the heads: what the rewards are mixed with.
     pub weights: Vec<f32>,
     pub weights_from: WeightsFrom,
+    /// For a user: what their weights favour, a head of their own or the shared reward ("no
+    /// head fits this user").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<Fit>,
     /// The personalised reward sum_k w_k r_k per response, in request order.
     pub rewards: Vec<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,7 +209,11 @@ pub struct CreateUserRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserView {
     pub user_id: String,
+    /// Over the experts: the model's heads, then the gate (its own mixture for a request).
     pub weights: Vec<f32>,
+    /// What the weights favour: a head of their own, or the shared reward ("no head fits
+    /// this user").
+    pub fit: Fit,
     pub log_weights: Vec<f64>,
     pub prior: Vec<f32>,
     /// The user's context (criterion), when it was created with one.
@@ -214,7 +223,7 @@ pub struct UserView {
     pub rate: Rate,
     /// The rate the next update uses.
     pub eta: f64,
-    /// Each head's cumulative clipped log-loss on this user's feedback.
+    /// Each expert's cumulative clipped log-loss on this user's feedback.
     pub head_loss: Vec<f64>,
     /// Feedback events folded in.
     pub updates: u64,
@@ -226,11 +235,14 @@ pub struct UserView {
     pub updated_at: i64,
 }
 
-impl From<&UserRecord> for UserView {
-    fn from(r: &UserRecord) -> Self {
+impl UserView {
+    /// The view of a stored user of a model with these `experts`.
+    pub fn of(r: &UserRecord, experts: &Experts) -> Self {
+        let w: Vec<f64> = r.state.log_weights.iter().map(|l| l.exp()).collect();
         UserView {
             user_id: r.key.user_id.clone(),
             weights: r.state.weights(),
+            fit: experts.fit(&w),
             log_weights: r.state.log_weights.clone(),
             prior: r.prior.clone(),
             context: r.state.context.clone(),

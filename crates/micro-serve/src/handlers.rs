@@ -80,7 +80,8 @@ pub async fn score(
     Ok(Json(ScoreResponse {
         pairs,
         weights_from: scored.from,
-        head_rewards: req.head_rewards.then_some(scored.expert_rewards),
+        fit: scored.fit(&st),
+        head_rewards: req.head_rewards.then_some(scored.head_rewards),
         rewards: scored.rewards,
         weights: scored.weights,
     }))
@@ -105,7 +106,7 @@ pub async fn compare(
         predict: Predict::Rewards,
     };
     let scored = score::score(&st, q).await?;
-    let [a, b] = [&scored.expert_rewards[0], &scored.expert_rewards[1]];
+    let [a, b] = [&scored.head_rewards[0], &scored.head_rewards[1]];
     Ok(Json(CompareResponse {
         p_a: scored.pair_prob(0, 1),
         reward_a: scored.rewards[0],
@@ -132,17 +133,21 @@ pub async fn create_user(
         turn.context.as_deref(),
     )?;
     let who = Who::NewUser {
+        key: key.clone(),
         prior: req.prior,
         input,
     };
-    let (prior, _) = score::resolve(&st, who).await?;
+    let resolved = score::resolve(&st, who).await?;
     let new = NewUser {
-        prior,
+        prior: resolved.experts.unwrap_or_default(),
         rate: st.rate,
         context: turn.context,
     };
     match st.store.create_user(&key, &new).await? {
-        Some(rec) => Ok((StatusCode::CREATED, Json(UserView::from(&rec)))),
+        Some(rec) => Ok((
+            StatusCode::CREATED,
+            Json(UserView::of(&rec, &st.scorer.experts())),
+        )),
         None => Err(ApiError::conflict(format!(
             "user {user_id:?} exists: DELETE it first to start over"
         ))),
@@ -160,7 +165,7 @@ pub async fn get_user(
         .get_user(&key)
         .await?
         .ok_or_else(|| not_found(&user_id))?;
-    Ok(Json(UserView::from(&rec)))
+    Ok(Json(UserView::of(&rec, &st.scorer.experts())))
 }
 
 pub async fn delete_user(
@@ -194,27 +199,27 @@ pub async fn feedback(
             &["chosen_embedding", "rejected_embedding"],
         ],
     )?;
-    // The prior matters only for a new user; skip embedding a context for an existing one.
-    let has_context = turn.context.is_some() || req.context_embedding.is_some();
-    let input = match has_context && st.store.get_user(&key).await?.is_none() {
-        true => RouterInput::new(
-            &st,
-            req.context_embedding,
-            None,
-            None,
-            turn.context.as_deref(),
-        )?,
-        false => RouterInput::None,
-    };
+    // The gate's margin reads the prompt and context, as the gate routes them.
+    let input = RouterInput::new(
+        &st,
+        req.context_embedding,
+        None,
+        turn.prompt.as_ref(),
+        turn.context.as_deref(),
+    )?;
     let q = Query {
-        who: Who::NewUser { prior: None, input },
+        who: Who::NewUser {
+            key: key.clone(),
+            prior: None,
+            input,
+        },
         responses,
         turn: turn.clone(),
         predict: Predict::Margins,
     };
     let scored = score::score(&st, q).await?;
     let new = NewUser {
-        prior: scored.weights,
+        prior: scored.experts.clone().unwrap_or_default(),
         rate: st.rate,
         context: turn.context,
     };
@@ -234,7 +239,7 @@ pub async fn feedback(
     .await
     .map_err(|e| ApiError::internal(format!("feedback task failed: {e}")))??;
     st.metrics.feedback_stored.fetch_add(1, Ordering::Relaxed);
-    Ok(Json(UserView::from(&rec)))
+    Ok(Json(UserView::of(&rec, &st.scorer.experts())))
 }
 
 pub async fn feedback_log(
@@ -271,5 +276,5 @@ pub async fn rebuild(
         .rebuild(&key)
         .await?
         .ok_or_else(|| not_found(&user_id))?;
-    Ok(Json(UserView::from(&rec)))
+    Ok(Json(UserView::of(&rec, &st.scorer.experts())))
 }

@@ -1,6 +1,6 @@
 //! `POST /v1/users/{user_id}/next-question`: of the candidate pairs an application could ask
-//! its user to compare, the one whose answer is expected to tell the most about which head the
-//! user follows (`micro_route::query`: the mutual information between the answer and the head
+//! its user to compare, the one whose answer is expected to tell the most about which expert
+//! (a head, or the shared predictions) the user follows (`micro_route::query`: the mutual information between the answer and the head
 //! under the user's current weights). The answer then goes through the feedback route.
 //!
 //! Each candidate has the pair fields of a feedback body (texts or embeddings), so it can be
@@ -62,11 +62,14 @@ pub async fn next_question(
     })?;
     check_user_k(&st, &rec)?;
     let (first, second) = features?;
-    let margins = st.scorer.expert_margins(&first, &second)?;
-    let k = st.scorer.experts();
+    // The gate weighs the heads as it would for this user without a prompt: their table row,
+    // or an even split (the candidates' prompts vary; the answer is what is asked about).
+    let log_gate = st.scorer.log_gate(None, Some(&user_id));
+    let margins = st.scorer.expert_margins(&first, &second, &log_gate)?;
+    let k = st.scorer.experts().len();
     for (i, row) in margins.chunks_exact(k).enumerate() {
         check_finite(row, || {
-            format!("the head margins r_k(chosen) - r_k(rejected) of candidates[{i}] are")
+            format!("the experts' margins on chosen over rejected of candidates[{i}] are")
         })?;
     }
     let updates = rec.state.updates;

@@ -187,7 +187,7 @@ fn openrlhf_reply(scored: Vec<Scored>) -> OpenRlhfResponse {
     let rewards: Vec<f32> = scored.iter().map(|s| s.rewards[0]).collect();
     let mut extra_logs: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     for s in &scored {
-        for (k, (r, w)) in s.expert_rewards[0].iter().zip(&s.weights).enumerate() {
+        for (k, (r, w)) in s.head_rewards[0].iter().zip(&s.weights).enumerate() {
             extra_logs
                 .entry(format!("micro_head{k}"))
                 .or_default()
@@ -262,9 +262,10 @@ mod tests {
     fn the_reply_lists_one_value_per_query_under_each_log_name() {
         let s = |r: f32| Scored {
             rewards: vec![r],
-            expert_rewards: vec![vec![r, -r]],
+            head_rewards: vec![vec![r, -r]],
             weights: vec![0.25, 0.75],
             from: crate::api::WeightsFrom::Router,
+            experts: None,
             margins: Vec::new(),
         };
         let reply = openrlhf_reply(vec![s(1.0), s(2.0)]);

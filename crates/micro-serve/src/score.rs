@@ -230,25 +230,27 @@ impl RouterInput {
     }
 }
 
-/// Whose weights mix the experts.
+/// Whose weights mix the experts, and what the gate reads for this request.
 #[derive(Clone, Debug)]
 pub(crate) enum Who {
-    /// A stored user's adapted weights (404 when there is no such user).
-    User(UserKey),
-    /// Nobody in particular: the router on the input, or the model's static gate (400 when
-    /// the model has a router and there is no input).
+    /// A stored user's adapted weights over the experts (404 when there is no such user).
+    User { key: UserKey, input: RouterInput },
+    /// Nobody in particular: the model's gate on the input (400 when the model has a router
+    /// and there is no input).
     Anyone(RouterInput),
-    /// A user about to be created: `prior` if given, else the router on the input, the
-    /// static gate, or uniform.
+    /// A user about to be created: `prior` over the experts if given, else the experts' prior
+    /// (which holds the shared predictions, micro-route's `experts`).
     NewUser {
+        key: UserKey,
         prior: Option<Vec<f32>>,
         input: RouterInput,
     },
 }
 
 impl Who {
-    /// `/v1/score`'s rule: a user id wins; else the router on the first router input given
-    /// (`embeddings` are the request's `[context_embedding, prompt_embedding]`).
+    /// `/v1/score`'s rule: a user id's weights where one is given, else the gate; either way
+    /// the gate reads the first router input given (`embeddings` are the request's
+    /// `[context_embedding, prompt_embedding]`).
     pub fn of_request(
         st: &AppState,
         tenant: &Tenant,
@@ -256,9 +258,6 @@ impl Who {
         embeddings: [Option<Vec<f32>>; 2],
         turn: &Turn,
     ) -> Result<Self, ApiError> {
-        if let Some(id) = user_id {
-            return Ok(Who::User(user_key(tenant, id)?));
-        }
         let [context_embedding, prompt_embedding] = embeddings;
         let input = RouterInput::new(
             st,
@@ -267,50 +266,85 @@ impl Who {
             turn.prompt.as_ref(),
             turn.context.as_deref(),
         )?;
-        Ok(Who::Anyone(input))
+        Ok(match user_id {
+            Some(id) => Who::User {
+                key: user_key(tenant, id)?,
+                input,
+            },
+            None => Who::Anyone(input),
+        })
     }
 }
 
-/// The weight resolver: the mixture weights over the experts for `who`, and their source.
-pub(crate) async fn resolve(st: &AppState, who: Who) -> Result<(Vec<f32>, WeightsFrom), ApiError> {
+/// What the resolver found: the weights a request is scored with and where they came from.
+#[derive(Clone, Debug)]
+pub(crate) struct Resolved {
+    /// Over the heads: what the rewards are mixed with.
+    pub weights: Vec<f32>,
+    pub from: WeightsFrom,
+    /// The gate's log weights over the heads for this request.
+    pub log_gate: Vec<f32>,
+    /// Over the experts: a stored user's weights, or a new user's prior.
+    pub experts: Option<Vec<f32>>,
+}
+
+/// The weight resolver: the weights over the heads for `who`, their source, the gate's weights
+/// for this request and, for a user, their weights over the experts.
+pub(crate) async fn resolve(st: &AppState, who: Who) -> Result<Resolved, ApiError> {
+    let experts = st.scorer.experts();
     match who {
-        Who::User(key) => {
-            let rec = st
-                .store
-                .get_user(&key)
-                .await?
-                .ok_or_else(|| not_found(&key.user_id))?;
+        Who::User { key, input } => {
+            let (rec, x) = tokio::join!(st.store.get_user(&key), router_input(st, input));
+            let rec = rec?.ok_or_else(|| not_found(&key.user_id))?;
             check_user_k(st, &rec)?;
-            Ok((rec.state.weights(), WeightsFrom::User))
+            let log_gate = st.scorer.log_gate(x?.as_deref(), Some(&key.user_id));
+            let w: Vec<f64> = rec.state.log_weights.iter().map(|l| l.exp()).collect();
+            Ok(Resolved {
+                weights: experts.head_weights(&w, &log_gate),
+                from: WeightsFrom::User,
+                log_gate,
+                experts: Some(rec.state.weights()),
+            })
         }
         Who::Anyone(input) => {
-            if let Some(w) = st.scorer.static_weights() {
-                return Ok((w, WeightsFrom::Static));
+            let x = router_input(st, input).await?;
+            if x.is_none() && st.scorer.routes() {
+                return Err(ApiError::bad_request("give a user_id, a context, a context_embedding, a prompt or a prompt_embedding to weight the heads"));
             }
-            let w = router_weights(st, input).await?.ok_or_else(|| {
-                ApiError::bad_request("give a user_id, a context, a context_embedding, a prompt or a prompt_embedding to weight the heads")
-            })?;
-            Ok((w, WeightsFrom::Router))
+            let log_gate = st.scorer.log_gate(x.as_deref(), None);
+            let weights = log_gate.iter().map(|l| l.exp()).collect();
+            let from = match st.scorer.routes() {
+                true => WeightsFrom::Router,
+                false => WeightsFrom::Static,
+            };
+            Ok(Resolved {
+                weights,
+                from,
+                log_gate,
+                experts: None,
+            })
         }
-        // The weights become the new user's Hedge state.
-        Who::NewUser { prior, input } => {
-            let k = st.scorer.experts();
-            if let Some(p) = prior {
-                return Ok((normalised_prior(&p, k)?, WeightsFrom::User));
-            }
-            if let Some(w) = st.scorer.static_weights() {
-                return Ok((w, WeightsFrom::Static));
-            }
-            Ok(match router_weights(st, input).await? {
-                Some(w) => (w, WeightsFrom::Router),
-                None => (vec![1.0 / k as f32; k], WeightsFrom::User),
+        Who::NewUser { key, prior, input } => {
+            let prior = match prior {
+                Some(p) => normalised_prior(&p, experts.len())?,
+                None => experts.prior().iter().map(|&w| w as f32).collect(),
+            };
+            let x = router_input(st, input).await?;
+            let log_gate = st.scorer.log_gate(x.as_deref(), Some(&key.user_id));
+            let w: Vec<f64> = prior.iter().map(|&v| v as f64).collect();
+            Ok(Resolved {
+                weights: experts.head_weights(&w, &log_gate),
+                from: WeightsFrom::User,
+                log_gate,
+                experts: Some(prior),
             })
         }
     }
 }
 
-/// f(x) for the input, refused when it overflows the router; `None` without an input.
-async fn router_weights(st: &AppState, input: RouterInput) -> Result<Option<Vec<f32>>, ApiError> {
+/// The router input as a vector: as sent, or embedded by the backbone; checked finite under
+/// the router. `None` without one.
+async fn router_input(st: &AppState, input: RouterInput) -> Result<Option<Vec<f32>>, ApiError> {
     let x = match input {
         RouterInput::None => return Ok(None),
         RouterInput::Embedding(x) => x,
@@ -322,11 +356,11 @@ async fn router_weights(st: &AppState, input: RouterInput) -> Result<Option<Vec<
             rows.row(0).to_vec()
         }
     };
-    let w = st.scorer.router_weights(&x);
+    let w = st.scorer.log_gate(Some(&x), None);
     check_finite(&w, || {
         "the router weights for this router input are".to_owned()
     })?;
-    Ok(Some(w))
+    Ok(Some(x))
 }
 
 /// An explicit prior scaled to sum to one. The sum is taken in f64: f32 weights near f32::MAX
@@ -335,7 +369,7 @@ fn normalised_prior(p: &[f32], k: usize) -> Result<Vec<f32>, ApiError> {
     let sum: f64 = p.iter().map(|&w| f64::from(w)).sum();
     if p.len() != k || p.iter().any(|w| !w.is_finite() || *w < 0.0) || sum <= 0.0 {
         return Err(ApiError::unprocessable(format!(
-            "`prior` must be {k} finite non-negative weights with a positive sum"
+            "`prior` must be {k} finite non-negative weights with a positive sum, one per expert: the model's heads, then its gate"
         )));
     }
     Ok(p.iter().map(|&w| (f64::from(w) / sum) as f32).collect())
@@ -362,10 +396,13 @@ pub(crate) struct Query {
 /// What [`score`] found, every value finite.
 #[derive(Clone, Debug)]
 pub(crate) struct Scored {
+    /// Over the heads.
     pub weights: Vec<f32>,
     pub from: WeightsFrom,
-    /// [`Predict::Rewards`]: each expert's reward, one row per response.
-    pub expert_rewards: Vec<Vec<f32>>,
+    /// A user's weights over the experts (or a new user's prior).
+    pub experts: Option<Vec<f32>>,
+    /// [`Predict::Rewards`]: each head's reward, one row per response.
+    pub head_rewards: Vec<Vec<f32>>,
     /// [`Predict::Rewards`]: the mixed reward sum_k w_k r_k per response.
     pub rewards: Vec<f32>,
     /// [`Predict::Margins`]: each expert's margin, first response over second.
@@ -375,34 +412,35 @@ pub(crate) struct Scored {
 impl Scored {
     /// P(response i preferred to response j) = sum_k w_k sigma(r_k(i) - r_k(j)).
     pub fn pair_prob(&self, i: usize, j: usize) -> f32 {
-        pair_prob(
-            &self.weights,
-            &self.expert_rewards[i],
-            &self.expert_rewards[j],
-        )
+        pair_prob(&self.weights, &self.head_rewards[i], &self.head_rewards[j])
+    }
+
+    /// What a user's weights favour, when they are a user's.
+    pub fn fit(&self, st: &AppState) -> Option<micro_route::Fit> {
+        let w: Vec<f64> = self.experts.as_ref()?.iter().map(|&v| v as f64).collect();
+        Some(st.scorer.experts().fit(&w))
     }
 }
 
 /// Scores a query: its weights and its responses' features side by side, then the experts.
 pub(crate) async fn score(st: &AppState, q: Query) -> Result<Scored, ApiError> {
     let names = q.responses.names;
-    let (weights, features) = tokio::join!(resolve(st, q.who), q.responses.features(st, &q.turn));
-    let ((weights, from), h) = (weights?, features?);
-    let (mut expert_rewards, mut rewards, mut margins) = (Vec::new(), Vec::new(), Vec::new());
+    let (resolved, features) = tokio::join!(resolve(st, q.who), q.responses.features(st, &q.turn));
+    let (r, h) = (resolved?, features?);
+    let (mut head_rewards, mut rewards, mut margins) = (Vec::new(), Vec::new(), Vec::new());
     match q.predict {
         Predict::Rewards => {
-            expert_rewards = st.scorer.expert_rewards(&h);
-            for (i, r) in expert_rewards.iter().enumerate() {
-                check_finite(r, || format!("the head rewards of `{}` are", names.row(i)))?;
+            head_rewards = st.scorer.head_rewards(&h);
+            for (i, hr) in head_rewards.iter().enumerate() {
+                check_finite(hr, || format!("the head rewards of `{}` are", names.row(i)))?;
             }
-            rewards = expert_rewards
-                .iter()
-                .map(|r| mixed_reward(&weights, r))
+            rewards = (head_rewards.iter())
+                .map(|hr| mixed_reward(&r.weights, hr))
                 .collect();
             check_finite(&rewards, || "the mixed rewards are".to_owned())?;
         }
         Predict::Margins => {
-            margins = st.scorer.expert_margins(h.row(0), h.row(1))?;
+            margins = st.scorer.expert_margins(h.row(0), h.row(1), &r.log_gate)?;
             check_finite(&margins, || {
                 format!(
                     "the head margins r_k({}) - r_k({}) are",
@@ -413,9 +451,10 @@ pub(crate) async fn score(st: &AppState, q: Query) -> Result<Scored, ApiError> {
         }
     }
     Ok(Scored {
-        weights,
-        from,
-        expert_rewards,
+        weights: r.weights,
+        from: r.from,
+        experts: r.experts,
+        head_rewards,
         rewards,
         margins,
     })
@@ -460,11 +499,12 @@ pub(crate) fn not_found(user_id: &str) -> ApiError {
 /// Refuses a stored user whose state is over another number of experts than the model has.
 pub(crate) fn check_user_k(st: &AppState, rec: &UserRecord) -> Result<(), ApiError> {
     let k = rec.state.log_weights.len();
-    if k != st.scorer.experts() {
+    let want = st.scorer.experts().len();
+    if k != want {
         return Err(ApiError::conflict(format!(
-            "user {:?} has state over {k} heads but the model has {}: delete the user or serve the model it was built with",
+            "user {:?} has weights over {k} experts but the model has {want} (its {} heads and the gate): delete the user or serve the model it was built with",
             rec.key.user_id,
-            st.scorer.experts()
+            st.scorer.k()
         )));
     }
     Ok(())

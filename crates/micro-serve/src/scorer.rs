@@ -2,9 +2,12 @@
 //! arithmetic, the gate's weights, checking vectors against the model's widths, and turning
 //! text into vectors with the backbone (batched across requests, off the async threads).
 //!
-//! The experts are the model's K heads. What a route does with them goes through
-//! [`Scorer::expert_rewards`] and [`Scorer::expert_margins`], so adding an expert is a change
-//! here and in the weight resolver (`score.rs`), not in the routes.
+//! The experts a user's weights range over are micro-route's [`Experts`]: the model's K heads
+//! (the shared head among them) and the gate, the model's own mixture for the request (routed on
+//! its prompt and context, with the user's row where Stage 1's table knew the user). A request
+//! is scored on the heads, with weights over the heads that hand the gate's share to the heads
+//! as the gate weighs them ([`Experts::head_weights`]), which is the experts' mixture exactly; a
+//! user's feedback is folded in through every expert's margin ([`Scorer::expert_margins`]).
 
 #[cfg(feature = "text")]
 use crate::batch::{BatchOptions, TextEmbedder};
@@ -14,6 +17,7 @@ use micro_cache::Matrix;
 #[cfg(feature = "text")]
 use micro_embed::Backbone;
 use micro_model::{sigmoid, MixtureModel};
+use micro_route::Experts;
 #[cfg(feature = "text")]
 use std::sync::Arc;
 
@@ -125,41 +129,63 @@ impl Scorer {
         Ok(())
     }
 
-    /// How many experts a user's weights range over.
-    pub(crate) fn experts(&self) -> usize {
-        self.model.k()
+    /// The experts a user's weights range over.
+    pub(crate) fn experts(&self) -> Experts {
+        Experts::of(&self.model)
     }
 
-    /// Each expert's reward, one row per response: r_k(x, a) of every head.
-    pub(crate) fn expert_rewards(&self, features: &Matrix) -> Vec<Vec<f32>> {
+    /// Each head's reward, one row per response: r_k(x, a).
+    pub(crate) fn head_rewards(&self, features: &Matrix) -> Vec<Vec<f32>> {
         (0..features.rows)
             .map(|i| self.model.rewards(features.row(i)))
             .collect()
     }
 
-    /// Each expert's margin r_k(first) - r_k(second) for `n` pairs given as two row-major
-    /// `[n, dim]` feature arrays; `n * experts` values, pair by pair. Computed on the feature
-    /// difference, as the feedback log has always stored them.
+    /// Each expert's margin on `n` pairs given as two row-major `[n, dim]` feature arrays, the
+    /// gate weighing the heads as `log_gate` says: `n * experts` values, pair by pair. The heads'
+    /// are r_k(first) - r_k(second), computed on the feature difference as the feedback log
+    /// has always stored them.
     pub(crate) fn expert_margins(
         &self,
         first: &[f32],
         second: &[f32],
+        log_gate: &[f32],
     ) -> Result<Vec<f32>, ApiError> {
-        micro_route::query::pair_margins(&self.model, first, second)
-            .map_err(|e| ApiError::internal(format!("pair margins: {e}")))
+        let heads = micro_route::query::pair_margins(&self.model, first, second)
+            .map_err(|e| ApiError::internal(format!("pair margins: {e}")))?;
+        let experts = self.experts();
+        Ok(heads
+            .chunks_exact(self.k().max(1))
+            .flat_map(|m| experts.margins(m, log_gate))
+            .collect())
     }
 
-    /// The input-independent weights of a static gate; `None` for a router.
-    pub(crate) fn static_weights(&self) -> Option<Vec<f32>> {
-        match self.model.router() {
-            None => Some(self.model.weights(&[])),
-            Some(_) => None,
+    /// log f_k of the gate for a request: on its router input where it has one, with the
+    /// user's table row where Stage 1 knew `user`. Without an input: a static gate's weights,
+    /// else the table row alone, else an even split over the heads (the shared head aside).
+    pub(crate) fn log_gate(&self, x: Option<&[f32]>, user: Option<&str>) -> Vec<f32> {
+        match (x, self.model.router()) {
+            (Some(x), _) => self.model.log_weights_for(x, user),
+            (None, None) => self.model.log_weights(&[]),
+            (None, Some(_)) => {
+                let k = self.k();
+                let row = user.and_then(|u| self.model.users()?.row(u));
+                let z: Vec<f32> = (0..k)
+                    .map(|h| match self.model.shared_head() {
+                        Some(s) if s == h => micro_model::SHARED_HEAD_LOGIT,
+                        _ => row.map_or(0.0, |b| b[h]),
+                    })
+                    .collect();
+                let mut out = vec![0.0; k];
+                micro_model::float::log_softmax_into(&z, &mut out);
+                out
+            }
         }
     }
 
-    /// f(x) for a router input the caller has checked.
-    pub(crate) fn router_weights(&self, x: &[f32]) -> Vec<f32> {
-        self.model.weights(x)
+    /// Whether the gate reads a router input (`false` for a static gate).
+    pub(crate) fn routes(&self) -> bool {
+        self.model.router().is_some()
     }
 
     /// Embeds with the backbone, or refuses when this scorer has none.

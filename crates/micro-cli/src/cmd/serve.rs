@@ -31,9 +31,11 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 lets the OS choose (the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
-    /// Hedge learning rate of new users: a number eta (1/tau in the paper) or `anytime`
-    /// (eta_t = sqrt(8 ln K / t) / C, no horizon needed).
-    #[arg(long, default_value = "anytime")]
+    /// Hedge learning rate of new users: a number eta (1/tau in the paper; 1, the default, is
+    /// the Bayesian update, with which a head takes a user over from the shared reward once
+    /// their answers favour it clearly) or `anytime` (eta_t = sqrt(8 ln K / t) / C, no horizon
+    /// needed, the regret bound of adversarial feedback).
+    #[arg(long, default_value = "1")]
     rate: Rate,
     #[command(flatten)]
     limits: Limits,
@@ -46,6 +48,25 @@ enum ServeCommand {
     /// Manage API keys (one or more per tenant; stored hashed).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage users' stored state.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum UsersCommand {
+    /// Start a tenant's users from `micro adapt`'s per-user weights (the model folder's
+    /// user-states.jsonl): each user the tenant does not have yet is created and their labelled
+    /// pairs logged as feedback, so the server holds the very state `micro adapt` made.
+    Import {
+        /// The adapted model folder (the one to serve).
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        db: StoreOptions,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -80,6 +101,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match a.command {
         Some(ServeCommand::Keys(k)) => rt.block_on(keys(k)),
+        Some(ServeCommand::Users(u)) => rt.block_on(users(u)),
         None => rt.block_on(serve(a)),
     }
 }
@@ -126,6 +148,39 @@ async fn keys(c: KeysCommand) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn users(c: UsersCommand) -> anyhow::Result<()> {
+    let UsersCommand::Import { model, tenant, db } = c;
+    let served = MixtureModel::load(&model)
+        .with_context(|| format!("cannot load the model folder {}", model.display()))?;
+    let states = micro_route::UserStates::load(&model)?;
+    if states.is_empty() {
+        anyhow::bail!(
+            "{} has no {}: adapt users known by id with `micro adapt` first",
+            model.display(),
+            micro_route::users::USER_STATES_FILE
+        );
+    }
+    let experts = micro_route::Experts::of(&served).len();
+    if let Some(r) = states.users.values().find(|r| r.state.k() != experts) {
+        anyhow::bail!(
+            "user {:?} has weights over {} experts, the model in {} has {experts}: import the states of the model you serve",
+            r.user_id,
+            r.state.k(),
+            model.display()
+        );
+    }
+    let store = db.open().await?;
+    let done = micro_serve::import_users(store.as_ref(), &tenant, &states).await?;
+    println!(
+        "imported {} users ({} feedback events) for tenant {tenant:?} into {}; {} the tenant already had were left as they are",
+        done.created,
+        done.events,
+        db.redacted(),
+        done.kept
+    );
     Ok(())
 }
 

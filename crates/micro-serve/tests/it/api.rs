@@ -180,7 +180,7 @@ fn scoring_and_comparing_follow_the_mixture_formulas() {
         .request(
             "PUT",
             "/v1/users/carol",
-            Some(&json!({"prior": [1.0, 1.0, 2.0, 0.0]}).to_string()),
+            Some(&json!({"prior": [1.0, 1.0, 2.0, 0.0, 0.0]}).to_string()),
         )
         .unwrap();
     assert_eq!(r.status, 201, "{}", r.body);
@@ -196,15 +196,20 @@ fn scoring_and_comparing_follow_the_mixture_formulas() {
     assert!((v["weights"][2].as_f64().unwrap() - 0.5).abs() < 1e-6);
     let fb = json!({"chosen_embedding": ha, "rejected_embedding": hb}).to_string();
     let after = c.post("/v1/users/carol/feedback", &fb).unwrap().json();
-    let margins: Vec<f32> = ra.iter().zip(&rb).map(|(a, b)| a - b).collect();
-    let mut want = UserState::from_prior(&[0.25, 0.25, 0.5, 0.0], 0.5);
+    // The user's weights move by every expert's margin: the heads', and the gate's (without a
+    // prompt, an even split over the heads).
+    let heads: Vec<f32> = ra.iter().zip(&rb).map(|(a, b)| a - b).collect();
+    let even = vec![(1.0 / K as f32).ln(); K];
+    let margins = micro_route::Experts::new(K, None).margins(&heads, &even);
+    let mut want = UserState::from_prior(&[0.25, 0.25, 0.5, 0.0, 0.0], 0.5);
     want.update(&margins);
-    for k in 0..K {
+    for k in 0..=K {
         assert!(
             (after["log_weights"][k].as_f64().unwrap() - want.log_weights[k]).abs() < 1e-5,
             "{after}"
         );
     }
+    assert_eq!(after["fit"]["kind"], "head", "{after}");
     let health = c.get("/v1/health").unwrap().json();
     assert_eq!(health["model"]["k"], K);
     let metrics = c.get("/metrics").unwrap();

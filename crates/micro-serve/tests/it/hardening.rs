@@ -199,14 +199,17 @@ fn a_prior_of_huge_values_is_normalised_not_zeroed() {
     let key = f.key("acme");
     let server = f.start(scorer(), Limits::default());
     let mut c = Client::new(server.addr, Some(&key));
-    let put = json!({"prior": [3e38f32, 3e38f32, 3e38f32, 0.0]}).to_string();
+    let put = json!({"prior": [3e38f32, 3e38f32, 3e38f32, 0.0, 0.0]}).to_string();
     let r = c.request("PUT", "/v1/users/p", Some(&put)).unwrap();
     assert_eq!(r.status, 201, "{}", r.body);
     let prior: Vec<f64> = serde_json::from_value(r.json()["prior"].clone()).unwrap();
-    for (got, want) in prior.iter().zip([1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0, 0.0]) {
+    for (got, want) in prior
+        .iter()
+        .zip([1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0, 0.0, 0.0])
+    {
         assert!((got - want).abs() < 1e-6, "{prior:?}");
     }
-    let bad = json!({"prior": [0.0, 0.0, 0.0, 0.0]}).to_string();
+    let bad = json!({"prior": [0.0, 0.0, 0.0, 0.0, 0.0]}).to_string();
     assert_eq!(
         c.request("PUT", "/v1/users/q", Some(&bad)).unwrap().status,
         422

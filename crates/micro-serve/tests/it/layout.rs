@@ -104,7 +104,7 @@ fn modules_name_what_they_use_by_module_path() {
 fn only_the_scoring_path_computes_the_experts_rewards() {
     let callers: Vec<String> = modules()
         .into_iter()
-        .filter(|(_, text)| text.contains(".expert_rewards("))
+        .filter(|(_, text)| text.contains(".head_rewards("))
         .map(|(name, _)| name)
         .collect();
     assert_eq!(callers, ["score"]);

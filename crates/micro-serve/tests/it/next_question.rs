@@ -6,7 +6,7 @@
 use crate::common::{BagBackbone, Fixture};
 use micro_data::Prompt;
 use micro_embed::{Backbone, Item};
-use micro_route::query::{information, next_question, pair_margins};
+use micro_route::query::{information, next_question};
 use micro_route::Rate;
 use micro_serve::testing::client::Client;
 use micro_serve::testing::{random_vec, synthetic_model};
@@ -27,7 +27,7 @@ fn the_chosen_pair_is_micro_routes_next_question_on_the_same_margins_and_weights
     let server = embedding_server(&f, Limits::default(), Rate::Fixed(0.5));
     let mut c = Client::new(server.addr, Some(&key));
     let mut rng = StdRng::seed_from_u64(1);
-    let put = json!({"prior": [1.0, 2.0, 3.0, 4.0]}).to_string();
+    let put = json!({"prior": [1.0, 2.0, 3.0, 4.0, 0.0]}).to_string();
     assert_eq!(
         c.request("PUT", "/v1/users/ann", Some(&put))
             .unwrap()
@@ -39,10 +39,9 @@ fn the_chosen_pair_is_micro_routes_next_question_on_the_same_margins_and_weights
         ok(c.post("/v1/users/ann/feedback", &fb.to_string()).unwrap());
     }
     let state = stored_state(&mut c, "ann");
-    let model = model();
     for round in 0..4 {
         let (cands, first, second) = random_pairs(&mut rng, 40, 4.0);
-        let margins = pair_margins(&model, &first, &second).unwrap();
+        let margins = expert_margins(&model(), &first, &second);
         for seed in [None, Some(0u64), Some(99)] {
             let mut body = json!({"candidates": cands});
             if let Some(s) = seed {
@@ -64,7 +63,7 @@ fn the_chosen_pair_is_micro_routes_next_question_on_the_same_margins_and_weights
             let i = want.index;
             let wf: Vec<f64> = state.log_weights.iter().map(|l| l.exp()).collect();
             assert!(
-                (information(&wf, &margins[i * K..(i + 1) * K]) - want.information).abs() < 1e-12
+                (information(&wf, &margins[i * E..(i + 1) * E]) - want.information).abs() < 1e-12
             );
             // The same request, the same answer.
             assert_eq!(ask(&mut c, "ann", &body), v);
@@ -85,15 +84,14 @@ fn feedback_on_the_asked_pair_changes_the_weights_the_next_choice_uses() {
         201
     );
     let (cands, first, second) = random_pairs(&mut rng, 30, 4.0);
-    let margins = pair_margins(&model(), &first, &second).unwrap();
+    let margins = expert_margins(&model(), &first, &second);
     let body = json!({"candidates": cands, "seed": 3});
     let before = ask(&mut c, "bo", &body);
     assert_eq!(before["updates"], 0);
-    for w in f64s(&before["weights"]) {
-        assert!(
-            (w - 0.25).abs() < 1e-6,
-            "a new user's uniform prior: {before}"
-        );
+    // A new user's prior: half on the shared gate, the rest even over the heads.
+    let prior = micro_route::Experts::new(K, None).prior();
+    for (w, p) in f64s(&before["weights"]).iter().zip(&prior) {
+        assert!((w - p).abs() < 1e-6, "a new user's prior: {before}");
     }
     // The asked candidate goes back as feedback unchanged (the user preferred `chosen`)...
     let i = before["index"].as_u64().unwrap() as usize;
@@ -110,7 +108,7 @@ fn feedback_on_the_asked_pair_changes_the_weights_the_next_choice_uses() {
     assert!((after["information"].as_f64().unwrap() - want.information).abs() < 1e-9);
     // ... the answered pair now tells less than it did.
     let wf: Vec<f64> = state.log_weights.iter().map(|l| l.exp()).collect();
-    let row = &margins[i * K..(i + 1) * K];
+    let row = &margins[i * E..(i + 1) * E];
     assert!(information(&wf, row) < before["information"].as_f64().unwrap());
     // ... or swapped (the user preferred the other response).
     let j = after["index"].as_u64().unwrap() as usize;
@@ -385,7 +383,7 @@ fn text_candidates_are_embedded_as_feedback_embeds_them() {
         first.extend_from_slice(h.row(2 * i));
         second.extend_from_slice(h.row(2 * i + 1));
     }
-    let margins = pair_margins(&model, &first, &second).unwrap();
+    let margins = expert_margins(&model, &first, &second);
     let state = stored_state(&mut c, "dee");
     let want = next_question(&state, &margins, 1).unwrap();
     assert_eq!(v["random"], false, "{v}");
@@ -400,14 +398,16 @@ fn text_candidates_are_embedded_as_feedback_embeds_them() {
         &json!({"candidates": mixed, "context": context, "seed": 1}),
     );
     assert_eq!(m["index"], v["index"]);
-    // Sent back as feedback (with the same context), the pair is logged with the same margins.
+    // Sent back as feedback (with the same context), the pair is logged with the same heads'
+    // margins (the gate's then reads the pair's prompt and context, as feedback routes them).
     let i = want.index;
     let mut fb = cands[i].clone();
     fb["context"] = json!(context);
     ok(c.post("/v1/users/dee/feedback", &fb.to_string()).unwrap());
     let log = ok(c.get("/v1/users/dee/feedback").unwrap());
     let logged = f64s(&log["entries"][0]["margins"]);
-    for (got, want) in logged.iter().zip(&margins[i * K..(i + 1) * K]) {
+    assert_eq!(logged.len(), E);
+    for (got, want) in logged.iter().zip(&margins[i * E..i * E + K]) {
         assert!((got - *want as f64).abs() < 1e-4, "{logged:?}");
     }
     f.stop(server);

@@ -4,7 +4,7 @@
 use crate::common::Fixture;
 use crate::question::*;
 use micro_route::query::pair_margins;
-use micro_route::Rate;
+use micro_route::BAYES;
 use micro_serve::testing::client::Client;
 use micro_serve::Limits;
 use rand::rngs::StdRng;
@@ -44,12 +44,12 @@ fn accuracy(margins: &[f32], answers: &[bool], w: &[f64]) -> f64 {
 fn simulated_users_asked_by_the_route_need_fewer_answers_than_random_ones() {
     let f = Fixture::new();
     let key = f.key("sim");
-    let server = embedding_server(&f, Limits::default(), Rate::Anytime);
+    let server = embedding_server(&f, Limits::default(), BAYES);
     let mut c = Client::new(server.addr, Some(&key));
     let model = model();
     let mut rng = StdRng::seed_from_u64(7);
     let (cands, first, second) = random_pairs(&mut rng, 60, 5.0);
-    let cand_margins = pair_margins(&model, &first, &second).unwrap();
+    let cand_margins = expert_margins(&model, &first, &second);
     let (_, hf, hs) = random_pairs(&mut rng, 200, 5.0);
     let held = pair_margins(&model, &hf, &hs).unwrap();
     let (users, noise, max_answers, target) = (12usize, 0.1, 30usize, 0.9);
@@ -57,13 +57,13 @@ fn simulated_users_asked_by_the_route_need_fewer_answers_than_random_ones() {
     let mut random_draws = 0;
     for u in 0..users {
         let head = u % K;
-        let mut answer = |m: &[f32]| -> Vec<bool> {
-            m.chunks_exact(K)
+        let mut answer = |m: &[f32], width: usize| -> Vec<bool> {
+            m.chunks_exact(width)
                 .map(|row| (row[head] > 0.0) != (rng.random::<f64>() < noise))
                 .collect()
         };
-        let asked_answers = answer(&cand_margins);
-        let held_answers = answer(&held);
+        let asked_answers = answer(&cand_margins, E);
+        let held_answers = answer(&held, K);
         let one_hot: Vec<f64> = (0..K).map(|j| if j == head { 1.0 } else { 0.0 }).collect();
         let goal = target * accuracy(&held, &held_answers, &one_hot);
         let mut order: Vec<usize> = (0..cands.len()).collect();
@@ -94,7 +94,8 @@ fn simulated_users_asked_by_the_route_need_fewer_answers_than_random_ones() {
                 let state = ok(c
                     .post(&format!("/v1/users/{user}/feedback"), &fb.to_string())
                     .unwrap());
-                if accuracy(&held, &held_answers, &f64s(&state["weights"])) >= goal {
+                let w = head_weights(&f64s(&state["weights"]));
+                if accuracy(&held, &held_answers, &w) >= goal {
                     reached = t;
                     break;
                 }

@@ -83,7 +83,7 @@ fn openrlhf_rewards_equal_v1_score_for_the_labelled_user_or_context() {
     assert!(close(reward_of(&unlabelled), v1_reward(&mut c, json!({}))));
 
     // A plain-string label is a user id: that user's adapted weights.
-    let prior = json!({"prior": [4.0, 1.0, 1.0, 2.0]}).to_string();
+    let prior = json!({"prior": [4.0, 1.0, 1.0, 2.0, 0.0]}).to_string();
     assert_eq!(
         c.request("PUT", "/v1/users/ann", Some(&prior))
             .unwrap()

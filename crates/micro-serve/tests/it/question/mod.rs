@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 pub const DIM: usize = 8;
 pub const K: usize = 4;
+/// The experts a user's weights range over: the K heads and the gate.
+pub const E: usize = K + 1;
 pub const MODEL_SEED: u64 = 5;
 
 pub fn model() -> micro_model::MixtureModel {
@@ -29,6 +31,33 @@ pub fn start(f: &Fixture, scorer: Scorer, limits: Limits, rate: Rate) -> Running
 
 pub fn embedding_server(f: &Fixture, limits: Limits, rate: Rate) -> Running {
     start(f, Scorer::new(model()), limits, rate)
+}
+
+/// The gate of a request without a prompt (the synthetic model has a router and no table): an
+/// even split over the heads, as the server weighs them.
+pub fn even_gate() -> Vec<f32> {
+    vec![(1.0 / K as f32).ln(); K]
+}
+
+/// Every expert's margin on each pair (the heads', then the gate's), as the server computes
+/// them for a request without a prompt.
+pub fn expert_margins(
+    model: &micro_model::MixtureModel,
+    first: &[f32],
+    second: &[f32],
+) -> Vec<f32> {
+    let heads = micro_route::query::pair_margins(model, first, second).unwrap();
+    let experts = micro_route::Experts::new(K, None);
+    heads
+        .chunks_exact(K)
+        .flat_map(|m| experts.margins(m, &even_gate()))
+        .collect()
+}
+
+/// Weights over the experts as weights over the heads, for a request without a prompt.
+pub fn head_weights(w: &[f64]) -> Vec<f64> {
+    let heads = micro_route::Experts::new(K, None).head_weights(w, &even_gate());
+    heads.iter().map(|&v| v as f64).collect()
 }
 
 /// `n` candidate pairs of random embeddings scaled so that the heads are confident (margins
@@ -68,7 +97,7 @@ pub fn f64s(v: &Value) -> Vec<f64> {
 /// The user's stored state as the server holds it (log weights are exact f64 in JSON).
 pub fn stored_state(c: &mut Client, user: &str) -> UserState {
     let v = ok(c.get(&format!("/v1/users/{user}")).unwrap());
-    let mut s = UserState::with_rate(&[1.0; K], Rate::Anytime);
+    let mut s = UserState::with_rate(&[1.0; E], Rate::Anytime);
     s.log_weights = f64s(&v["log_weights"]);
     s.updates = v["updates"].as_u64().unwrap();
     s
