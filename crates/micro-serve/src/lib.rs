@@ -11,7 +11,7 @@
 //! ([`BatchOptions`]); without it, it scores the embeddings clients send.
 //!
 //! ```
-//! use micro_serve::testing::{client::Client, synthetic_model};
+//! use micro_serve::bench::{client::Client, synthetic_model};
 //! use micro_serve::{add_key, store, AppState, Limits, Scorer};
 //! use std::sync::Arc;
 //! let dir = tempfile::tempdir().unwrap();
@@ -38,6 +38,8 @@ pub mod api;
 mod auth;
 #[cfg(feature = "text")]
 mod batch;
+#[cfg(any(test, feature = "bench"))]
+pub mod bench;
 mod chat;
 mod conn;
 mod error;
@@ -53,8 +55,6 @@ mod seed;
 mod server;
 mod state;
 pub mod store;
-#[cfg(any(test, feature = "test-util"))]
-pub mod testing;
 mod texts;
 
 pub use auth::{add_key, KeyError, KEY_CACHE_TTL};

@@ -14,7 +14,7 @@ pub enum BenchCommand {
     /// Stage 2 adaptation time and online feedback update time.
     Adapt(AdaptBenchConfig),
     /// Load test of the reward server on loopback.
-    Serve(micro_serve::testing::flags::ServeBenchFlags),
+    Serve(micro_serve::bench::flags::ServeBenchFlags),
     /// Time to choose the next pair to ask among candidates, and simulated users asked by the
     /// rule or at random.
     Select(micro_route::bench::SelectBenchConfig),
@@ -28,7 +28,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Embed(a) => {
             micro_embed::bench::bench_embed(&a, &mut |line| println!("{line}"))?
         }
-        BenchCommand::Serve(a) => micro_serve::testing::flags::run(&a, &mut |l| println!("{l}"))?,
+        BenchCommand::Serve(a) => micro_serve::bench::flags::run(&a, &mut |l| println!("{l}"))?,
         BenchCommand::Select(a) => super::adapt::bench_select(a, &mut |r| println!("{r}"))?,
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 mod common;
 mod embed_shards;
+mod features;
 mod rl_trainers;
 mod serve_e2e;
 mod serve_hardening;

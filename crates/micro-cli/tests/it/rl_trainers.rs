@@ -8,8 +8,8 @@
 //! OpenRLHF's sources); MICRO_SKIP_PYTHON_TESTS=1 skips the Python parts.
 
 use crate::common::{add_key, listening_address};
-use micro_serve::testing::client::Client;
-use micro_serve::testing::synthetic_model;
+use micro_serve::bench::client::Client;
+use micro_serve::bench::synthetic_model;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 
 use crate::common::listening_address;
 use micro_route::UserState;
-use micro_serve::testing::client::Client;
-use micro_serve::testing::{seeded_vec, synthetic_model};
+use micro_serve::bench::client::Client;
+use micro_serve::bench::{seeded_vec, synthetic_model};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@
 //! is a line on stderr.
 
 use crate::common::{add_key, listening_address, raw_exchange};
-use micro_serve::testing::synthetic_model;
+use micro_serve::bench::synthetic_model;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

@@ -4,8 +4,8 @@
 //! JSON.
 
 use crate::common::Fixture;
-use micro_serve::testing::client::{Client, Reply};
-use micro_serve::testing::{seeded_vec, synthetic_model};
+use micro_serve::bench::client::{Client, Reply};
+use micro_serve::bench::{seeded_vec, synthetic_model};
 use micro_serve::{Limits, Scorer};
 use serde_json::json;
 use std::io::{Read, Write};

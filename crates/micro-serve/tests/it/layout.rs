@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Each module of `src/` (a folder is one module; `lib.rs` and `testing/` are not modules of
+/// Each module of `src/` (a folder is one module; `lib.rs` and `bench/` are not modules of
 /// the server) with the source text of its files.
 fn modules() -> BTreeMap<String, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -13,7 +13,7 @@ fn modules() -> BTreeMap<String, String> {
     for entry in std::fs::read_dir(&src).unwrap().map(Result::unwrap) {
         let path = entry.path();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        if name == "lib" || name == "testing" {
+        if name == "lib" || name == "bench" {
             continue;
         }
         let text = match path.is_dir() {

@@ -5,7 +5,7 @@ use crate::common::Fixture;
 use crate::question::*;
 use micro_route::query::pair_margins;
 use micro_route::BAYES;
-use micro_serve::testing::client::Client;
+use micro_serve::bench::client::Client;
 use micro_serve::Limits;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

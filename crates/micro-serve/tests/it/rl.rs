@@ -4,8 +4,8 @@
 //! requests share backbone passes without changing any answer.
 
 use crate::common::{BagBackbone, Fixture, PANIC};
-use micro_serve::testing::client::{Client, Reply};
-use micro_serve::testing::synthetic_model;
+use micro_serve::bench::client::{Client, Reply};
+use micro_serve::bench::synthetic_model;
 use micro_serve::{BatchOptions, Limits, Scorer};
 use serde_json::{json, Value};
 use std::sync::Arc;

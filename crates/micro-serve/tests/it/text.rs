@@ -5,9 +5,9 @@
 use micro_data::Prompt;
 use micro_embed::{load_backbone, BackboneOptions, Item, PromptItem};
 use micro_route::Rate;
+use micro_serve::bench::client::Client;
+use micro_serve::bench::synthetic_model;
 use micro_serve::store;
-use micro_serve::testing::client::Client;
-use micro_serve::testing::synthetic_model;
 use micro_serve::{add_key, AppState, BatchOptions, Limits, Scorer};
 use serde_json::json;
 use std::path::PathBuf;

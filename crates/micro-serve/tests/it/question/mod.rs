@@ -5,8 +5,8 @@
 
 use crate::common::Fixture;
 use micro_route::{Rate, UserState};
-use micro_serve::testing::client::{Client, Reply};
-use micro_serve::testing::{random_vec, synthetic_model};
+use micro_serve::bench::client::{Client, Reply};
+use micro_serve::bench::{random_vec, synthetic_model};
 use micro_serve::{AppState, Limits, Running, Scorer};
 use rand::rngs::StdRng;
 use serde_json::{json, Value};

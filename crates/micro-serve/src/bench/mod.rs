@@ -1,11 +1,12 @@
-//! Helpers for tests and benchmarks, not part of the server's API: built for this crate's
-//! tests and behind the `test-util` feature (which `micro bench serve` and micro-cli's tests
-//! turn on). A synthetic model, random embeddings, a blocking HTTP [`client`], and the load
-//! [`bench`]marks.
+//! The body of `micro bench serve`, not part of the server's API: the [`load`] benchmarks of a
+//! running server, the blocking HTTP [`client`] that drives them, and the synthetic model and
+//! random embeddings they score. Behind the `bench` feature, which the binary ships (as
+//! micro-model's and micro-route's `bench`); this crate's tests and micro-cli's reuse the client
+//! and the synthetic model.
 
-pub mod bench;
 pub mod client;
 pub mod flags;
+pub mod load;
 pub mod report;
 
 use micro_model::MixtureModel;

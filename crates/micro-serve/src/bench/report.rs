@@ -1,8 +1,8 @@
-//! What `micro bench serve` prints around the load benchmarks of [`super::bench`]: the heading
+//! What `micro bench serve` prints around the load benchmarks of [`super::load`]: the heading
 //! of each run, the batched/unbatched ratio per client count, and a private folder for the
 //! bench's SQLite file.
 
-use super::bench::{BenchOptions, BenchResult, TextBenchOptions};
+use super::load::{BenchOptions, BenchResult, TextBenchOptions};
 use super::BenchError;
 use std::path::PathBuf;
 
@@ -39,7 +39,7 @@ pub fn text_heading(opts: &TextBenchOptions, name: &str, dim: usize, cores: usiz
     )
 }
 
-/// A line per client count: batched over unbatched texts/s, from [`super::bench::run_text`]'s
+/// A line per client count: batched over unbatched texts/s, from [`super::load::run_text`]'s
 /// results (the unbatched phases first, then the batched ones, in `clients` order).
 pub fn speedups(clients: &[usize], results: &[BenchResult]) -> Vec<String> {
     let n = clients.len().min(results.len() / 2);

@@ -1,7 +1,7 @@
 //! `micro bench serve` as one call: its flags (with the `clap` feature), and the run that
 //! prints the heading, each phase's result and, for `--text`, the batching speed-ups.
 
-use super::bench::{self, BenchOptions, TextBenchOptions};
+use super::load::{self, BenchOptions, TextBenchOptions};
 use super::{report, BenchError};
 use crate::store::SqliteSync;
 use crate::BatchOptions;
@@ -96,7 +96,7 @@ pub fn run(flags: &ServeBenchFlags, out: &mut dyn FnMut(String)) -> Result<(), B
     let opts = flags.options();
     let tmp = report::temp_dir()?;
     out(report::heading(&opts, report::cores()));
-    let results = bench::run(&opts, &tmp)?;
+    let results = load::run(&opts, &tmp)?;
     results.iter().for_each(|r| out(r.to_string()));
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
@@ -133,7 +133,7 @@ fn run_text(flags: &ServeBenchFlags, out: &mut dyn FnMut(String)) -> Result<(), 
     };
     out(report::text_heading(&opts, &on, dim, report::cores()));
     let tmp = report::temp_dir()?;
-    let results = bench::run_text(&opts, Arc::from(backbone), &tmp)?;
+    let results = load::run_text(&opts, Arc::from(backbone), &tmp)?;
     let _ = std::fs::remove_dir_all(&tmp);
     results.iter().for_each(|r| out(r.to_string()));
     report::speedups(&opts.clients, &results)
