@@ -27,7 +27,8 @@ pub struct Console {
     bar: Option<ProgressBar>,
     /// Plain embedding lines: the first, then one per `every`.
     every: Duration,
-    embed_start: Option<Instant>,
+    /// When the embedding clock started, and how many texts were done then.
+    embed_start: Option<(Instant, usize)>,
     last_line: Option<Instant>,
     max_epochs: usize,
     /// Inside a search: epoch lines only with a bar (a search's plain log is a line per trial).
@@ -157,7 +158,11 @@ impl Observer for Console {
     }
 
     fn embed(&mut self, t: Tick) {
-        let start = *self.embed_start.get_or_insert_with(Instant::now);
+        // Resumed texts cost nothing: the clock (re)starts while only they are done.
+        let (start, base) = match self.embed_start {
+            Some(clock) if t.resumed != t.done => clock,
+            _ => *self.embed_start.insert((Instant::now(), t.done)),
+        };
         if self.terminal {
             if self.bar.is_none() {
                 self.new_bar(0, "  [{bar:30}] {pos}/{len} texts  {per_sec}  ETA {eta}");
@@ -176,7 +181,7 @@ impl Observer for Console {
         let due = self.last_line.is_none_or(|l| l.elapsed() >= self.every) || t.done == t.total;
         if due {
             self.last_line = Some(Instant::now());
-            let line = micro_embed::progress::line("embed", t, start.elapsed());
+            let line = micro_embed::progress::line("embed", t, (base, start.elapsed()));
             self.log_line(&line);
         }
     }
@@ -271,10 +276,16 @@ mod tests {
             "the first tick alone within `every`: {first:?}"
         );
         assert!(first[0].contains("1/10"), "{first:?}");
+        // The first tick counts work the clock did not see: no rate yet.
+        assert!(first[0].contains("? texts/s, ETA ?"), "{first:?}");
         c.embed(t(10));
         let last = lines.taken();
         assert_eq!(last.len(), 1, "the last tick prints a line: {last:?}");
         assert!(last[0].contains("10/10"), "{last:?}");
+        assert!(
+            !last[0].contains("? texts/s"),
+            "a rate over 9 timed texts: {last:?}"
+        );
         assert!(c.bar.is_none());
         c.finish();
         assert!(c.embed_start.is_none() && c.last_line.is_none());
