@@ -79,9 +79,10 @@ def assert_same_tensors(a, b) -> None:
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory) -> Path:
-    """A small `micro synth` cache: 4 groups of users known by context and by id, a test split."""
+    """A small `micro synth` cache: 4 groups of users, half of the pairs with their group's
+    context and half known by user id alone, a test split."""
     path = tmp_path_factory.mktemp("synth") / "cache"
-    cli("synth", "-o", path, "--pairs", "1200", "--dim", "16", "--seed", "3")
+    cli("synth", "-o", path, "--pairs", "1200", "--dim", "16", "--seed", "3", "--context-fraction", "0.5")
     return path
 
 

@@ -294,8 +294,9 @@ impl Model {
     }
 
     /// A new user's state over the model's experts (its heads and the gate), at the prior
-    /// Stage 2 starts from; `rate` is the Hedge step: `"bayes"` (eta 1, the default of `micro
-    /// adapt` and `micro serve`), `"anytime"`, or a fixed eta.
+    /// Stage 2 starts from. `rate` is the Hedge step: `"bayes"` (eta 1, the Bayesian posterior
+    /// `micro adapt` folds users with; the default), `"anytime"` (`micro serve --rate`'s
+    /// default), or a fixed eta.
     #[pyo3(signature = (user_id=None, *, rate=None))]
     fn new_user(
         &self,
