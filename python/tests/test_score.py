@@ -6,6 +6,7 @@ the experts), the Hedge update, and the next question."""
 import json
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,24 @@ def test_the_next_question_is_the_comparison_the_experts_disagree_on(synth, trai
     q = model.next_question(model.new_user(), first, second, x)
     assert q["index"] == 1
     assert 0 < q["information"] <= np.log(2)
+
+
+def test_the_distributions_reward_client_reaches_the_same_server(server, synth, trained):
+    import micro_client
+    from conftest import ROOT
+
+    # Installed with micro, from the sources clients/python links to.
+    installed = Path(micro_client.__file__).parent
+    assert installed.parent == Path(micro.__file__).parent.parent
+    for source in (ROOT / "python" / "micro_client").glob("*.py"):
+        assert (installed / source.name).read_text() == source.read_text(), source.name
+    assert callable(micro_client.openrlhf.reward_func) and callable(micro_client.verl.compute_score)
+    assert callable(micro_client.trl.micro_reward)
+
+    url, key = server
+    cache = micro.Cache.load(synth)
+    x, h = cache.context_prompt[3], cache.chosen[:2]
+    answer = micro_client.MicroClient(url=url, api_key=key).post(
+        "/v1/score", {"response_embeddings": h.tolist(), "context_embedding": x.tolist()}
+    )
+    np.testing.assert_array_equal(micro.Model.load(trained).score(h, x), np.asarray(answer["rewards"], np.float32))
