@@ -146,3 +146,32 @@ def test_the_keywords_default_to_the_commands_flags(command, function, skip):
     for name, value in ours.items():
         assert name in flags, f"{name} is not a flag of micro {command}"
         assert same_default(value, flags[name]), f"{name}: Python {value!r}, micro {command} {flags[name]!r}"
+
+
+def stub_defaults(name, cls=None):
+    """The defaults python/micro/_native.pyi declares for function `name` (of class `cls`)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(micro.__file__).parent / "_native.pyi").read_text())
+    body = tree.body
+    if cls:
+        body = next(n for n in body if isinstance(n, ast.ClassDef) and n.name == cls).body
+    f = next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == name)
+    a = f.args
+    pairs = list(zip(a.args[len(a.args) - len(a.defaults):], a.defaults)) + list(zip(a.kwonlyargs, a.kw_defaults))
+    return {arg.arg: ast.literal_eval(d) for arg, d in pairs if d is not None}
+
+
+@pytest.mark.parametrize(
+    "function,name,cls",
+    [
+        (micro.train, "train", None),
+        (micro.adapt, "adapt", None),
+        (micro.evaluate, "evaluate", None),
+        (micro.Backbone.load, "load", "Backbone"),
+        (micro.Cache.from_arrays, "from_arrays", "Cache"),
+    ],
+)
+def test_the_type_stubs_declare_the_modules_defaults(function, name, cls):
+    assert stub_defaults(name, cls) == python_defaults(function)
