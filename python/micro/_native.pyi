@@ -117,7 +117,7 @@ class Model:
     def score(self, responses: ArrayLike, prompt: Optional[ArrayLike] = None, *, user: User = None) -> npt.NDArray[np.float32]:
         """The personalised reward sum_k w_k r_k of each response: `[n]`."""
     def new_user(self, user_id: Optional[str] = None, *, rate: Union[None, str, float] = None) -> UserState:
-        """A new user at Stage 2's prior; `rate`: "bayes" (default), "anytime" or an eta."""
+        """A new user at Stage 2's prior; `rate`: "bayes" (the default, as `micro serve --rate`'s), "anytime" or an eta."""
     def user(self, user_id: str) -> UserState:
         """An adapted user's state (a copy); KeyError if not adapted."""
     def fit(self, user: UserState) -> dict:

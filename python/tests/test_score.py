@@ -37,15 +37,24 @@ def server(trained, tmp_path_factory):
         proc.wait()
 
 
-def v1_score(server, body):
+def v1(server, route, body):
+    """POSTs `body` to `micro serve`'s `route`; its JSON answer."""
     url, key = server
     request = urllib.request.Request(
-        url + "/v1/score",
+        url + route,
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
     )
     with urllib.request.urlopen(request, timeout=60) as r:
         return json.loads(r.read())
+
+
+def v1_score(server, body):
+    return v1(server, "/v1/score", body)
+
+
+def f32(v):
+    return np.asarray(v, dtype=np.float32)
 
 
 @pytest.mark.parametrize("field", ["context_embedding", "prompt_embedding"])
@@ -55,7 +64,6 @@ def test_scores_are_v1_scores(server, synth, trained, field):
     responses = cache.chosen[:6]
     for x in [cache.context_prompt[0], cache.prompt[17]]:
         answer = v1_score(server, {"response_embeddings": responses.tolist(), field: x.tolist(), "head_rewards": True})
-        f32 = lambda v: np.asarray(v, dtype=np.float32)
         np.testing.assert_array_equal(model.score(responses, x), f32(answer["rewards"]))
         np.testing.assert_array_equal(model.weights(x), f32(answer["weights"]))
         np.testing.assert_array_equal(model.rewards(responses), f32(answer["head_rewards"]))
@@ -135,6 +143,27 @@ def test_feedback_is_the_bayesian_hedge_update(synth, trained):
     back = micro.UserState.from_dict(user.to_dict(), "someone")
     np.testing.assert_array_equal(back.weights, user.weights)
     assert model.fit(user)["kind"] in ("head", "shared")
+
+
+def test_feedback_and_a_users_scores_are_the_servers(server, synth, trained):
+    """The server's Hedge update (the experts' prior, the Bayesian rate, every expert's margin
+    with the gate routed on the context and the user's table row) and its scoring of a user."""
+    model = micro.Model.load(trained)
+    cache = micro.Cache.load(synth)
+    user = model.new_user("group-2")
+    rows = [0, 5, 9, 14]
+    for i in rows:
+        body = {"chosen_embedding": cache.chosen[i].tolist(), "rejected_embedding": cache.rejected[i].tolist()}
+        view = v1(server, "/v1/users/group-2/feedback", {**body, "context_embedding": cache.context_prompt[i].tolist()})
+    model.feedback(user, cache.chosen[rows], cache.rejected[rows], cache.context_prompt[rows])
+    assert user.updates == view["updates"] == len(rows)
+    np.testing.assert_array_equal(user.weights, f32(view["weights"]))
+    assert model.fit(user) == view["fit"]
+
+    x, h = cache.context_prompt[3], cache.chosen[:6]
+    answer = v1_score(server, {"response_embeddings": h.tolist(), "context_embedding": x.tolist(), "user_id": "group-2"})
+    np.testing.assert_array_equal(model.score(h, x, user=user), f32(answer["rewards"]))
+    np.testing.assert_array_equal(model.weights(x, user=user), f32(answer["weights"]))
 
 
 def test_the_next_question_is_the_comparison_the_experts_disagree_on(synth, trained):

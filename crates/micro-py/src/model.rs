@@ -86,11 +86,22 @@ impl Model {
         Ok(experts.head_weights(&w, &log_gate))
     }
 
-    /// Every expert's margin (the heads', then the gate's) on the pair whose response
-    /// features differ by `diff`, routed on `x`.
-    fn expert_margins(&self, diff: &[f32], x: &[f32], id: Option<&str>) -> Vec<f32> {
-        let log_gate = self.inner.log_weights_for(x, id);
-        self.experts().margins(&self.inner.margins(diff), &log_gate)
+    /// Every expert's margin (the heads', then the gate's) on `first[i]` over `second[i]`
+    /// (row-major `[n, dim]`), the gate routed on row `i` of `x` with `id`'s table row: the
+    /// margins `micro serve` folds into a user's state, the heads' computed on the feature
+    /// difference by `micro_route::query::pair_margins` as the server computes them.
+    fn expert_margins(
+        &self,
+        first: &[f32],
+        second: &[f32],
+        x: &Option<(&[f32], usize, bool)>,
+        id: Option<&str>,
+    ) -> Result<Vec<Vec<f32>>, micro_route::RouteError> {
+        let heads = micro_route::query::pair_margins(&self.inner, first, second)?;
+        let experts = self.experts();
+        Ok((heads.chunks_exact(self.inner.k().max(1)).enumerate())
+            .map(|(i, m)| experts.margins(m, &self.inner.log_weights_for(row_of(x, i), id)))
+            .collect())
     }
 
     /// The router inputs for `n` rows (any number when `None`): one per row, one for all, or
@@ -295,8 +306,8 @@ impl Model {
 
     /// A new user's state over the model's experts (its heads and the gate), at the prior
     /// Stage 2 starts from. `rate` is the Hedge step: `"bayes"` (eta 1, the Bayesian posterior
-    /// `micro adapt` folds users with; the default), `"anytime"` (`micro serve --rate`'s
-    /// default), or a fixed eta.
+    /// `micro adapt` folds users with and `micro serve --rate`'s default; the default here
+    /// too), `"anytime"`, or a fixed eta.
     #[pyo3(signature = (user_id=None, *, rate=None))]
     fn new_user(
         &self,
@@ -366,14 +377,9 @@ impl Model {
         let (cd, rd, v) = (c.data()?, r.data()?, view(&x)?);
         let user = &mut *user;
         let (id, state) = (user.user_id.as_deref(), &mut user.state);
-        let dim = self.dim();
         py.detach(|| {
-            for i in 0..c.rows {
-                let diff: Vec<f32> = (cd[i * dim..(i + 1) * dim].iter())
-                    .zip(&rd[i * dim..(i + 1) * dim])
-                    .map(|(a, b)| a - b)
-                    .collect();
-                state.try_update(&self.expert_margins(&diff, row_of(&v, i), id))?;
+            for m in self.expert_margins(cd, rd, &v, id)? {
+                state.try_update(&m)?;
             }
             Ok::<_, micro_route::RouteError>(())
         })
@@ -398,18 +404,10 @@ impl Model {
         same_rows(&a, &b)?;
         let x = self.router_inputs(prompt, Some(a.rows))?;
         let (ad, bd, v) = (a.data()?, b.data()?, view(&x)?);
-        let (id, dim) = (user.user_id.as_deref(), self.dim());
+        let id = user.user_id.as_deref();
         let state = &user.state;
         let question = py.detach(|| {
-            let margins: Vec<f32> = (0..a.rows)
-                .flat_map(|i| {
-                    let diff: Vec<f32> = (ad[i * dim..(i + 1) * dim].iter())
-                        .zip(&bd[i * dim..(i + 1) * dim])
-                        .map(|(p, q)| p - q)
-                        .collect();
-                    self.expert_margins(&diff, row_of(&v, i), id)
-                })
-                .collect();
+            let margins = self.expert_margins(ad, bd, &v, id)?.concat();
             micro_route::next_question(state, &margins, seed)
         });
         to_py(py, &question.or_raise()?)
