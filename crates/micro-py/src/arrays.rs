@@ -3,8 +3,9 @@
 //! Arguments that are only read (responses to score, router inputs) are read in numpy's own
 //! memory when they are C-contiguous float32; anything else (float64, a transposed or sliced
 //! view, a list) is first made into a C-contiguous float32 copy by numpy. Arrays a cache keeps
-//! are copied once into the cache, whatever their layout or float type. Results are handed to
-//! numpy without a copy (numpy takes over the buffer).
+//! are copied once into the cache (which owns its arrays), read in place whatever their layout
+//! when they are float32 or float64; other types (float16, lists) go through numpy's float32
+//! copy first. Results are handed to numpy without a copy (numpy takes over the buffer).
 
 use crate::error::{Error, OrRaise};
 use micro_cache::Matrix;
@@ -96,11 +97,7 @@ pub fn matrix(obj: &Bound<'_, PyAny>, name: &'static str) -> PyResult<Matrix> {
             Ok(a) => a.readonly(),
             Err(_) => contiguous_f32(obj)?.readonly(),
         };
-        let data = match a.as_slice() {
-            Ok(s) => s.to_vec(),
-            Err(_) => a.as_array().iter().copied().collect(),
-        };
-        (a.shape().to_vec(), data)
+        (a.shape().to_vec(), row_major(&a))
     };
     let [rows, width] = shape[..] else {
         return Err(Error::Shape {
@@ -112,6 +109,26 @@ pub fn matrix(obj: &Bound<'_, PyAny>, name: &'static str) -> PyResult<Matrix> {
     };
     check_finite(name, &data, width.max(1))?;
     Ok(Matrix::new(rows, width, data))
+}
+
+/// The values of `a` in row-major order: its memory copied at once when it is C-contiguous,
+/// else row by row (a Fortran-ordered array's memory is column-major: never copied as it lies).
+fn row_major(a: &PyReadonlyArrayDyn<'_, f32>) -> Vec<f32> {
+    if let (true, Ok(s)) = (a.is_c_contiguous(), a.as_slice()) {
+        return s.to_vec();
+    }
+    let view = a.as_array();
+    if view.ndim() != 2 {
+        return view.iter().copied().collect();
+    }
+    let mut data = Vec::with_capacity(view.len());
+    for row in view.rows() {
+        match row.as_slice() {
+            Some(s) => data.extend_from_slice(s),
+            None => data.extend(row.iter().copied()),
+        }
+    }
+    data
 }
 
 /// Refuses the first NaN or infinite value, by row and column.
