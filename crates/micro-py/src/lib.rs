@@ -28,6 +28,11 @@ mod train;
 
 use pyo3::prelude::*;
 
+// The allocator `micro` runs with, so that Stage 1 through Python keeps the CLI's speed (polars'
+// module brings its own allocator too). Arrays handed to numpy are freed by Rust's drop, here.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::Cache>()?;
