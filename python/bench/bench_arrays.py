@@ -70,6 +70,7 @@ def case(kind: str, layout: str, rows: int, dim: int, repeats: int, model_dir: s
         "layout": layout,
         "seconds_mean": float(np.mean(seconds)),
         "seconds_std": float(np.std(seconds, ddof=1)) if repeats > 1 else 0.0,
+        "seconds": seconds,
         "extra_mib": max(r[1] for r in runs),
         "kept_mib": runs[0][2],
     }
@@ -100,13 +101,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scoring_model(a.dim, tmp)
         for kind, what in [("from_arrays", "Cache.from_arrays(chosen, rejected, prompt)"), ("score", "Model.score(responses, prompt)")]:
-            print(f"\n{what}\n{'layout':28} {'time (s)':>16} {'extra peak MiB':>15} {'kept MiB':>9}")
+            print(f"\n{what}\n{'layout':28} {'time (s)':>16} {'extra peak MiB':>15} {'kept MiB':>9}   each call (s)")
             for layout in LAYOUTS:
                 args = [sys.executable, __file__, "--rows", str(a.rows), "--dim", str(a.dim), "--repeats", str(a.repeats)]
                 out = subprocess.run([*args, "--case", kind, layout, tmp], capture_output=True, text=True, check=True)
                 r = json.loads(out.stdout)
                 t = f"{r['seconds_mean']:.3f} ± {r['seconds_std']:.3f}"
-                print(f"{layout:28} {t:>16} {r['extra_mib']:>15.0f} {r['kept_mib']:>9.0f}")
+                each = ", ".join(f"{v:.3f}" for v in r["seconds"])
+                print(f"{layout:28} {t:>16} {r['extra_mib']:>15.0f} {r['kept_mib']:>9.0f}   {each}")
 
 
 if __name__ == "__main__":
