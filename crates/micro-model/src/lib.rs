@@ -71,7 +71,8 @@ pub use record::{HistoryEvent, Selection, Stage1Record, Stage2Record, Training};
 pub use router::{Activation, Router, RouterActs};
 pub use search::{train_search, Grid, Point, Search, SearchEvent, Shape, Trial};
 pub use train::{
-    train, train_on, train_rows, train_rows_of, EpochStats, Heads, RouterLayout, TrainConfig,
-    TrainData, TrainError, TrainEvent, TrainOptions, TrainReport, UsersChoice, AUTO_HEADS,
+    train, train_on, train_rows, train_rows_of, with_stop_flag, EpochStats, Heads, RouterLayout,
+    TrainConfig, TrainData, TrainError, TrainEvent, TrainOptions, TrainReport, UsersChoice,
+    AUTO_HEADS,
 };
 pub use users::{UserIds, UserTable, NO_USER};

@@ -193,6 +193,9 @@ pub enum TrainError {
         epoch: usize,
         step: usize,
     },
+    /// The run's stop flag was set ([`crate::with_stop_flag`]).
+    #[error("training stopped before it finished: no model was kept")]
+    Cancelled,
 }
 
 impl TrainConfig {

@@ -5,6 +5,7 @@ use super::{TrainConfig, TrainData, TrainError, TrainEvent};
 use crate::loss::{Batch, Objective, Params, Workspace};
 use crate::optim::{AdamW, Optimiser};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Mutable state of a run: one [`Shard`] per thread (the optimiser is the caller's).
 ///
@@ -139,18 +140,22 @@ impl Run {
     }
 
     /// One pass over `order` in minibatches, each one's loss and gradient then one step of
-    /// `opt`; returns the mean batch loss.
+    /// `opt`; returns the mean batch loss. Ends early with [`TrainError::Cancelled`] once
+    /// `stop` is set.
     pub(super) fn epoch(
         &mut self,
         opt: &mut Optimiser,
         params: &mut Params<f32>,
         data: &TrainData<'_>,
         order: &[usize],
-        epoch: usize,
+        (epoch, stop): (usize, Option<&AtomicBool>),
         progress: &mut impl FnMut(&TrainEvent),
     ) -> Result<f64, TrainError> {
         let (mut total, mut count) = (0.0f64, 0usize);
         for idx in order.chunks(self.batch) {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Err(TrainError::Cancelled);
+            }
             let loss = self.batch_loss_and_grad(params, data, idx);
             if !loss.is_finite() {
                 return Err(TrainError::NotFiniteLoss {

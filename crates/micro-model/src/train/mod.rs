@@ -27,7 +27,26 @@ use micro_cache::{Matrix, TrainingArrays};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
+
+thread_local! {
+    /// The stop flag [`with_stop_flag`] set for the trainings this thread runs.
+    static STOP: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `stop` as the stop flag of every training it runs on this thread, the search's
+/// and the cross-fit's included: once the flag is set, the training under way ends before its
+/// next step with [`TrainError::Cancelled`]. How a host that cannot end a thread from outside
+/// (the Python module, on Ctrl-C) stops a long training.
+pub fn with_stop_flag<R>(stop: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
+    let previous = STOP.with(|s| s.replace(Some(stop)));
+    let out = f();
+    STOP.with(|s| s.replace(previous));
+    out
+}
 
 /// The arrays Stage 1 reads, by row.
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +123,8 @@ pub fn train_rows(
     // while it still spins; from outside, every step pays to wake it and to wake us back
     // (measured on 2 cores: an empty rayon::join costs 7-14 µs from outside, ~0 from inside;
     // AdamW over 107k parameters in two halves took 114 µs from outside, 50 µs from inside).
-    rayon::scope(|_| train_rows_here(data, rows, cfg, progress))
+    let stop = STOP.with(|s| s.borrow().clone());
+    rayon::scope(|_| train_rows_here(data, rows, cfg, stop.as_deref(), progress))
 }
 
 /// The user table's size for `cfg`: refused when it asks for one and no training pair has a user.
@@ -123,6 +143,7 @@ fn train_rows_here(
     data: &TrainData<'_>,
     rows: &[usize],
     cfg: &TrainConfig,
+    stop: Option<&AtomicBool>,
     mut progress: impl FnMut(&TrainEvent),
 ) -> Result<(Params<f32>, TrainReport), TrainError> {
     cfg.validate()?;
@@ -174,7 +195,14 @@ fn train_rows_here(
     for epoch in 1..=cfg.max_epochs {
         let t0 = Instant::now();
         order.shuffle(&mut rng);
-        let train_loss = run.epoch(&mut opt, &mut params, data, &order, epoch, &mut progress)?;
+        let train_loss = run.epoch(
+            &mut opt,
+            &mut params,
+            data,
+            &order,
+            (epoch, stop),
+            &mut progress,
+        )?;
         let holdout_nll = (!held.is_empty()).then(|| run.mean_nll(&params, data, &held));
         let stats = EpochStats {
             epoch,
@@ -208,4 +236,47 @@ fn train_rows_here(
         holdout_nlls,
     };
     Ok((best.2, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use micro_cache::{CacheMeta, RouterInput};
+    use micro_data::PrefPair;
+    use std::sync::atomic::Ordering;
+
+    /// A set stop flag ends the training at its first step, and only inside `with_stop_flag`.
+    #[test]
+    fn a_set_stop_flag_cancels_the_training_it_scopes() {
+        let rows: Vec<Vec<f32>> = (0..40).map(|i| vec![1.0, (i % 5) as f32 - 2.0]).collect();
+        let arrays = TrainingArrays {
+            meta: CacheMeta::default(),
+            pairs: vec![PrefPair::new("q", "good", "bad"); 40],
+            diff: Matrix::from_rows(&rows),
+            prompt: Matrix::zeros(40, 1),
+            router_input: RouterInput::Prompt,
+        };
+        let cfg = TrainConfig {
+            k: 2,
+            max_epochs: 3,
+            ..Default::default()
+        };
+        let stop = Arc::new(AtomicBool::new(true));
+        let mut steps = 0;
+        let out = with_stop_flag(stop.clone(), || {
+            train(&arrays, &cfg, |e| {
+                if let TrainEvent::Step { .. } = e {
+                    steps += 1;
+                }
+            })
+        });
+        assert_eq!(out.unwrap_err(), TrainError::Cancelled);
+        assert_eq!(steps, 0);
+        stop.store(false, Ordering::Relaxed);
+        assert!(with_stop_flag(stop, || train(&arrays, &cfg, |_| {})).is_ok());
+        assert!(
+            train(&arrays, &cfg, |_| {}).is_ok(),
+            "no flag outside the scope"
+        );
+    }
 }
