@@ -60,10 +60,10 @@ pub enum EvalError {
     SeedMethods { method: String, position: usize },
     #[error("{}: no sub-folder holds a model (config.json + model.safetensors)", path.display())]
     NoModelIn { path: PathBuf },
-    /// `model_specs` was given neither `--model` nor `--models` values.
-    #[error("no model given: pass --model DIR (or LABEL=DIR, repeatable) or --models DIR")]
+    /// `model_specs` was given no model folder and no folder of them.
+    #[error("no model given: name a model folder (LABEL=DIR or DIR) or a folder of model folders")]
     NoModel,
-    #[error("two models are labelled `{label}`: name them with --model LABEL=DIR")]
+    #[error("two models are labelled `{label}`: give each its own label (LABEL=DIR)")]
     SameLabel { label: String },
     #[error("the results hold no evaluation and no budget sweep: nothing to report")]
     NothingToReport,

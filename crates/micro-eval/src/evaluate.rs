@@ -65,8 +65,8 @@ impl SplitSel {
         let idx = self.indices(cache);
         if idx.is_empty() {
             let hint = match self {
-                SplitSel::Test => "no pair has \"split\": \"test\"; mark a test split when building the data, or pass --split all",
-                SplitSel::Train => "every pair is marked test; pass --split test or --split all",
+                SplitSel::Test => "no pair has \"split\": \"test\"; mark a test split when building the data, or evaluate the split `all`",
+                SplitSel::Train => "every pair is marked test; evaluate the split `test` or `all`",
                 SplitSel::All => "the cache is empty",
             };
             return Err(EvalError::NoPairs {

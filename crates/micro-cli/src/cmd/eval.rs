@@ -5,8 +5,8 @@ use anyhow::Context;
 use micro_cache::EmbeddingCache;
 use micro_eval::{
     budget_sweep_with, evaluate_with, load_models, model_specs, render_comparison, render_sweep,
-    render_table, write_json, EvalOptions, Gating, NamedModel, Results, RouteStage2, SplitSel,
-    SweepOptions,
+    render_table, write_json, EvalError, EvalOptions, Gating, NamedModel, Results, RouteStage2,
+    SplitSel, SweepOptions,
 };
 use micro_route::query::Selection;
 use std::path::PathBuf;
@@ -73,7 +73,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let specs = model_specs(&a.models, a.models_dir.as_deref())?;
+    let specs = model_specs(&a.models, a.models_dir.as_deref()).map_err(in_flags)?;
     let cache = EmbeddingCache::load(&a.cache)
         .with_context(|| format!("loading the cache {}", a.cache.display()))?;
     let models = load_models(&specs, &cache)?;
@@ -155,4 +155,36 @@ fn run_sweep(
         println!("note: {n}");
     }
     Ok(sw)
+}
+
+/// The library says what is wrong with the models given; the command says it in its flags.
+fn in_flags(e: EvalError) -> anyhow::Error {
+    match e {
+        EvalError::NoModel => {
+            anyhow::anyhow!(
+                "no model given: pass --model DIR (or LABEL=DIR, repeatable) or --models DIR"
+            )
+        }
+        EvalError::SameLabel { label } => {
+            anyhow::anyhow!("two models are labelled `{label}`: name them with --model LABEL=DIR")
+        }
+        e => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::*;
+
+    #[test]
+    fn the_models_given_are_refused_in_the_commands_flags() {
+        let none = in_flags(model_specs(&[], None).unwrap_err()).to_string();
+        assert!(
+            none.contains("--model DIR") && none.contains("--models DIR"),
+            "{none}"
+        );
+        let same = model_specs(&["x=/a".into(), "x=/b".into()], None).unwrap_err();
+        let same = in_flags(same).to_string();
+        assert!(same.contains("--model LABEL=DIR"), "{same}");
+    }
 }

@@ -176,7 +176,7 @@ fn split_selection_and_an_empty_split() {
     let only_train = two_users(3, 0);
     let err = evaluate(&weights_03_07(), &only_train, &EvalOptions::default()).unwrap_err();
     assert!(matches!(err, EvalError::NoPairs { .. }));
-    assert!(err.to_string().contains("--split all"), "{err}");
+    assert!(err.to_string().contains("the split `all`"), "{err}");
 }
 
 #[test]
