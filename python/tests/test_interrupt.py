@@ -25,7 +25,16 @@ def long_cache():
 LONG = dict(epochs=EPOCHS, min_epochs=EPOCHS, patience=EPOCHS, lr=0.01, alpha=0.05, keep_heads=True, users="off", cross_fit=0)
 
 
-def test_ctrl_c_stops_a_long_training_at_its_next_step(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler (KeyboardInterrupt) for the test: a process started in the
+    background of a non-interactive shell inherits SIGINT ignored, and Python keeps that."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_stops_a_long_training_at_its_next_step(tmp_path, ctrl_c_raises):
     cache = long_cache()
     epochs = []
 
