@@ -159,14 +159,7 @@ pub fn evaluate(
     cache: &EmbeddingCache,
     opts: &EvalOptions,
 ) -> Result<EvalReport> {
-    let idx = opts.split.nonempty_indices(cache)?;
-    let label = opts
-        .label
-        .clone()
-        .unwrap_or_else(|| model.config().method.to_string());
-    let mut report = evaluate_indices(model, cache, &idx, &Gating::Model, &label)?;
-    report.split = opts.split.to_string();
-    Ok(report)
+    evaluate_with(model, cache, opts, &Gating::Model)
 }
 
 /// [`evaluate`] with another gating, e.g. each user's adapted weights
